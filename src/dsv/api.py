@@ -1,0 +1,302 @@
+"""The Python API: one function per command, taking and returning values.
+
+The CLI is a thin layer over these; scripts and notebooks can call them too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsv import maintenance
+from dsv.chunking import ChunkParams
+from dsv.errors import ConflictError, DsvError, NotFoundError
+from dsv.history import resolve, resolve_object, short_id, walk
+from dsv.objects import Commit, Kind, Tag, TreeEntry
+from dsv.progress import Progress
+from dsv.refs import HEADS, TAGS, check_ref_name
+from dsv.repo import Repository, local_tz_minutes
+from dsv.worktree import checkout as _co
+from dsv.worktree import snapshot
+
+__all__ = [
+    "CheckoutOutcome",
+    "Repository",
+    "branch_create",
+    "branch_delete",
+    "branches",
+    "cat",
+    "checkout",
+    "commit",
+    "fsck",
+    "gc",
+    "init",
+    "log",
+    "ls_tree",
+    "open_repo",
+    "repo_path",
+    "resolve_commit",
+    "rev_parse",
+    "status",
+    "tag_create",
+    "tag_delete",
+    "tags",
+]
+
+
+def init(
+    path: str | os.PathLike[str] = ".",
+    hash_name: str = "xxh3-128",
+    chunking: ChunkParams | None = None,
+) -> Repository:
+    return Repository.init(path, hash_name, chunking)
+
+
+def open_repo(path: str | os.PathLike[str] = ".") -> Repository:
+    return Repository.discover(path)
+
+
+def repo_path(repo: Repository, path: str, cwd: str | None = None) -> str:
+    """A command-line path as a '/'-separated path relative to the repository root."""
+    full = Path(os.path.abspath(os.path.join(cwd or os.getcwd(), path)))
+    try:
+        rel = full.relative_to(repo.root)
+    except ValueError:
+        raise NotFoundError(f"{path} is outside the repository at {repo.root}") from None
+    s = rel.as_posix()
+    s = "" if s == "." else s
+    if s.split("/")[0] == ".dsv":
+        raise NotFoundError(f"{path} is inside .dsv")
+    return s
+
+
+def status(repo: Repository, progress: Progress | None = None) -> snapshot.Status:
+    return snapshot.status(repo, progress)
+
+
+def commit(
+    repo: Repository,
+    message: str,
+    *,
+    paths: list[str] | None = None,
+    meta: dict[str, str] | None = None,
+    allow_empty: bool = False,
+    progress: Progress | None = None,
+) -> snapshot.CommitResult:
+    with repo.lock("commit"):
+        _co.clean_staging(repo)
+        return snapshot.commit(
+            repo, message, paths=paths, meta=meta, allow_empty=allow_empty, progress=progress
+        )
+
+
+@dataclass
+class CheckoutOutcome:
+    commit: bytes
+    branch: str | None  # full ref name when HEAD now names a branch
+    result: _co.CheckoutResult
+
+
+def checkout(
+    repo: Repository,
+    rev: str,
+    *,
+    paths: list[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutOutcome:
+    with repo.lock("checkout"):
+        _co.clean_staging(repo)
+        branch = HEADS + rev if paths is None and repo.refs.read(HEADS + rev) is not None else None
+        target = resolve(repo, rev)
+        tree = repo.read_commit(target).tree
+        res = _co.checkout(repo, tree, paths=paths, force=force, progress=progress)
+        if paths is None:
+            who = repo.identity()
+            head = repo.refs.head()
+            frm = (
+                head.branch[len(HEADS) :]
+                if head.branch
+                else (head.commit.hex()[:10] if head.commit else "nothing")
+            )
+            msg = f"checkout: moving from {frm} to {rev}"
+            if branch is not None:
+                repo.refs.set_head(branch=branch, message=msg, who=who)
+            else:
+                repo.refs.set_head(commit=target, message=msg, who=who)
+        return CheckoutOutcome(target, branch, res)
+
+
+def log(
+    repo: Repository, rev: str | None = None, limit: int | None = None
+) -> list[tuple[bytes, Commit]]:
+    if rev is None:
+        head = repo.refs.head()
+        if head.commit is None:
+            return []
+        start = head.commit
+    else:
+        start = resolve(repo, rev)
+    return list(walk(repo, [start], limit))
+
+
+def rev_parse(repo: Repository, rev: str, short: bool = False) -> str:
+    oid = resolve(repo, rev)
+    return short_id(repo, oid) if short else oid.hex()
+
+
+def _split_rev_path(spec: str) -> tuple[str, str]:
+    rev, sep, path = spec.partition(":")
+    if not sep:
+        raise NotFoundError(f"expected REV:PATH, got {spec!r}")
+    return rev or "HEAD", path.strip("/")
+
+
+def lookup(repo: Repository, tree: bytes, path: str) -> TreeEntry | None:
+    """The entry at ``path`` in a tree (None if absent); '' is the root itself."""
+    if not path:
+        return TreeEntry("", Kind.DIR, 0o755, 0, tree)
+    cur = tree
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        entry = next((e for e in repo.read_tree(cur) if e.name == part), None)
+        if entry is None:
+            return None
+        if i == len(parts) - 1:
+            return entry
+        if entry.kind != Kind.DIR:
+            return None
+        cur = entry.id
+    return None
+
+
+def cat(repo: Repository, spec: str) -> Iterator[bytes]:
+    """The bytes of ``REV:PATH`` (verified), chunk by chunk."""
+    rev, path = _split_rev_path(spec)
+    cid = resolve(repo, rev)
+    e = lookup(repo, repo.read_commit(cid).tree, path)
+    if e is None:
+        raise NotFoundError(f"path {path!r} does not exist in {rev}")
+    if e.kind == Kind.DIR:
+        raise NotFoundError(f"{path!r} is a directory in {rev}; use 'dsv ls-tree {rev} {path}'")
+    return repo.store.iter_content(e.id)
+
+
+def ls_tree(
+    repo: Repository, rev: str, path: str = "", recursive: bool = False
+) -> list[tuple[str, TreeEntry]]:
+    cid = resolve(repo, rev)
+    root = repo.read_commit(cid).tree
+    e = lookup(repo, root, path)
+    if e is None:
+        raise NotFoundError(f"path {path!r} does not exist in {rev}")
+    if e.kind != Kind.DIR:
+        return [(path, e)]
+    prefix = f"{path}/" if path else ""
+    if recursive:
+        return sorted(repo.flatten(e.id, prefix).items())
+    return [(prefix + x.name, x) for x in repo.read_tree(e.id)]
+
+
+# ---------------------------------------------------------------------- branches and tags
+
+
+def branches(repo: Repository) -> dict[str, bytes]:
+    return {k[len(HEADS) :]: v for k, v in repo.refs.list_refs(HEADS).items()}
+
+
+def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = False) -> bytes:
+    check_ref_name(name, "branch name")
+    with repo.lock("branch"):
+        target = resolve(repo, rev)
+        ref = HEADS + name
+        old = repo.refs.read(ref)
+        if old is not None and not force:
+            raise ConflictError(f"branch {name!r} already exists")
+        repo.refs.update(
+            ref, target, expect=old, message=f"branch: created from {rev}", who=repo.identity()
+        )
+        return target
+
+
+def branch_delete(repo: Repository, name: str) -> bytes:
+    with repo.lock("branch"):
+        ref = HEADS + name
+        old = repo.refs.read(ref)
+        if old is None:
+            raise NotFoundError(f"branch {name!r} not found")
+        if repo.refs.head().branch == ref:
+            raise ConflictError(f"cannot delete branch {name!r}: it is checked out")
+        # the reflog is kept: its commits stay reachable (and recoverable) until removed
+        repo.refs.update(ref, None, expect=old, message="branch: deleted", who=repo.identity())
+        return old
+
+
+def tags(repo: Repository) -> dict[str, bytes]:
+    return {k[len(TAGS) :]: v for k, v in repo.refs.list_refs(TAGS).items()}
+
+
+def tag_create(
+    repo: Repository, name: str, rev: str = "HEAD", message: str | None = None, force: bool = False
+) -> bytes:
+    check_ref_name(name, "tag name")
+    import time
+
+    with repo.lock("tag"):
+        target = resolve(repo, rev)
+        ref = TAGS + name
+        old = repo.refs.read(ref)
+        if old is not None and not force:
+            raise ConflictError(f"tag {name!r} already exists")
+        oid = target
+        if message is not None:
+            now = time.time()
+            oid = repo.write_object(
+                Tag(target, name, repo.identity(), int(now), local_tz_minutes(now), message)
+            )
+            repo.store.flush()
+        repo.refs.update(ref, oid, expect=old, message=f"tag: {rev}", who=repo.identity())
+        return oid
+
+
+def tag_delete(repo: Repository, name: str) -> bytes:
+    with repo.lock("tag"):
+        ref = TAGS + name
+        old = repo.refs.read(ref)
+        if old is None:
+            raise NotFoundError(f"tag {name!r} not found")
+        repo.refs.update(ref, None, expect=old, message="tag: deleted", who=repo.identity())
+        return old
+
+
+def tag_message(repo: Repository, oid: bytes) -> Tag | None:
+    try:
+        obj = repo.read_object(oid)
+    except DsvError:
+        return None
+    return obj if isinstance(obj, Tag) else None
+
+
+# ---------------------------------------------------------------------- maintenance
+
+
+def gc(repo: Repository, progress: Progress | None = None) -> maintenance.GcResult:
+    with repo.lock("gc"):
+        _co.clean_staging(repo)
+        return maintenance.gc(repo, progress)
+
+
+def fsck(repo: Repository, progress: Progress | None = None) -> maintenance.FsckResult:
+    return maintenance.fsck(repo, progress)
+
+
+def object_id(repo: Repository, rev: str) -> bytes:
+    """The id REV names before peeling (a tag object stays a tag)."""
+    return resolve_object(repo, rev)
+
+
+def resolve_commit(repo: Repository, rev: str) -> bytes:
+    """The commit id REV names."""
+    return resolve(repo, rev)

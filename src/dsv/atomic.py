@@ -1,0 +1,73 @@
+"""Crash-safe file writes: temp file, fsync, rename, fsync of the directory.
+
+A reader sees either the old file or the complete new one, never a torn
+write.  Temp files carry the ``TEMP_MARK`` in their name so that scans skip
+them and later runs can clean up what a killed process left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dsv.errors import io_error
+
+TEMP_MARK = ".dsv-tmp-"
+
+
+def temp_name(path: Path) -> Path:
+    return path.with_name(f"{TEMP_MARK}{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create inside ``path`` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. platforms that cannot open directories; rename is still atomic
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, durable: bool = True, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Open a temp file next to ``path``; on success rename it over ``path``.
+
+    With ``durable`` the data is fsynced before the rename and the directory
+    after it, so the new content survives a power loss once this returns.
+    On an exception the temp file is removed and ``path`` is untouched.
+    """
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise io_error("create", tmp, exc) from exc
+    f = os.fdopen(fd, "wb")
+    try:
+        try:
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        finally:
+            f.close()
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise io_error("write", path, exc) from exc
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_writer(path, durable=durable) as f:
+        f.write(data)

@@ -1,0 +1,89 @@
+"""Content-defined chunking (FastCDC, via pyfastcdc).
+
+Boundaries depend on the bytes around them, not on offsets, so an insert or an
+edit only changes the chunks it touches: the rest of a file dedups against
+earlier versions.  Parameters are fixed per repository at ``dsv init``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pyfastcdc import FastCDC
+
+from dsv.errors import UnsupportedFormatError
+
+# Reads are this large so that the per-call overhead of Python is paid rarely.
+READ_SIZE = 8 << 20
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    """FastCDC sizes in bytes.
+
+    ``avg`` is FastCDC's normal-size parameter; the mean chunk length comes out
+    near ``avg + min`` (cut-point skipping, FastCDC paper section 3.4).
+    """
+
+    min: int = 16 * 1024
+    avg: int = 64 * 1024
+    max: int = 256 * 1024
+
+    def validate(self) -> ChunkParams:
+        if not (64 <= self.min <= self.avg <= self.max <= 16 * 1024 * 1024) or self.avg < 256:
+            raise UnsupportedFormatError(
+                f"invalid chunk sizes min={self.min} avg={self.avg} max={self.max} "
+                "(need 64 <= min <= avg <= max <= 16 MiB and avg >= 256)"
+            )
+        return self
+
+
+class Chunker:
+    """Cuts buffers and streams into content-defined chunks."""
+
+    def __init__(self, params: ChunkParams | None = None) -> None:
+        self.params = (params or ChunkParams()).validate()
+        self._cdc = FastCDC(self.params.avg, min_size=self.params.min, max_size=self.params.max)
+
+    def cut_buf(self, buf: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+        """Chunks of an in-memory buffer (views into it)."""
+        if len(buf) == 0:
+            return
+        for ch in self._cdc.cut_buf(buf):
+            yield ch.data
+
+    def cut_stream(self, stream: BinaryIO) -> Iterator[memoryview]:
+        """Chunks of a stream, read in bounded blocks.
+
+        Each view is valid only until the next one is produced.  Memory use is
+        bounded by the read size, whatever the stream's length.
+        """
+        buf = bytearray(READ_SIZE + self.params.max)
+        view = memoryview(buf)
+        filled = 0
+        eof = False
+        while True:
+            while not eof and filled < len(buf):
+                n = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            if filled == 0:
+                return
+            start = 0
+            # Keep the tail: a cut near the end of the block may move once more
+            # bytes arrive, unless the stream has ended.
+            limit = filled if eof else filled - self.params.max
+            for ch in self._cdc.cut_buf(view[:filled]):
+                if not eof and ch.offset + ch.length > limit:
+                    break
+                yield view[ch.offset : ch.offset + ch.length]
+                start = ch.offset + ch.length
+            if eof and start >= filled:
+                return
+            rest = filled - start
+            view[:rest] = view[start:filled]
+            filled = rest

@@ -1,0 +1,626 @@
+"""The ``dsv`` command: parse arguments, call :mod:`dsv.api`, print text or JSON.
+
+Errors are printed as ``dsv: error: ...`` (plus a hint) with the exit code of
+their type (docs/cli.md); no traceback reaches a user unless DSV_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from dsv import __version__
+from dsv.errors import DsvError, ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _progress(quiet: bool = False) -> Any:
+    from dsv.progress import Progress, TerminalProgress
+
+    if quiet or not sys.stderr.isatty():
+        return Progress()
+    return TerminalProgress(sys.stderr)
+
+
+def _emit_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _repo(ctx: click.Context) -> Any:
+    from dsv import api
+
+    return api.open_repo(ctx.obj.get("cwd") or ".")
+
+
+def _rel_paths(repo: Any, paths: tuple[str, ...], ctx: click.Context) -> list[str] | None:
+    from dsv import api
+
+    if not paths:
+        return None
+    return [api.repo_path(repo, p, ctx.obj.get("cwd")) for p in paths]
+
+
+def _fmt_time(t: int, tz: int) -> str:
+    sign = "+" if tz >= 0 else "-"
+    off = abs(tz)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + tz * 60))
+    return f"{stamp} {sign}{off // 60:02d}{off % 60:02d}"
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    from dsv.progress import human_bytes
+
+    files = summary.get("files", {})
+    b = summary.get("bytes", {})
+    parts = [
+        f"files +{files.get('added', 0):,} -{files.get('removed', 0):,} ~{files.get('modified', 0):,}"
+        f" ({files.get('total', 0):,} in all)",
+        f"bytes +{human_bytes(b.get('added', 0))} -{human_bytes(b.get('removed', 0))}",
+    ]
+    if "stored_bytes" in summary:
+        parts.append(f"stored {human_bytes(summary['stored_bytes'])}")
+    return ", ".join(parts)
+
+
+def _commit_json(repo: Any, oid: bytes, c: Any, decor: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "id": oid.hex(),
+        "tree": c.tree.hex(),
+        "parents": [p.hex() for p in c.parents],
+        "author": c.author,
+        "time": c.time,
+        "tz": c.tz,
+        "message": c.message,
+        "summary": c.summary,
+        "meta": c.meta,
+        "refs": decor or [],
+    }
+
+
+# ---------------------------------------------------------------------- the group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dsv")
+@click.option("-C", "cwd", metavar="DIR", help="Run as if dsv was started in DIR.")
+@click.pass_context
+def cli(ctx: click.Context, cwd: str | None) -> None:
+    """dsv: version datasets like code.
+
+    Commit a directory of data, see what changed in files, rows and labels,
+    check out any exact version, and sync versions with S3 or a directory.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["cwd"] = cwd
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli.md)."
+)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option(
+    "--hash",
+    "hash_name",
+    type=click.Choice(["xxh3-128", "blake3"]),
+    default="xxh3-128",
+    show_default=True,
+    help="Object id algorithm. blake3 is cryptographic: choose it for stores shared with untrusted writers.",
+)
+@json_option
+@click.pass_context
+def init(ctx: click.Context, directory: str, hash_name: str, as_json: bool) -> None:
+    """Create an empty repository in DIRECTORY (default: here)."""
+    from dsv import api
+
+    base = ctx.obj.get("cwd") or "."
+    repo = api.init(os.path.join(base, directory), hash_name)
+    if as_json:
+        _emit_json({"root": str(repo.root), "hash": repo.algo.name})
+    else:
+        click.echo(f"Initialized empty dsv repository in {repo.dsv_dir} (hash {repo.algo.name})")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show files added, modified and deleted since the last commit (HEAD)."""
+    from dsv import api
+
+    repo = _repo(ctx)
+    st = api.status(repo, _progress(as_json))
+    branch = st.head.branch[len("refs/heads/") :] if st.head.branch else None
+    if as_json:
+        _emit_json(
+            {
+                "branch": branch,
+                "head": st.head.commit.hex() if st.head.commit else None,
+                "clean": st.clean,
+                "added": st.added,
+                "modified": st.modified,
+                "deleted": st.deleted,
+                "skipped": st.skipped,
+            }
+        )
+        return
+    where = (
+        f"On branch {branch}"
+        if branch
+        else f"HEAD detached at {st.head.commit.hex()[:10] if st.head.commit else '?'}"
+    )
+    click.echo(where)
+    if st.head.commit is None:
+        click.echo("No commits yet")
+    if st.clean:
+        click.echo("nothing to commit, working tree clean")
+    color = sys.stdout.isatty()
+    for label, paths, fg in (
+        ("added", st.added, "green"),
+        ("modified", st.modified, "yellow"),
+        ("deleted", st.deleted, "red"),
+    ):
+        for p in paths:
+            click.echo(click.style(f"  {label + ':':<10} {p}", fg=fg if color else None))
+    for p in st.skipped:
+        click.echo(f"  skipped (not a regular file): {p}", err=True)
+
+
+def _parse_meta(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {v!r}", param_hint="--meta")
+        out[key] = val
+    return out
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="Commit message.")
+@click.option(
+    "--meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Free metadata (e.g. a training run id); repeatable.",
+)
+@click.option("--allow-empty", is_flag=True, help="Commit even if nothing changed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.pass_context
+def commit(
+    ctx: click.Context,
+    message: str,
+    meta: tuple[str, ...],
+    allow_empty: bool,
+    quiet: bool,
+    as_json: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """Record the working tree (or only PATHS) as a new version.
+
+    There is no staging area: what is on disk is what gets committed.
+    Files matching .dsvignore are left out.
+    """
+    from dsv import api
+
+    repo = _repo(ctx)
+    res = api.commit(
+        repo,
+        message,
+        paths=_rel_paths(repo, paths, ctx),
+        meta=_parse_meta(meta),
+        allow_empty=allow_empty,
+        progress=_progress(quiet or as_json),
+    )
+    branch = res.branch[len("refs/heads/") :] if res.branch else "detached HEAD"
+    if as_json:
+        _emit_json({**_commit_json(repo, res.id, res.commit), "branch": branch})
+        return
+    first = message.splitlines()[0] if message else ""
+    click.echo(f"[{branch} {res.id.hex()[:10]}] {first}")
+    click.echo(f" {_summary_line(res.commit.summary)}")
+
+
+@cli.command()
+@click.argument("rev", required=False)
+@click.option(
+    "-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits."
+)
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+@click.option("--stat", is_flag=True, help="Show each commit's change summary.")
+@json_option
+@click.pass_context
+def log(
+    ctx: click.Context, rev: str | None, limit: int | None, oneline: bool, stat: bool, as_json: bool
+) -> None:
+    """Show the history of REV (default: HEAD), newest first."""
+    from dsv import api
+    from dsv.history import decorations
+
+    repo = _repo(ctx)
+    entries = api.log(repo, rev, limit)
+    decor = decorations(repo)
+    if as_json:
+        _emit_json([_commit_json(repo, oid, c, decor.get(oid)) for oid, c in entries])
+        return
+    for i, (oid, c) in enumerate(entries):
+        d = decor.get(oid)
+        dtext = f" ({', '.join(d)})" if d else ""
+        if oneline:
+            first = c.message.splitlines()[0] if c.message else ""
+            click.echo(f"{oid.hex()[:10]}{dtext} {first}")
+            if stat:
+                click.echo(f"    {_summary_line(c.summary)}")
+            continue
+        if i:
+            click.echo("")
+        click.echo(
+            click.style(f"commit {oid.hex()}", fg="yellow" if sys.stdout.isatty() else None) + dtext
+        )
+        _print_commit_body(c, stat=stat)
+
+
+def _print_commit_body(c: Any, stat: bool = True) -> None:
+    click.echo(f"Author: {c.author}")
+    click.echo(f"Date:   {_fmt_time(c.time, c.tz)}")
+    for k, v in sorted(c.meta.items()):
+        click.echo(f"Meta:   {k}={v}")
+    click.echo("")
+    for line in (c.message or "").splitlines() or [""]:
+        click.echo(f"    {line}")
+    if stat and c.summary:
+        click.echo("")
+        click.echo(f"    {_summary_line(c.summary)}")
+
+
+@cli.command()
+@click.argument("spec", default="HEAD")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, spec: str, as_json: bool) -> None:
+    """Show a commit (REV) and its summary, or a file's bytes (REV:PATH)."""
+    from dsv import api
+    from dsv.history import decorations
+
+    repo = _repo(ctx)
+    if ":" in spec:
+        out = sys.stdout.buffer
+        for data in api.cat(repo, spec):
+            out.write(data)
+        out.flush()
+        return
+    obj_id = api.object_id(repo, spec)
+    tag = api.tag_message(repo, obj_id)
+    oid = api.resolve_commit(repo, spec)
+    c = repo.read_commit(oid)
+    decor = decorations(repo).get(oid)
+    if as_json:
+        info = _commit_json(repo, oid, c, decor)
+        if tag is not None:
+            info["tag"] = {
+                "name": tag.name,
+                "tagger": tag.tagger,
+                "time": tag.time,
+                "message": tag.message,
+            }
+        _emit_json(info)
+        return
+    if tag is not None:
+        click.echo(
+            f"tag {tag.name}\nTagger: {tag.tagger}\nDate:   {_fmt_time(tag.time, tag.tz)}\n\n{tag.message}\n"
+        )
+    dtext = f" ({', '.join(decor)})" if decor else ""
+    click.echo(f"commit {oid.hex()}{dtext}")
+    _print_commit_body(c)
+
+
+@cli.command("ls-tree")
+@click.argument("rev", default="HEAD")
+@click.argument("path", default="")
+@click.option("-r", "recursive", is_flag=True, help="Recurse into directories.")
+@json_option
+@click.pass_context
+def ls_tree(ctx: click.Context, rev: str, path: str, recursive: bool, as_json: bool) -> None:
+    """List the entries of REV's tree (or of PATH in it)."""
+    from dsv import api
+    from dsv.objects import KIND_NAMES
+
+    repo = _repo(ctx)
+    rows = api.ls_tree(repo, rev, path.strip("/"), recursive)
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "path": p,
+                    "type": KIND_NAMES[e.kind],
+                    "mode": f"{e.mode:04o}",
+                    "size": e.size,
+                    "id": e.id.hex(),
+                }
+                for p, e in rows
+            ]
+        )
+        return
+    for p, e in rows:
+        click.echo(f"{e.mode:04o} {KIND_NAMES[e.kind]:<7} {e.id.hex()} {e.size:>12}\t{p}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("rev")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "-f", "--force", is_flag=True, help="Discard local changes that would be overwritten."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+@click.pass_context
+def checkout(
+    ctx: click.Context, rev: str, paths: tuple[str, ...], force: bool, quiet: bool, as_json: bool
+) -> None:
+    """Make the working tree hold version REV (or only PATHS of it: `dsv checkout REV -- PATH...`).
+
+    A branch name switches to that branch; a commit id or tag detaches HEAD.
+    Files the version does not have are removed; untracked files are left alone.
+    Refuses to overwrite uncommitted changes unless --force.
+    """
+    from dsv import api
+
+    repo = _repo(ctx)
+    out = api.checkout(
+        repo,
+        rev,
+        paths=_rel_paths(repo, paths, ctx),
+        force=force,
+        progress=_progress(quiet or as_json),
+    )
+    r = out.result
+    if as_json:
+        _emit_json(
+            {
+                "commit": out.commit.hex(),
+                "branch": out.branch[len("refs/heads/") :] if out.branch else None,
+                "written": len(r.written),
+                "removed": len(r.removed),
+                "kept": r.kept,
+                "bytes_written": r.bytes_written,
+            }
+        )
+        return
+    from dsv.progress import human_bytes
+
+    if paths:
+        click.echo(f"Restored {len(r.written)} files from {rev} ({human_bytes(r.bytes_written)})")
+    elif out.branch:
+        click.echo(
+            f"Switched to branch '{out.branch[len('refs/heads/') :]}' ({out.commit.hex()[:10]})"
+        )
+    else:
+        click.echo(f"HEAD is now at {out.commit.hex()[:10]} (detached)")
+    if not paths:
+        click.echo(
+            f" wrote {len(r.written):,} files ({human_bytes(r.bytes_written)}), removed {len(r.removed):,}"
+        )
+    for p in r.kept:
+        click.echo(f"  kept local change: {p}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-d", "--delete", "delete", metavar="NAME", help="Delete branch NAME.")
+@click.option("-f", "--force", is_flag=True, help="Move an existing branch.")
+@json_option
+@click.pass_context
+def branch(
+    ctx: click.Context, name: str | None, rev: str, delete: str | None, force: bool, as_json: bool
+) -> None:
+    """List branches, create NAME at REV, or delete one (-d)."""
+    from dsv import api
+
+    repo = _repo(ctx)
+    if delete:
+        old = api.branch_delete(repo, delete)
+        if as_json:
+            _emit_json({"deleted": delete, "was": old.hex()})
+        else:
+            click.echo(f"Deleted branch {delete} (was {old.hex()[:10]})")
+        return
+    if name:
+        oid = api.branch_create(repo, name, rev, force)
+        if as_json:
+            _emit_json({"branch": name, "commit": oid.hex()})
+        else:
+            click.echo(f"Created branch {name} at {oid.hex()[:10]}")
+        return
+    head = repo.refs.head()
+    current = head.branch[len("refs/heads/") :] if head.branch else None
+    items = api.branches(repo)
+    if as_json:
+        _emit_json(
+            [{"name": n, "commit": o.hex(), "current": n == current} for n, o in items.items()]
+        )
+        return
+    if current and current not in items:
+        click.echo(f"* {current} (no commits yet)")
+    for n, o in items.items():
+        click.echo(f"{'*' if n == current else ' '} {n}  {o.hex()[:10]}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-m", "--message", help="Make an annotated tag with this message.")
+@click.option("-d", "--delete", "delete", metavar="NAME", help="Delete tag NAME.")
+@click.option("-f", "--force", is_flag=True, help="Replace an existing tag.")
+@json_option
+@click.pass_context
+def tag(
+    ctx: click.Context,
+    name: str | None,
+    rev: str,
+    message: str | None,
+    delete: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """List tags, create tag NAME at REV, or delete one (-d)."""
+    from dsv import api
+
+    repo = _repo(ctx)
+    if delete:
+        old = api.tag_delete(repo, delete)
+        if as_json:
+            _emit_json({"deleted": delete, "was": old.hex()})
+        else:
+            click.echo(f"Deleted tag {delete} (was {old.hex()[:10]})")
+        return
+    if name:
+        oid = api.tag_create(repo, name, rev, message, force)
+        if as_json:
+            _emit_json(
+                {"tag": name, "object": oid.hex(), "commit": api.resolve_commit(repo, name).hex()}
+            )
+        else:
+            click.echo(f"Tagged {api.resolve_commit(repo, name).hex()[:10]} as {name}")
+        return
+    items = api.tags(repo)
+    if as_json:
+        _emit_json(
+            [
+                {"name": n, "object": o.hex(), "commit": api.resolve_commit(repo, n).hex()}
+                for n, o in items.items()
+            ]
+        )
+        return
+    for n in items:
+        click.echo(n)
+
+
+@cli.command("rev-parse")
+@click.argument("rev")
+@click.option("--short", is_flag=True, help="Shortest unique prefix (at least 10 digits).")
+@click.pass_context
+def rev_parse(ctx: click.Context, rev: str, short: bool) -> None:
+    """Print the commit id that REV names (HEAD~2, v1^, a branch, a short id...)."""
+    from dsv import api
+
+    click.echo(api.rev_parse(_repo(ctx), rev, short))
+
+
+@cli.command()
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, quiet: bool, as_json: bool) -> None:
+    """Remove data no ref or reflog reaches, and repack the rest."""
+    from dsv import api
+    from dsv.progress import human_bytes
+
+    r = api.gc(_repo(ctx), _progress(quiet or as_json))
+    if as_json:
+        _emit_json(r.__dict__)
+        return
+    click.echo(
+        f"packs {r.packs_before} -> {r.packs_after}, objects {r.objects_before:,} -> {r.objects_after:,}, "
+        f"store {human_bytes(r.bytes_before)} -> {human_bytes(r.bytes_after)}"
+    )
+
+
+@cli.command()
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
+    """Verify every pack and every reachable object; exit 1 on any problem."""
+    from dsv import api
+    from dsv.progress import human_bytes
+
+    r = api.fsck(_repo(ctx), _progress(quiet or as_json))
+    if as_json:
+        _emit_json(
+            {
+                "ok": r.ok,
+                "packs": r.packs,
+                "commits": r.commits,
+                "trees": r.trees,
+                "files": r.files,
+                "chunks": r.chunks,
+                "bytes_checked": r.bytes_checked,
+                "problems": [p.as_dict() for p in r.problems],
+            }
+        )
+    else:
+        for p in r.problems:
+            click.echo(f"{p.kind}: {p.oid}: {p.message}", err=True)
+            for w in p.where[:20]:
+                click.echo(f"    affects {w}", err=True)
+        click.echo(
+            f"checked {r.packs} packs, {r.commits} commits, {r.trees} trees, {r.files:,} files, "
+            f"{r.chunks:,} chunks ({human_bytes(r.bytes_checked)}): "
+            + ("ok" if r.ok else f"{len(r.problems)} problems")
+        )
+    if not r.ok:
+        raise SystemExit(int(ExitCode.FAILURE))
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
+    try:
+        click.echo(f"dsv: error: {message}", err=True)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
+    finally:
+        sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the CLI and maps errors to exit codes."""
+    try:
+        cli.main(args=argv, prog_name="dsv", standalone_mode=False)
+    except DsvError as exc:
+        if os.environ.get("DSV_DEBUG"):
+            raise
+        _fail(exc.message, int(exc.exit_code), exc.hint)
+    except click.exceptions.Abort:
+        _fail("interrupted", int(ExitCode.INTERRUPTED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        # the reader went away (e.g. `dsv show x:y | head`): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        finally:
+            sys.exit(0)
+    except OSError as exc:
+        if os.environ.get("DSV_DEBUG"):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", int(ExitCode.IO))
+    except Exception as exc:  # a bug: say so plainly
+        if os.environ.get("DSV_DEBUG"):
+            raise
+        _fail(
+            f"internal error: {exc.__class__.__name__}: {exc}",
+            int(ExitCode.INTERNAL),
+            "rerun with DSV_DEBUG=1 for a traceback and report it",
+        )
+    sys.exit(0)

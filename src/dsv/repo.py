@@ -1,0 +1,216 @@
+"""A repository on disk: the ``.dsv`` directory with its config, store and refs.
+
+Layout (docs/format.md)::
+
+    .dsv/config            INI; core.format, core.hash, [chunking], remotes
+    .dsv/HEAD              "ref: refs/heads/<branch>" or a commit id
+    .dsv/refs/...          one file per ref, holding an id in hex
+    .dsv/logs/...          reflogs
+    .dsv/objects/pack/     packs and their indexes
+    .dsv/index             the stat cache (disposable)
+    .dsv/lock              the repository write lock
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import getpass
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+from dsv.chunking import ChunkParams
+from dsv.config import Config
+from dsv.errors import ConflictError, FormatError, NotARepositoryError, NotFoundError, io_error
+from dsv.hashing import HashAlgo
+from dsv.objects import (
+    Commit,
+    Kind,
+    Tag,
+    TreeEntry,
+    decode_commit,
+    decode_object,
+    decode_tree,
+    encode_tree,
+)
+from dsv.refs import HEADS, Refs, RepoLock, ensure_dirs
+from dsv.store import Store
+
+DSV_DIR = ".dsv"
+DEFAULT_BRANCH = "main"
+# Trees and commits are read whole; this bounds what a corrupt one can make us allocate.
+MAX_TREE_BYTES = 1 << 30
+MAX_COMMIT_BYTES = 64 << 20
+
+
+class Repository:
+    """Config, store and refs of one repository, plus typed object access."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dsv_dir = root / DSV_DIR
+        self.config = Config.load(self.dsv_dir / "config")
+        self.algo: HashAlgo = self.config.algo
+        self.store = Store(self.dsv_dir / "objects", self.algo, self.config.chunk_params)
+        self.refs = Refs(self.dsv_dir, self.algo.digest_size)
+        self._trees: OrderedDict[bytes, list[TreeEntry]] = OrderedDict()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def discover(cls, start: str | os.PathLike[str] = ".") -> Repository:
+        """The repository containing ``start`` (searching upwards)."""
+        here = Path(start).absolute()
+        for d in (here, *here.parents):
+            if (d / DSV_DIR / "config").is_file():
+                return cls(d)
+        raise NotARepositoryError(
+            f"not a dsv repository (or any parent up to /): {here}",
+            hint="run 'dsv init' to create one",
+        )
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        hash_name: str = "xxh3-128",
+        chunking: ChunkParams | None = None,
+    ) -> Repository:
+        root = Path(path).absolute()
+        d = root / DSV_DIR
+        if (d / "config").exists():
+            raise ConflictError(f"{root} is already a dsv repository")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            d.mkdir(exist_ok=True)
+            ensure_dirs(d)
+            (d / "objects" / "pack").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_error("create repository in", root, exc) from exc
+        cfg = Config.new(d / "config", hash_name, chunking or ChunkParams())
+        (d / "HEAD").write_text(f"ref: {HEADS}{DEFAULT_BRANCH}\n")
+        cfg.save()  # written last: a directory without config is not a repository
+        return cls(root)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ locking
+
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the write lock; waits up to DSV_LOCK_TIMEOUT seconds (default 30)."""
+        try:
+            timeout = float(os.environ.get("DSV_LOCK_TIMEOUT", "30"))
+        except ValueError:
+            timeout = 30.0
+        with RepoLock(self.dsv_dir / "lock").held(timeout, command):
+            try:
+                yield
+            except BaseException:
+                self.store.abort()
+                raise
+
+    # ------------------------------------------------------------------ objects
+
+    def read_tree(self, oid: bytes) -> list[TreeEntry]:
+        cached = self._trees.get(oid)
+        if cached is not None:
+            self._trees.move_to_end(oid)
+            return cached
+        try:
+            entries = decode_tree(self.store.get_bytes(oid, MAX_TREE_BYTES), self.algo.digest_size)
+        except FormatError as exc:
+            raise type(exc)(f"tree {oid.hex()}: {exc}") from None
+        self._trees[oid] = entries
+        if len(self._trees) > 4096:
+            self._trees.popitem(last=False)
+        return entries
+
+    def write_tree(self, entries: list[TreeEntry]) -> bytes:
+        data = encode_tree(entries)
+        oid = self.store.put_bytes(data)
+        return oid
+
+    def flatten(self, tree_id: bytes | None, prefix: str = "") -> dict[str, TreeEntry]:
+        """Every file and symlink below a tree, by '/'-separated path."""
+        out: dict[str, TreeEntry] = {}
+        if tree_id is None:
+            return out
+        stack = [(prefix, tree_id)]
+        while stack:
+            base, tid = stack.pop()
+            for e in self.read_tree(tid):
+                if e.kind == Kind.DIR:
+                    stack.append((f"{base}{e.name}/", e.id))
+                else:
+                    out[base + e.name] = e
+        return out
+
+    def build_tree(self, flat: dict[str, TreeEntry]) -> bytes:
+        """Write the trees for a flat path map; returns the root tree id."""
+        dirs: dict[str, list[TreeEntry]] = {"": []}
+        for path, e in flat.items():
+            d, _, name = path.rpartition("/")
+            lst = dirs.get(d)
+            if lst is None:
+                lst = dirs[d] = []
+                # make sure every ancestor is listed, so that it gets written
+                a = d
+                while a:
+                    a = a.rpartition("/")[0]
+                    if a in dirs:
+                        break
+                    dirs[a] = []
+            lst.append(e if e.name == name else dataclasses.replace(e, name=name))
+        root = b""
+        for d in sorted(dirs, key=lambda x: x.count("/") + (1 if x else 0), reverse=True):
+            entries = dirs[d]
+            tid = self.write_tree(entries)
+            if d:
+                parent, _, name = d.rpartition("/")
+                dirs[parent].append(
+                    TreeEntry(name, Kind.DIR, 0o755, sum(e.size for e in entries), tid)
+                )
+            else:
+                root = tid
+        return root
+
+    def read_object(self, oid: bytes) -> Commit | Tag:
+        return decode_object(self.store.get_bytes(oid, MAX_COMMIT_BYTES), self.algo.digest_size)
+
+    def read_commit(self, oid: bytes) -> Commit:
+        try:
+            return decode_commit(self.store.get_bytes(oid, MAX_COMMIT_BYTES), self.algo.digest_size)
+        except NotFoundError:
+            raise NotFoundError(f"commit {oid.hex()} is missing from the store") from None
+
+    def write_object(self, obj: Commit | Tag) -> bytes:
+        return self.store.put_bytes(obj.encode())
+
+    def head_commit(self) -> bytes | None:
+        return self.refs.head().commit
+
+    # ------------------------------------------------------------------ identity
+
+    def identity(self) -> str:
+        """``Name <email>`` for commits: env, then config ``[user]``, then the login."""
+        name = os.environ.get("DSV_AUTHOR_NAME") or self.config.get("user", "name")
+        email = os.environ.get("DSV_AUTHOR_EMAIL") or self.config.get("user", "email")
+        if not name:
+            try:
+                name = getpass.getuser()
+            except (KeyError, OSError):
+                name = "unknown"
+        if not email:
+            email = f"{name}@{socket.gethostname() or 'localhost'}"
+        return f"{name} <{email}>"
+
+
+def local_tz_minutes(t: float | None = None) -> int:
+    lt = time.localtime(t)
+    return (lt.tm_gmtoff or 0) // 60

@@ -1,0 +1,353 @@
+"""The content-addressed object store: chunks, chunk lists, trees and commits in packs.
+
+An object is a byte string named by its digest.  Small objects are stored as
+one literal record; larger ones are cut into content-defined chunks (each a
+literal record) plus a chunk-list record under the object's own id, so equal
+content is stored once wherever it appears and a small edit to a large file
+stores only the chunks it touched.  Every read verifies what it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from dsv.atomic import TEMP_MARK
+from dsv.chunking import Chunker, ChunkParams
+from dsv.errors import CorruptObjectError, FormatError, NotFoundError
+from dsv.hashing import HashAlgo
+from dsv.objects import decode_chunklist, encode_chunklist
+from dsv.store.pack import (
+    CODEC_NONE,
+    CODEC_ZSTD,
+    KIND_CHUNKLIST,
+    KIND_LITERAL,
+    MAX_LITERAL,
+    MAX_RECORD,
+    Entry,
+    PackFile,
+    PackWriter,
+)
+
+__all__ = ["ObjectInfo", "Store"]
+
+PACK_TARGET = 64 << 20
+# Compression is kept only when it saves at least this fraction.
+_MIN_SAVING = 0.05
+_ZSTD_LEVEL = 1
+
+
+class ObjectInfo:
+    __slots__ = ("chunked", "size")
+
+    def __init__(self, size: int, chunked: bool) -> None:
+        self.size = size
+        self.chunked = chunked
+
+
+class Store:
+    """Packs under ``objects/pack``: reads verify, writes go to a new pack."""
+
+    def __init__(self, objects_dir: Path, algo: HashAlgo, chunk_params: ChunkParams) -> None:
+        self.dir = objects_dir
+        self.pack_dir = objects_dir / "pack"
+        self.algo = algo
+        self.chunker = Chunker(chunk_params)
+        self.max_chunk = chunk_params.max
+        self._packs: list[PackFile] | None = None
+        self._writer: PackWriter | None = None
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self.written_bytes = 0  # stored bytes added by this process (for reports)
+        self.written_objects = 0
+
+    # ------------------------------------------------------------------ packs
+
+    @property
+    def packs(self) -> list[PackFile]:
+        if self._packs is None:
+            self._packs = self._load_packs()
+        return self._packs
+
+    def _load_packs(self) -> list[PackFile]:
+        packs = []
+        try:
+            names = sorted(p.name for p in self.pack_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        nameset = set(names)
+        for name in names:
+            if name.endswith(".idx") and not name.startswith(TEMP_MARK):
+                pack_name = name[:-4] + ".pack"
+                if pack_name in nameset:
+                    packs.append(PackFile(self.pack_dir / pack_name, self.algo))
+        return packs
+
+    def reload(self) -> None:
+        for p in self._packs or []:
+            p.close()
+        self._packs = None
+
+    def close(self) -> None:
+        self.abort()
+        self.reload()
+
+    # ------------------------------------------------------------------ lookups
+
+    def _locate(self, oid: bytes) -> Entry | None:
+        w = self._writer
+        if w is not None:
+            rec = w.index.get(oid)
+            if rec is not None:
+                return Entry(None, *rec)
+        for p in self.packs:
+            e = p.find(oid)
+            if e is not None:
+                return e
+        return None
+
+    def has(self, oid: bytes) -> bool:
+        return self._locate(oid) is not None
+
+    def info(self, oid: bytes) -> ObjectInfo:
+        e = self._require(oid)
+        if e.kind == KIND_CHUNKLIST:
+            return ObjectInfo(sum(self._chunklist(oid, e)[1]), True)
+        return ObjectInfo(e.raw_len, False)
+
+    def _require(self, oid: bytes) -> Entry:
+        e = self._locate(oid)
+        if e is None:
+            raise NotFoundError(f"object {oid.hex()} is missing from the store")
+        return e
+
+    def all_ids(self) -> set[bytes]:
+        ids: set[bytes] = set()
+        for p in self.packs:
+            ids.update(p.ids())
+        if self._writer is not None:
+            ids.update(self._writer.index)
+        return ids
+
+    def ids_with_prefix(self, prefix: bytes) -> set[bytes]:
+        out: set[bytes] = set()
+        for p in self.packs:
+            out.update(p.ids_with_prefix(prefix))
+        return out
+
+    # ------------------------------------------------------------------ reads
+
+    def _stored(self, e: Entry) -> bytes:
+        if e.pack is None:
+            assert self._writer is not None
+            return self._writer.read_stored(e.offset, e.stored_len)
+        return e.pack.read_stored(e)
+
+    def _decode(self, oid: bytes, e: Entry) -> bytes:
+        where = e.pack.path.name if e.pack is not None else "the pack being written"
+        limit = MAX_LITERAL if e.kind == KIND_LITERAL else MAX_RECORD
+        if e.raw_len > limit:
+            raise FormatError(
+                f"object {oid.hex()} in {where}: declared size {e.raw_len} is too large"
+            )
+        stored = self._stored(e)
+        if e.codec == CODEC_NONE:
+            raw = stored
+        elif e.codec == CODEC_ZSTD:
+            try:
+                raw = self._dctx().decompress(stored, max_output_size=e.raw_len)
+            except zstandard.ZstdError as exc:
+                raise CorruptObjectError(
+                    f"object {oid.hex()} in {where}: cannot decompress ({exc})"
+                ) from None
+        else:
+            raise FormatError(f"object {oid.hex()} in {where}: unknown codec {e.codec}")
+        if len(raw) != e.raw_len:
+            raise CorruptObjectError(f"object {oid.hex()} in {where}: length does not match")
+        if e.kind == KIND_LITERAL and self.algo.digest(raw) != oid:
+            raise CorruptObjectError(
+                f"object {oid.hex()} in {where}: content does not match its id (corrupt pack)"
+            )
+        return raw
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._local, "dctx", None)
+        if d is None:
+            d = self._local.dctx = zstandard.ZstdDecompressor()
+        return d
+
+    def _chunklist(self, oid: bytes, e: Entry) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        raw = self._decode(oid, e)
+        try:
+            cl = decode_chunklist(raw, self.algo.digest_size, max(self.max_chunk, MAX_LITERAL))
+        except FormatError as exc:
+            raise CorruptObjectError(f"object {oid.hex()}: bad chunk list ({exc})") from None
+        return cl.ids, cl.lengths
+
+    def chunks(self, oid: bytes) -> tuple[bytes, ...]:
+        """Ids of the literal records that make up ``oid`` (itself if literal)."""
+        e = self._require(oid)
+        if e.kind == KIND_LITERAL:
+            return (oid,)
+        return self._chunklist(oid, e)[0]
+
+    def chunk_lengths(self, oid: bytes) -> tuple[int, ...]:
+        e = self._require(oid)
+        if e.kind == KIND_LITERAL:
+            return (e.raw_len,)
+        return self._chunklist(oid, e)[1]
+
+    def chunk_table(self, oid: bytes) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        e = self._require(oid)
+        if e.kind == KIND_LITERAL:
+            return (oid,), (e.raw_len,)
+        return self._chunklist(oid, e)
+
+    def read_chunk(self, cid: bytes) -> bytes:
+        """One literal record, verified."""
+        e = self._require(cid)
+        if e.kind != KIND_LITERAL:
+            raise CorruptObjectError(f"object {cid.hex()}: chunk list used as a chunk")
+        return self._decode(cid, e)
+
+    def iter_content(self, oid: bytes) -> Iterator[bytes]:
+        """The object's bytes, chunk by chunk.
+
+        Each chunk is verified before it is yielded and the whole content is
+        verified against ``oid`` after the last chunk: a consumer that commits
+        its output only once the iterator is exhausted never commits bad data.
+        """
+        e = self._require(oid)
+        if e.kind == KIND_LITERAL:
+            yield self._decode(oid, e)
+            return
+        ids, _ = self._chunklist(oid, e)
+        h = self.algo.new()
+        for cid in ids:
+            data = self.read_chunk(cid)
+            h.update(data)
+            yield data
+        if h.digest() != oid:
+            raise CorruptObjectError(f"object {oid.hex()}: chunks do not add up to its id")
+
+    def get_bytes(self, oid: bytes, limit: int = MAX_RECORD) -> bytes:
+        """A whole object in memory (trees, commits): refuses more than ``limit``."""
+        e = self._require(oid)
+        if e.kind == KIND_LITERAL:
+            return self._decode(oid, e)
+        _, lengths = self._chunklist(oid, e)
+        if sum(lengths) > limit:
+            raise FormatError(f"object {oid.hex()}: {sum(lengths)} bytes is larger than expected")
+        return b"".join(self.iter_content(oid))
+
+    # ------------------------------------------------------------------ writes
+
+    def _w(self) -> PackWriter:
+        w = self._writer
+        if w is not None and w.size >= PACK_TARGET:
+            self._seal()
+            w = None
+        if w is None:
+            self.pack_dir.mkdir(parents=True, exist_ok=True)
+            w = self._writer = PackWriter(self.pack_dir, self.algo)
+        return w
+
+    def _seal(self) -> None:
+        w = self._writer
+        if w is None:
+            return
+        self._writer = None
+        path = w.finish()
+        if path is not None:
+            self.packs.append(PackFile(path, self.algo))
+
+    def _compress(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+        c = getattr(self._local, "cctx", None)
+        if c is None:
+            c = self._local.cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        packed = c.compress(data)
+        if len(packed) <= len(data) * (1 - _MIN_SAVING):
+            return CODEC_ZSTD, packed
+        return CODEC_NONE, data
+
+    def _put_literal(self, oid: bytes, data: bytes | memoryview) -> bool:
+        """Store a chunk unless present; True if it was written."""
+        if self.has(oid):
+            return False
+        codec, stored = self._compress(data)  # outside the lock: other threads go on
+        with self._lock:
+            if self.has(oid):
+                return False
+            self._w().add(oid, KIND_LITERAL, codec, len(data), stored)
+            self.written_bytes += len(stored)
+            self.written_objects += 1
+        return True
+
+    def put_bytes(self, data: bytes) -> bytes:
+        """Store an in-memory object (tree, commit, small file) and return its id."""
+        if len(data) <= self.max_chunk:
+            oid = self.algo.digest(data)
+            self._put_literal(oid, data)
+            return oid
+        ids, lengths = [], []
+        for ch in self.chunker.cut_buf(data):
+            cid = self.algo.digest(ch)
+            self._put_literal(cid, ch)
+            ids.append(cid)
+            lengths.append(len(ch))
+        oid = self.algo.digest(data)
+        self._put_chunklist(oid, ids, lengths)
+        return oid
+
+    def _put_chunklist(self, oid: bytes, ids: list[bytes], lengths: list[int]) -> None:
+        if self.has(oid):
+            return
+        raw = encode_chunklist(ids, lengths)
+        codec, stored = self._compress(raw)
+        with self._lock:
+            if not self.has(oid):
+                self._w().add(oid, KIND_CHUNKLIST, codec, len(raw), stored)
+                self.written_bytes += len(stored)
+                self.written_objects += 1
+
+    def put_stream(self, stream: BinaryIO) -> tuple[bytes, int]:
+        """Chunk, hash and store a stream; returns (id, size).  Memory is bounded."""
+        algo = self.algo
+        whole = algo.new()
+        ids: list[bytes] = []
+        lengths: list[int] = []
+        first: bytes | None = None
+        for ch in self.chunker.cut_stream(stream):
+            whole.update(ch)
+            cid = algo.digest(ch)
+            self._put_literal(cid, ch)
+            if not ids:
+                first = cid
+            ids.append(cid)
+            lengths.append(len(ch))
+        if len(ids) <= 1:
+            if not ids:
+                oid = algo.digest(b"")
+                self._put_literal(oid, b"")
+                return oid, 0
+            assert first is not None
+            return first, lengths[0]
+        oid = whole.digest()
+        self._put_chunklist(oid, ids, lengths)
+        return oid, sum(lengths)
+
+    def flush(self) -> None:
+        """Make everything written so far durable and visible to other processes."""
+        with self._lock:
+            self._seal()
+
+    def abort(self) -> None:
+        """Discard the pack being written (objects already sealed stay)."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.abort()
+                self._writer = None

@@ -1,0 +1,335 @@
+"""Pack files and their indexes (byte layouts in docs/format.md).
+
+A pack is an append-only sequence of records (one object each), written once
+under a temp name, fsynced, then renamed to ``pack-<checksum>.pack``.  Its
+index is written after it: readers only use packs that have an index, so a
+crash leaves at worst an unindexed pack (garbage), never a dangling entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
+from dsv.errors import CorruptObjectError, FormatError, UnsupportedFormatError, io_error
+from dsv.hashing import ALGO_CODES, HashAlgo, algo_from_code, checksum, checksum_hasher
+
+PACK_MAGIC = b"DSVPACK\0"
+PACK_END = b"DSVPEND\0"
+PACK_VERSION = 1
+IDX_MAGIC = b"DSVIDX\0\0"
+IDX_VERSION = 1
+
+_FILE_HEADER = struct.Struct("<8sHBBI")  # magic, version, algo code, digest size, reserved
+_REC = struct.Struct("<BBHII")  # kind, codec, reserved, raw length, stored length (after the id)
+_PACK_TRAILER = struct.Struct("<8sQ16s")  # end magic, record count, checksum of all before
+_IDX_ENTRY = struct.Struct("<QIIBB2x")  # payload offset, stored len, raw len, kind, codec
+_FANOUT = struct.Struct("<256I")
+
+KIND_LITERAL = 0  # payload is the object's bytes
+KIND_CHUNKLIST = 1  # payload is an encoded chunk list (objects.encode_chunklist)
+CODEC_NONE = 0
+CODEC_ZSTD = 1
+
+# Hard limits that bound what a hostile or corrupt pack can make us allocate.
+MAX_LITERAL = 16 << 20
+MAX_RECORD = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """Where one object's record lives."""
+
+    pack: PackFile | None  # None: the pack being written
+    offset: int  # of the payload
+    stored_len: int
+    raw_len: int
+    kind: int
+    codec: int
+
+
+def _check_header(data: bytes, magic: bytes, version: int, what: str, path: Path) -> HashAlgo:
+    if len(data) < _FILE_HEADER.size:
+        raise FormatError(f"{what} {path.name}: truncated header")
+    m, ver, code, dsize, _ = _FILE_HEADER.unpack_from(data, 0)
+    if m != magic:
+        raise FormatError(f"{what} {path.name}: bad magic")
+    if ver != version:
+        raise UnsupportedFormatError(
+            f"{what} {path.name}: format version {ver} is not supported (this dsv reads {version})"
+        )
+    algo = algo_from_code(code)
+    if dsize != algo.digest_size:
+        raise FormatError(f"{what} {path.name}: digest size {dsize} does not match {algo.name}")
+    return algo
+
+
+class PackFile:
+    """A finished pack and its index, opened for reads."""
+
+    def __init__(self, pack_path: Path, algo: HashAlgo) -> None:
+        self.path = pack_path
+        self.idx_path = pack_path.with_suffix(".idx")
+        self.algo = algo
+        self._fd: int | None = None
+        try:
+            data = self.idx_path.read_bytes()
+        except OSError as exc:
+            raise io_error("read pack index", self.idx_path, exc) from exc
+        self._load_index(data)
+
+    def _load_index(self, data: bytes) -> None:
+        ds = self.algo.digest_size
+        got = _check_header(data, IDX_MAGIC, IDX_VERSION, "pack index", self.idx_path)
+        if got.name != self.algo.name:
+            raise FormatError(
+                f"pack index {self.idx_path.name}: hash {got.name} is not the repository's"
+            )
+        if len(data) < _FILE_HEADER.size + _FANOUT.size + 32:
+            raise FormatError(f"pack index {self.idx_path.name}: truncated")
+        if checksum(memoryview(data)[:-16]) != data[-16:]:
+            raise CorruptObjectError(f"pack index {self.idx_path.name}: checksum mismatch")
+        fan = _FANOUT.unpack_from(data, _FILE_HEADER.size)
+        count = fan[255]
+        ids_off = _FILE_HEADER.size + _FANOUT.size
+        ent_off = ids_off + count * ds
+        if ent_off + count * _IDX_ENTRY.size + 32 != len(data):
+            raise FormatError(f"pack index {self.idx_path.name}: size does not match its count")
+        if any(fan[i] > fan[i + 1] for i in range(255)):
+            raise FormatError(f"pack index {self.idx_path.name}: fanout not monotonic")
+        self.count = count
+        self.pack_checksum = data[-32:-16]
+        self._fanout = fan
+        # Kept as bytes: slicing bytes gives comparable bytes (memoryviews only compare equal).
+        self._data = data
+        self._ids_off = ids_off
+        self._ent_off = ent_off
+        self._ds = ds
+
+    # -- lookups
+
+    def _lower_bound(self, key: bytes) -> int:
+        """First position whose id is >= ``key`` (a full id or a prefix)."""
+        ds = self._ds
+        b0 = key[0]
+        lo = self._fanout[b0 - 1] if b0 else 0
+        hi = self._fanout[b0]
+        data = self._data
+        base = self._ids_off
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            p = base + mid * ds
+            if data[p : p + ds] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def find(self, oid: bytes) -> Entry | None:
+        i = self._lower_bound(oid)
+        p = self._ids_off + i * self._ds
+        if i < self.count and self._data[p : p + self._ds] == oid:
+            return self._entry(i)
+        return None
+
+    def _entry(self, i: int) -> Entry:
+        off, slen, rlen, kind, codec = _IDX_ENTRY.unpack_from(
+            self._data, self._ent_off + i * _IDX_ENTRY.size
+        )
+        return Entry(self, off, slen, rlen, kind, codec)
+
+    def ids(self) -> list[bytes]:
+        ds = self._ds
+        d = self._data
+        return [d[p : p + ds] for p in range(self._ids_off, self._ent_off, ds)]
+
+    def ids_with_prefix(self, prefix: bytes) -> list[bytes]:
+        """Ids starting with ``prefix`` (at least one byte)."""
+        ds = self._ds
+        d = self._data
+        out = []
+        i = self._lower_bound(prefix)
+        while i < self.count:
+            p = self._ids_off + i * ds
+            cand = d[p : p + ds]
+            if not cand.startswith(prefix):
+                break
+            out.append(cand)
+            i += 1
+        return out
+
+    def entries(self) -> list[tuple[bytes, Entry]]:
+        return [(oid, self._entry(i)) for i, oid in enumerate(self.ids())]
+
+    # -- reads
+
+    def read_stored(self, e: Entry) -> bytes:
+        """The stored (possibly compressed) payload of a record."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError as exc:
+                raise io_error("open pack", self.path, exc) from exc
+            self._size = os.fstat(self._fd).st_size
+        if (
+            e.offset < _FILE_HEADER.size
+            or e.offset + e.stored_len > self._size - _PACK_TRAILER.size
+        ):
+            raise FormatError(f"pack index {self.idx_path.name}: entry points outside its pack")
+        try:
+            data = os.pread(self._fd, e.stored_len, e.offset)
+        except OSError as exc:
+            raise io_error("read pack", self.path, exc) from exc
+        if len(data) != e.stored_len:
+            raise CorruptObjectError(f"pack {self.path.name}: truncated")
+        return data
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_index(
+    idx_path: Path,
+    algo: HashAlgo,
+    records: list[tuple[bytes, int, int, int, int, int]],
+    pack_checksum: bytes,
+) -> None:
+    """Write the sorted index for records ``(id, offset, stored, raw, kind, codec)``."""
+    records = sorted(records, key=lambda r: r[0])
+    for a, b in itertools.pairwise(records):
+        if a[0] == b[0]:
+            raise ValueError("duplicate id in pack")
+    fan = [0] * 256
+    for r in records:
+        fan[r[0][0]] += 1
+    total = 0
+    for i in range(256):
+        total += fan[i]
+        fan[i] = total
+    out = bytearray(
+        _FILE_HEADER.pack(IDX_MAGIC, IDX_VERSION, ALGO_CODES[algo.name], algo.digest_size, 0)
+    )
+    out += _FANOUT.pack(*fan)
+    for r in records:
+        out += r[0]
+    for r in records:
+        out += _IDX_ENTRY.pack(r[1], r[2], r[3], r[4], r[5])
+    out += pack_checksum
+    out += checksum(bytes(out))
+    write_atomic(idx_path, bytes(out))
+
+
+class PackWriter:
+    """Appends records to a new pack; ``finish`` makes it durable and visible."""
+
+    def __init__(self, pack_dir: Path, algo: HashAlgo) -> None:
+        self.dir = pack_dir
+        self.algo = algo
+        self.tmp = pack_dir / f"{TEMP_MARK}pack-{os.getpid()}-{os.urandom(6).hex()}"
+        try:
+            self._f = open(self.tmp, "xb", buffering=1 << 20)  # noqa: SIM115
+        except OSError as exc:
+            raise io_error("create pack", self.tmp, exc) from exc
+        self._hash = checksum_hasher()
+        self.records: list[tuple[bytes, int, int, int, int, int]] = []
+        self.index: dict[bytes, tuple[int, int, int, int, int]] = {}
+        self.size = 0
+        self._write(
+            _FILE_HEADER.pack(PACK_MAGIC, PACK_VERSION, ALGO_CODES[algo.name], algo.digest_size, 0)
+        )
+
+    def _write(self, data: bytes | memoryview) -> None:
+        try:
+            self._f.write(data)
+        except OSError as exc:
+            raise io_error("write pack", self.tmp, exc) from exc
+        self._hash.update(data)
+        self.size += len(data)
+
+    def add(
+        self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes | memoryview
+    ) -> None:
+        if oid in self.index:
+            return
+        self._write(oid + _REC.pack(kind, codec, 0, raw_len, len(stored)))
+        offset = self.size
+        self._write(stored)
+        rec = (offset, len(stored), raw_len, kind, codec)
+        self.records.append((oid, *rec))
+        self.index[oid] = rec
+
+    def read_stored(self, offset: int, length: int) -> bytes:
+        """Read back a record of this unfinished pack."""
+        try:
+            self._f.flush()
+            return os.pread(self._f.fileno(), length, offset)
+        except OSError as exc:
+            raise io_error("read pack", self.tmp, exc) from exc
+
+    def finish(self) -> Path | None:
+        """Seal, fsync, rename and index the pack.  Returns its path (None if empty)."""
+        if not self.records:
+            self.abort()
+            return None
+        trailer_head = PACK_END + struct.pack("<Q", len(self.records))
+        self._write(trailer_head)
+        digest = self._hash.digest()
+        try:
+            self._f.write(digest)
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            final = self.dir / f"pack-{digest.hex()}.pack"
+            os.replace(self.tmp, final)
+        except OSError as exc:
+            self.abort()
+            raise io_error("write pack", self.tmp, exc) from exc
+        fsync_dir(self.dir)
+        write_index(final.with_suffix(".idx"), self.algo, self.records, digest)
+        return final
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+def scan_pack(path: Path) -> tuple[HashAlgo, list[tuple[bytes, int, int, int, int, int]], bytes]:
+    """Parse a whole pack file sequentially (fsck, re-indexing).  Verifies its checksum."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise io_error("read pack", path, exc) from exc
+    algo = _check_header(data, PACK_MAGIC, PACK_VERSION, "pack", path)
+    if len(data) < _FILE_HEADER.size + _PACK_TRAILER.size:
+        raise FormatError(f"pack {path.name}: truncated")
+    end, count, digest = _PACK_TRAILER.unpack_from(data, len(data) - _PACK_TRAILER.size)
+    if end != PACK_END:
+        raise FormatError(f"pack {path.name}: missing trailer (truncated?)")
+    if checksum(memoryview(data)[:-16]) != digest:
+        raise CorruptObjectError(f"pack {path.name}: checksum mismatch")
+    ds = algo.digest_size
+    pos = _FILE_HEADER.size
+    limit = len(data) - _PACK_TRAILER.size
+    records = []
+    while pos < limit:
+        if pos + ds + _REC.size > limit:
+            raise FormatError(f"pack {path.name}: truncated record header")
+        oid = data[pos : pos + ds]
+        kind, codec, _, rlen, slen = _REC.unpack_from(data, pos + ds)
+        pos += ds + _REC.size
+        if pos + slen > limit:
+            raise FormatError(f"pack {path.name}: record runs past the end")
+        records.append((oid, pos, slen, rlen, kind, codec))
+        pos += slen
+    if len(records) != count:
+        raise FormatError(f"pack {path.name}: {len(records)} records but trailer says {count}")
+    return algo, records, digest

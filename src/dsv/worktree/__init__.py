@@ -1,0 +1,1 @@
+"""The working tree: scanning, status, commit and checkout."""

@@ -1,0 +1,131 @@
+"""Walking the working tree: which files and symlinks there are, with their stat.
+
+Skips ``.dsv`` (at any depth: a nested repository is not part of this one),
+files a killed dsv left behind (temp names) and what ``.dsvignore`` excludes.
+Special files (sockets, FIFOs, devices) are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsv.atomic import TEMP_MARK
+from dsv.errors import io_error
+from dsv.worktree.ignore import IGNORE_FILE, IgnoreRules
+
+DSV_DIR = ".dsv"
+
+
+@dataclass
+class Scan:
+    """Files (regular and symlinks) found, by '/'-separated path relative to the root."""
+
+    files: dict[str, os.stat_result] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # special files
+
+
+def _read_ignore(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise io_error("read", path, exc) from exc
+
+
+def scan(root: Path, limit: Iterable[str] | None = None) -> Scan:
+    """Scan the tree under ``root`` (or only below the given relative paths)."""
+    out = Scan()
+    rules = IgnoreRules()
+    root_s = str(root)
+    text = _read_ignore(os.path.join(root_s, IGNORE_FILE))
+    if text is not None:
+        rules.add_file("", text)
+    if limit is None:
+        _walk(root_s, "", rules, out)
+        return out
+    for rel in sorted(set(limit)):
+        _scan_path(root_s, rel, rules, out)
+    return out
+
+
+def _scan_path(root: str, rel: str, rules: IgnoreRules, out: Scan) -> None:
+    """Scan one path given on the command line, with the ignore files above it."""
+    parts = rel.split("/") if rel else []
+    prefix = ""
+    for i, part in enumerate(parts[:-1]):
+        prefix = f"{prefix}/{part}" if prefix else part
+        if part == DSV_DIR or (rules and rules.is_ignored(prefix, True)):
+            return
+        text = _read_ignore(os.path.join(root, prefix, IGNORE_FILE))
+        if text is not None and i < len(parts) - 1:
+            rules.add_file(prefix, text)
+    if not rel:
+        _walk(root, "", rules, out)
+        return
+    full = os.path.join(root, rel)
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise io_error("stat", full, exc) from exc
+    if parts[-1] == DSV_DIR:
+        return
+    if stat_mod.S_ISDIR(st.st_mode):
+        if rules and rules.is_ignored(rel, True):
+            return
+        text = _read_ignore(os.path.join(full, IGNORE_FILE))
+        if text is not None:
+            rules.add_file(rel, text)
+        _walk(full, rel + "/", rules, out)
+    elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
+        if not (rules and rules.is_ignored(rel, False)):
+            out.files[rel] = st
+    else:
+        out.skipped.append(rel)
+
+
+def _walk(dirpath: str, prefix: str, rules: IgnoreRules, out: Scan) -> None:
+    try:
+        it = os.scandir(dirpath)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise io_error("read directory", dirpath, exc) from exc
+    subdirs = []
+    files = out.files
+    with it:
+        for entry in it:
+            name = entry.name
+            if name == DSV_DIR or name.startswith(TEMP_MARK):
+                continue
+            rel = prefix + name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if rules and rules.is_ignored(rel, True):
+                        continue
+                    subdirs.append((entry.path, rel))
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # vanished while we looked: not there
+            except OSError as exc:
+                raise io_error("stat", entry.path, exc) from exc
+            mode = st.st_mode
+            if stat_mod.S_ISREG(mode) or stat_mod.S_ISLNK(mode):
+                if rules and rules.is_ignored(rel, False):
+                    continue
+                files[rel] = st
+            else:
+                out.skipped.append(rel)
+    for path, rel in subdirs:
+        text = _read_ignore(os.path.join(path, IGNORE_FILE))
+        if text is not None:
+            rules.add_file(rel, text)
+        _walk(path, rel + "/", rules, out)

@@ -1,0 +1,301 @@
+"""Status and commit: compare the working tree with HEAD, and snapshot it.
+
+There is no staging area: a commit records the working tree as it is (or only
+the given paths, the rest staying as in HEAD).  The stat cache makes an
+unchanged file cost one ``lstat``; files whose stat changed are hashed
+(status) or chunked into the store (commit).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsv.errors import DsvIOError, NothingToCommitError, io_error
+from dsv.objects import Commit, Kind, TreeEntry
+from dsv.progress import Progress
+from dsv.refs import Head
+from dsv.repo import Repository, local_tz_minutes
+from dsv.worktree.scan import Scan, scan
+from dsv.worktree.statcache import StatCache, entry_from_stat, granularity_for
+
+READ_SIZE = 1 << 20
+
+
+@dataclass
+class Status:
+    """Working tree against HEAD."""
+
+    head: Head
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # special files we do not track
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.modified or self.deleted)
+
+
+@dataclass
+class CommitResult:
+    id: bytes
+    commit: Commit
+    branch: str | None
+
+
+def cache_path(repo: Repository) -> Path:
+    return repo.dsv_dir / "index"
+
+
+def load_cache(repo: Repository) -> StatCache:
+    return StatCache(cache_path(repo), repo.algo).load()
+
+
+def kind_of(st: os.stat_result) -> Kind:
+    return Kind.SYMLINK if stat_mod.S_ISLNK(st.st_mode) else Kind.FILE
+
+
+def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
+    """Content id of a working-tree file or symlink, without storing it."""
+    full = os.path.join(repo.root, rel)
+    try:
+        if stat_mod.S_ISLNK(st.st_mode):
+            return repo.algo.digest(os.fsencode(os.readlink(full)))
+        h = repo.algo.new()
+        with open(full, "rb", buffering=0) as f:
+            buf = bytearray(READ_SIZE)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                h.update(view[:n])
+        return h.digest()
+    except FileNotFoundError:
+        raise DsvIOError(f"{rel} vanished while it was being read") from None
+    except OSError as exc:
+        raise io_error("read", rel, exc) from exc
+
+
+def _entry(rel: str, st: os.stat_result, oid: bytes) -> TreeEntry:
+    return TreeEntry(rel.rpartition("/")[2], kind_of(st), st.st_mode & 0o7777, st.st_size, oid)
+
+
+def _same(a: TreeEntry, b: TreeEntry) -> bool:
+    return a.id == b.id and a.kind == b.kind and a.mode == b.mode
+
+
+def status(repo: Repository, progress: Progress | None = None) -> Status:
+    """Added, modified and deleted files of the working tree against HEAD."""
+    progress = progress or Progress()
+    ref_ns = time.time_ns()
+    head = repo.refs.head()
+    sc = scan(repo.root)
+    cache = load_cache(repo)
+    st_ = Status(head, skipped=sc.skipped)
+
+    known: dict[str, bytes] = {}
+    unknown: list[str] = []
+    for rel, st in sc.files.items():
+        oid = cache.lookup(rel, st)
+        if oid is None:
+            unknown.append(rel)
+        else:
+            known[rel] = oid
+    head_tree = repo.read_commit(head.commit).tree if head.commit else None
+
+    # Fast path: nothing changed since the cache mirrored this very tree.
+    if (
+        not unknown
+        and head_tree is not None
+        and cache.tree == head_tree
+        and len(known) == len(cache.entries)
+    ):
+        return st_
+
+    flat = repo.flatten(head_tree)
+    progress.start("hashing", len(unknown), sum(sc.files[r].st_size for r in unknown))
+    changed_cache = False
+    for rel in unknown:
+        if rel not in flat:
+            continue  # added: no need to read it
+        st = sc.files[rel]
+        oid = hash_path(repo, rel, st)
+        known[rel] = oid
+        cache.entries[rel] = entry_from_stat(st, oid)
+        changed_cache = True
+        progress.advance(1, st.st_size)
+    progress.finish()
+
+    for rel, st in sc.files.items():
+        e = flat.get(rel)
+        if e is None:
+            st_.added.append(rel)
+        elif not _same(e, _entry(rel, st, known[rel])):
+            st_.modified.append(rel)
+    st_.deleted = [p for p in flat if p not in sc.files]
+    for lst in (st_.added, st_.modified, st_.deleted):
+        lst.sort()
+
+    stale = [p for p in cache.entries if p not in sc.files]
+    for p in stale:
+        del cache.entries[p]
+    if changed_cache or stale or cache.tree != (head_tree if st_.clean else None):
+        cache.tree = head_tree if st_.clean else None
+        cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    return st_
+
+
+def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat_result, bytes]:
+    """Chunk a file into the store; detects a file changing while it is read."""
+    full = os.path.join(repo.root, rel)
+    try:
+        if stat_mod.S_ISLNK(st.st_mode):
+            target = os.fsencode(os.readlink(full))
+            st2 = os.lstat(full)
+            return st2, repo.store.put_bytes(target)
+        with open(full, "rb", buffering=0) as f:
+            before = os.fstat(f.fileno())
+            if not stat_mod.S_ISREG(before.st_mode):
+                raise DsvIOError(f"{rel} stopped being a regular file while being committed")
+            oid, size = repo.store.put_stream(f)
+            after = os.fstat(f.fileno())
+    except FileNotFoundError:
+        raise DsvIOError(
+            f"{rel} vanished while it was being committed; nothing was committed",
+            hint="run the commit again once the files are stable",
+        ) from None
+    except OSError as exc:
+        raise io_error("read", rel, exc) from exc
+    if (
+        size != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or after.st_ctime_ns != before.st_ctime_ns
+    ):
+        raise DsvIOError(
+            f"{rel} changed while it was being committed; nothing was committed",
+            hint="run the commit again once the files are stable",
+        )
+    return before, oid
+
+
+def summarize(old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
+    """The change summary stored in a commit (schema in docs/format.md)."""
+    added = removed = modified = 0
+    b_added = b_removed = 0
+    for path, e in new.items():
+        o = old.get(path)
+        if o is None:
+            added += 1
+            b_added += e.size
+        elif not _same(o, e):
+            modified += 1
+            b_added += max(0, e.size - o.size)
+            b_removed += max(0, o.size - e.size)
+    for path, o in old.items():
+        if path not in new:
+            removed += 1
+            b_removed += o.size
+    return {
+        "files": {"added": added, "removed": removed, "modified": modified, "total": len(new)},
+        "bytes": {
+            "added": b_added,
+            "removed": b_removed,
+            "total": sum(e.size for e in new.values()),
+        },
+    }
+
+
+def _under(path: str, prefixes: list[str]) -> bool:
+    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def commit(
+    repo: Repository,
+    message: str,
+    *,
+    paths: list[str] | None = None,
+    meta: dict[str, str] | None = None,
+    allow_empty: bool = False,
+    progress: Progress | None = None,
+) -> CommitResult:
+    """Snapshot the working tree (or ``paths`` only) as a new commit on HEAD.
+
+    The caller holds the repository lock.  Objects are made durable before
+    the commit, and the commit before the ref that names it.
+    """
+    progress = progress or Progress()
+    ref_ns = time.time_ns()
+    head = repo.refs.head()
+    parent_tree = repo.read_commit(head.commit).tree if head.commit else None
+    old_flat = repo.flatten(parent_tree)
+
+    sc: Scan = scan(repo.root, paths)
+    cache = load_cache(repo)
+    store = repo.store
+
+    new_flat: dict[str, TreeEntry]
+    if paths is None:
+        new_flat = {}
+    else:
+        new_flat = {p: e for p, e in old_flat.items() if not _under(p, paths)}
+
+    todo: list[str] = []
+    for rel, st in sc.files.items():
+        oid = cache.lookup(rel, st)
+        if oid is not None and store.has(oid):
+            new_flat[rel] = _entry(rel, st, oid)
+        else:
+            todo.append(rel)
+
+    progress.start("committing", len(todo), sum(sc.files[r].st_size for r in todo))
+    for rel in todo:
+        st, oid = _store_file(repo, rel, sc.files[rel])
+        new_flat[rel] = _entry(rel, st, oid)
+        cache.entries[rel] = entry_from_stat(st, oid)
+        progress.advance(1, st.st_size)
+    progress.finish()
+
+    tree = repo.build_tree(new_flat)
+    if tree == parent_tree and not allow_empty:
+        store.abort()
+        raise NothingToCommitError(
+            "nothing to commit, working tree clean"
+            if paths is None
+            else "nothing to commit in the given paths"
+        )
+    summary = summarize(old_flat, new_flat)
+    summary["stored_bytes"] = store.written_bytes
+    now = time.time()
+    c = Commit(
+        tree=tree,
+        parents=(head.commit,) if head.commit else (),
+        author=repo.identity(),
+        time=int(now),
+        tz=local_tz_minutes(now),
+        message=message,
+        summary=summary,
+        meta=dict(meta or {}),
+    )
+    oid = repo.write_object(c)
+    store.flush()  # objects durable before any ref names them
+    who = repo.identity()
+    first = message.splitlines()[0] if message else ""
+    if head.branch is not None:
+        repo.refs.update(head.branch, oid, expect=head.commit, message=f"commit: {first}", who=who)
+        repo.refs.append_reflog("HEAD", head.commit, oid, f"commit: {first}", who)
+    else:
+        repo.refs.set_head(commit=oid, message=f"commit: {first}", who=who)
+
+    # The stat cache now mirrors the new tree (when the whole tree was scanned).
+    if paths is None:
+        for p in [p for p in cache.entries if p not in sc.files]:
+            del cache.entries[p]
+        cache.tree = tree
+    else:
+        cache.tree = None
+    cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    return CommitResult(oid, c, head.branch)
