@@ -109,7 +109,12 @@ def checkout(
 ) -> CheckoutOutcome:
     with repo.lock("checkout"):
         _co.clean_staging(repo)
-        branch = HEADS + rev if paths is None and repo.refs.read(HEADS + rev) is not None else None
+        branch = None
+        if paths is None:
+            if rev in ("HEAD", "@"):
+                branch = repo.refs.head().branch  # stay on the current branch
+            elif repo.refs.read(HEADS + rev) is not None:
+                branch = HEADS + rev
         target = resolve(repo, rev)
         tree = repo.read_commit(target).tree
         res = _co.checkout(repo, tree, paths=paths, force=force, progress=progress)
@@ -282,10 +287,12 @@ def tag_message(repo: Repository, oid: bytes) -> Tag | None:
 # ---------------------------------------------------------------------- maintenance
 
 
-def gc(repo: Repository, progress: Progress | None = None) -> maintenance.GcResult:
+def gc(
+    repo: Repository, progress: Progress | None = None, *, keep_reflogs: bool = True
+) -> maintenance.GcResult:
     with repo.lock("gc"):
         _co.clean_staging(repo)
-        return maintenance.gc(repo, progress)
+        return maintenance.gc(repo, progress, keep_reflogs=keep_reflogs)
 
 
 def fsck(repo: Repository, progress: Progress | None = None) -> maintenance.FsckResult:

@@ -6,6 +6,7 @@ their type (docs/cli.md); no traceback reaches a user unless DSV_DEBUG is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -90,7 +91,49 @@ def _commit_json(repo: Any, oid: bytes, c: Any, decor: list[str] | None = None) 
 # ---------------------------------------------------------------------- the group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
+    click.echo(f"dsv: error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+class DsvGroup(click.Group):
+    """Maps errors to a message and an exit code (works the same under CliRunner)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(os.environ.get("DSV_DEBUG"))
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except DsvError as exc:
+            if debug:
+                raise
+            _fail(exc.message, int(exc.exit_code), exc.hint)
+        except KeyboardInterrupt:
+            _fail("interrupted", int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            # the reader went away (e.g. `dsv show v1:x | head`): not an error
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            raise click.exceptions.Exit(0) from None
+        except OSError as exc:
+            if debug:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}", int(ExitCode.IO))
+        except Exception as exc:  # a bug: say so plainly
+            if debug:
+                raise
+            _fail(
+                f"internal error: {exc.__class__.__name__}: {exc}",
+                int(ExitCode.INTERNAL),
+                "rerun with DSV_DEBUG=1 for a traceback and report it",
+            )
+
+
+@click.group(cls=DsvGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dsv")
 @click.option("-C", "cwd", metavar="DIR", help="Run as if dsv was started in DIR.")
 @click.pass_context
@@ -522,15 +565,20 @@ def rev_parse(ctx: click.Context, rev: str, short: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--prune-reflogs",
+    is_flag=True,
+    help="Also drop what only the reflogs remember (deleted branches, old checkouts), and empty the reflogs.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, quiet: bool, as_json: bool) -> None:
-    """Remove data no ref or reflog reaches, and repack the rest."""
+def gc(ctx: click.Context, prune_reflogs: bool, quiet: bool, as_json: bool) -> None:
+    """Remove data no ref or reflog reaches, and repack the rest into few packs."""
     from dsv import api
     from dsv.progress import human_bytes
 
-    r = api.gc(_repo(ctx), _progress(quiet or as_json))
+    r = api.gc(_repo(ctx), _progress(quiet or as_json), keep_reflogs=not prune_reflogs)
     if as_json:
         _emit_json(r.__dict__)
         return
@@ -580,47 +628,6 @@ def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
 # ---------------------------------------------------------------------- entry point
 
 
-def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
-    try:
-        click.echo(f"dsv: error: {message}", err=True)
-        if hint:
-            click.echo(f"hint: {hint}", err=True)
-    finally:
-        sys.exit(code)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the CLI and maps errors to exit codes."""
-    try:
-        cli.main(args=argv, prog_name="dsv", standalone_mode=False)
-    except DsvError as exc:
-        if os.environ.get("DSV_DEBUG"):
-            raise
-        _fail(exc.message, int(exc.exit_code), exc.hint)
-    except click.exceptions.Abort:
-        _fail("interrupted", int(ExitCode.INTERRUPTED))
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", int(ExitCode.INTERRUPTED))
-    except BrokenPipeError:
-        # the reader went away (e.g. `dsv show x:y | head`): not an error
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        finally:
-            sys.exit(0)
-    except OSError as exc:
-        if os.environ.get("DSV_DEBUG"):
-            raise
-        where = f" {exc.filename}" if exc.filename else ""
-        _fail(f"{exc.strerror or exc}{where}", int(ExitCode.IO))
-    except Exception as exc:  # a bug: say so plainly
-        if os.environ.get("DSV_DEBUG"):
-            raise
-        _fail(
-            f"internal error: {exc.__class__.__name__}: {exc}",
-            int(ExitCode.INTERNAL),
-            "rerun with DSV_DEBUG=1 for a traceback and report it",
-        )
-    sys.exit(0)
+    """Console entry point."""
+    cli.main(args=argv, prog_name="dsv")

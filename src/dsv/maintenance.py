@@ -224,6 +224,14 @@ def _locate_paths(repo: Repository, w: Walk, problems: list[Problem]) -> None:
         p.where.sort()
 
 
+def _expire_reflogs(repo: Repository) -> None:
+    logs = repo.dsv_dir / "logs"
+    for dirpath, _dirs, files in os.walk(logs):
+        for f in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(dirpath, f))
+
+
 @dataclass
 class GcResult:
     packs_before: int
@@ -243,8 +251,13 @@ def _dir_bytes(repo: Repository) -> int:
     return total
 
 
-def gc(repo: Repository, progress: Progress | None = None) -> GcResult:
+def gc(
+    repo: Repository, progress: Progress | None = None, *, keep_reflogs: bool = True
+) -> GcResult:
     """Keep only reachable objects, in as few packs as possible.  Caller holds the lock.
+
+    With ``keep_reflogs=False`` only refs and HEAD count as roots and the
+    reflogs are emptied: what only a reflog remembered is deleted.
 
     New packs are complete and indexed before any old pack is removed, so a
     crash at any point leaves every reachable object readable.
@@ -256,7 +269,7 @@ def gc(repo: Repository, progress: Progress | None = None) -> GcResult:
         if entry.name.startswith(TEMP_MARK):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-    w = walk_reachable(repo, tolerant=False)
+    w = walk_reachable(repo, tolerant=False, reflog=keep_reflogs)
     keep: set[bytes] = set(w.commits) | set(w.tags)
     for tid in w.trees:
         keep.add(tid)
@@ -311,6 +324,8 @@ def gc(repo: Repository, progress: Progress | None = None) -> GcResult:
         raise NotFoundError(
             f"{len(missing)} reachable objects are missing; run 'dsv fsck' (nothing was deleted)"
         )
+    if not keep_reflogs:
+        _expire_reflogs(repo)
     new_names = {p.name for p in new_paths}
     for pack in packs:
         pack.close()

@@ -59,11 +59,14 @@ class Store:
         self.chunker = Chunker(chunk_params)
         self.max_chunk = chunk_params.max
         self._packs: list[PackFile] | None = None
+        self._disk_packs = 0
         self._writer: PackWriter | None = None
         self._lock = threading.RLock()
         self._local = threading.local()
         self.written_bytes = 0  # stored bytes added by this process (for reports)
         self.written_objects = 0
+        # Ids written by this process: answers has() without a search per pack.
+        self._session: set[bytes] = set()
 
     # ------------------------------------------------------------------ packs
 
@@ -71,6 +74,7 @@ class Store:
     def packs(self) -> list[PackFile]:
         if self._packs is None:
             self._packs = self._load_packs()
+            self._disk_packs = len(self._packs)
         return self._packs
 
     def _load_packs(self) -> list[PackFile]:
@@ -91,6 +95,7 @@ class Store:
         for p in self._packs or []:
             p.close()
         self._packs = None
+        self._session.clear()
 
     def close(self) -> None:
         self.abort()
@@ -111,7 +116,13 @@ class Store:
         return None
 
     def has(self, oid: bytes) -> bool:
-        return self._locate(oid) is not None
+        if oid in self._session:
+            return True
+        # Packs sealed by this process are covered by the session set.
+        for p in self.packs[: self._disk_packs]:
+            if p.find(oid) is not None:
+                return True
+        return False
 
     def info(self, oid: bytes) -> ObjectInfo:
         e = self._require(oid)
@@ -252,6 +263,7 @@ class Store:
             self._seal()
             w = None
         if w is None:
+            _ = self.packs  # load the packs on disk before ours appear among them
             self.pack_dir.mkdir(parents=True, exist_ok=True)
             w = self._writer = PackWriter(self.pack_dir, self.algo)
         return w
@@ -266,6 +278,8 @@ class Store:
             self.packs.append(PackFile(path, self.algo))
 
     def _compress(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+        if len(data) < 64:
+            return CODEC_NONE, data
         c = getattr(self._local, "cctx", None)
         if c is None:
             c = self._local.cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
@@ -274,18 +288,22 @@ class Store:
             return CODEC_ZSTD, packed
         return CODEC_NONE, data
 
-    def _put_literal(self, oid: bytes, data: bytes | memoryview) -> bool:
-        """Store a chunk unless present; True if it was written."""
+    def _put_literal(self, oid: bytes, data: bytes | memoryview, compress: bool = True) -> int:
+        """Store a chunk unless present.  Returns -1 if present, else the stored size."""
         if self.has(oid):
-            return False
-        codec, stored = self._compress(data)  # outside the lock: other threads go on
+            return -1
+        if compress:
+            codec, stored = self._compress(data)  # outside the lock: other threads go on
+        else:
+            codec, stored = CODEC_NONE, data
         with self._lock:
-            if self.has(oid):
-                return False
+            if oid in self._session:
+                return -1
             self._w().add(oid, KIND_LITERAL, codec, len(data), stored)
+            self._session.add(oid)
             self.written_bytes += len(stored)
             self.written_objects += 1
-        return True
+        return len(stored)
 
     def put_bytes(self, data: bytes) -> bytes:
         """Store an in-memory object (tree, commit, small file) and return its id."""
@@ -309,10 +327,27 @@ class Store:
         raw = encode_chunklist(ids, lengths)
         codec, stored = self._compress(raw)
         with self._lock:
-            if not self.has(oid):
+            if oid not in self._session:
                 self._w().add(oid, KIND_CHUNKLIST, codec, len(raw), stored)
+                self._session.add(oid)
                 self.written_bytes += len(stored)
                 self.written_objects += 1
+
+    def put_file(self, f: BinaryIO, size: int) -> tuple[bytes, int]:
+        """Store an open file whose size is known (from fstat); returns (id, bytes read).
+
+        Small files are read in one call and skip the chunker's stream buffer;
+        the bytes read are returned so that callers can detect a file that
+        changed size while it was read.
+        """
+        if size > (8 << 20):
+            return self.put_stream(f)
+        data = f.read(size + 1)  # one byte more reveals a file that grew
+        if len(data) <= self.max_chunk:
+            oid = self.algo.digest(data)
+            self._put_literal(oid, data)
+            return oid, len(data)
+        return self.put_bytes(data), len(data)
 
     def put_stream(self, stream: BinaryIO) -> tuple[bytes, int]:
         """Chunk, hash and store a stream; returns (id, size).  Memory is bounded."""
@@ -321,10 +356,16 @@ class Store:
         ids: list[bytes] = []
         lengths: list[int] = []
         first: bytes | None = None
+        # Incompressible data (media, archives) is common: after a run of chunks
+        # that did not shrink, only every 16th chunk is tried again.
+        misses = 0
         for ch in self.chunker.cut_stream(stream):
             whole.update(ch)
             cid = algo.digest(ch)
-            self._put_literal(cid, ch)
+            n = len(ch)
+            stored = self._put_literal(cid, ch, compress=misses < 8 or len(ids) % 16 == 0)
+            if stored >= 0:
+                misses = misses + 1 if stored >= n else 0
             if not ids:
                 first = cid
             ids.append(cid)
@@ -349,5 +390,6 @@ class Store:
         """Discard the pack being written (objects already sealed stay)."""
         with self._lock:
             if self._writer is not None:
+                self._session.difference_update(self._writer.index)
                 self._writer.abort()
                 self._writer = None

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,52 +227,139 @@ def write_index(
     write_atomic(idx_path, bytes(out))
 
 
+class _Syncer:
+    """Flushes written pack data to disk in the background while writing goes on.
+
+    The final fsync in ``finish`` then has little left to do.  Errors are kept
+    and reported by ``finish``: durability is never assumed, only overlapped.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: OSError | None = None
+        self._want = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="dsv-pack-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._want.wait()
+            self._want.clear()
+            if self._stop:
+                return
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                self.error = exc
+                return
+
+    def request(self) -> None:
+        self._want.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._want.set()
+        self._thread.join()
+
+
 class PackWriter:
     """Appends records to a new pack; ``finish`` makes it durable and visible."""
+
+    SMALL = 64 << 10  # records below this are gathered into one write
+    SYNC_EVERY = 32 << 20
 
     def __init__(self, pack_dir: Path, algo: HashAlgo) -> None:
         self.dir = pack_dir
         self.algo = algo
         self.tmp = pack_dir / f"{TEMP_MARK}pack-{os.getpid()}-{os.urandom(6).hex()}"
         try:
-            self._f = open(self.tmp, "xb", buffering=1 << 20)  # noqa: SIM115
+            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         except OSError as exc:
             raise io_error("create pack", self.tmp, exc) from exc
         self._hash = checksum_hasher()
+        self._buf = bytearray()
+        self._flushed = 0  # bytes handed to the OS
+        self._unsynced = 0
+        self._syncer: _Syncer | None = None
         self.records: list[tuple[bytes, int, int, int, int, int]] = []
         self.index: dict[bytes, tuple[int, int, int, int, int]] = {}
         self.size = 0
-        self._write(
-            _FILE_HEADER.pack(PACK_MAGIC, PACK_VERSION, ALGO_CODES[algo.name], algo.digest_size, 0)
+        self._closed = False
+        head = _FILE_HEADER.pack(
+            PACK_MAGIC, PACK_VERSION, ALGO_CODES[algo.name], algo.digest_size, 0
         )
+        self._buf += head
+        self._hash.update(head)
+        self.size = len(head)
 
-    def _write(self, data: bytes | memoryview) -> None:
+    def _writev(self, parts: list[bytes | bytearray | memoryview]) -> None:
+        total = sum(len(x) for x in parts)
         try:
-            self._f.write(data)
+            n = os.writev(self._fd, parts)
+            if n != total:  # short write: finish it piece by piece
+                rest = b"".join(bytes(x) for x in parts)[n:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
         except OSError as exc:
             raise io_error("write pack", self.tmp, exc) from exc
-        self._hash.update(data)
-        self.size += len(data)
+        self._flushed += total
+        self._unsynced += total
+        if self._unsynced >= self.SYNC_EVERY:
+            self._unsynced = 0
+            if self._syncer is None:
+                self._syncer = _Syncer(self._fd)
+            self._syncer.request()
+
+    def _flush_buf(self) -> None:
+        if self._buf:
+            buf, self._buf = self._buf, bytearray()
+            self._writev([buf])
 
     def add(
         self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes | memoryview
     ) -> None:
         if oid in self.index:
             return
-        self._write(oid + _REC.pack(kind, codec, 0, raw_len, len(stored)))
-        offset = self.size
-        self._write(stored)
+        head = oid + _REC.pack(kind, codec, 0, raw_len, len(stored))
+        offset = self.size + len(head)
+        self._hash.update(head)
+        self._hash.update(stored)
+        if len(stored) < self.SMALL:
+            self._buf += head
+            self._buf += stored
+            if len(self._buf) >= (1 << 20):
+                self._flush_buf()
+        else:
+            parts: list[bytes | bytearray | memoryview] = (
+                [self._buf, head, stored] if self._buf else [head, stored]
+            )
+            self._buf = bytearray()
+            self._writev(parts)
+        self.size = offset + len(stored)
         rec = (offset, len(stored), raw_len, kind, codec)
         self.records.append((oid, *rec))
         self.index[oid] = rec
 
     def read_stored(self, offset: int, length: int) -> bytes:
         """Read back a record of this unfinished pack."""
+        if offset >= self._flushed:
+            start = offset - self._flushed
+            return bytes(self._buf[start : start + length])
+        self._flush_buf()
         try:
-            self._f.flush()
-            return os.pread(self._f.fileno(), length, offset)
+            return os.pread(self._fd, length, offset)
         except OSError as exc:
             raise io_error("read pack", self.tmp, exc) from exc
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._syncer is not None:
+            self._syncer.stop()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
     def finish(self) -> Path | None:
         """Seal, fsync, rename and index the pack.  Returns its path (None if empty)."""
@@ -279,25 +367,32 @@ class PackWriter:
             self.abort()
             return None
         trailer_head = PACK_END + struct.pack("<Q", len(self.records))
-        self._write(trailer_head)
+        self._buf += trailer_head
+        self._hash.update(trailer_head)
         digest = self._hash.digest()
+        self._buf += digest
         try:
-            self._f.write(digest)
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            self._flush_buf()
+            if self._syncer is not None:
+                self._syncer.stop()
+                if self._syncer.error is not None:
+                    raise self._syncer.error
+            os.fsync(self._fd)
+            self._close()
             final = self.dir / f"pack-{digest.hex()}.pack"
             os.replace(self.tmp, final)
         except OSError as exc:
             self.abort()
             raise io_error("write pack", self.tmp, exc) from exc
+        except BaseException:
+            self.abort()
+            raise
         fsync_dir(self.dir)
         write_index(final.with_suffix(".idx"), self.algo, self.records, digest)
         return final
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._f.close()
+        self._close()
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 

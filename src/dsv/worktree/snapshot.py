@@ -160,7 +160,7 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
             before = os.fstat(f.fileno())
             if not stat_mod.S_ISREG(before.st_mode):
                 raise DsvIOError(f"{rel} stopped being a regular file while being committed")
-            oid, size = repo.store.put_stream(f)
+            oid, size = repo.store.put_file(f, before.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
         raise DsvIOError(
@@ -236,6 +236,7 @@ def commit(
     sc: Scan = scan(repo.root, paths)
     cache = load_cache(repo)
     store = repo.store
+    written_before = store.written_bytes
 
     new_flat: dict[str, TreeEntry]
     if paths is None:
@@ -260,7 +261,8 @@ def commit(
     progress.finish()
 
     tree = repo.build_tree(new_flat)
-    if tree == parent_tree and not allow_empty:
+    unchanged = tree == parent_tree or (parent_tree is None and not new_flat)
+    if unchanged and not allow_empty:
         store.abort()
         raise NothingToCommitError(
             "nothing to commit, working tree clean"
@@ -268,7 +270,7 @@ def commit(
             else "nothing to commit in the given paths"
         )
     summary = summarize(old_flat, new_flat)
-    summary["stored_bytes"] = store.written_bytes
+    summary["stored_bytes"] = store.written_bytes - written_before
     now = time.time()
     c = Commit(
         tree=tree,

@@ -1,0 +1,186 @@
+"""The CLI through click's CliRunner: output, --json schemas, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dsv.errors import ExitCode
+
+from .conftest import Invoke, write
+
+
+def _commit(dsv: Invoke, msg: str) -> str:
+    r = dsv("commit", "-m", msg, "--json")
+    assert r.exit_code == 0, r.output
+    return str(json.loads(r.output)["id"])
+
+
+def test_status_json_schema(dsv: Invoke, work: Path) -> None:
+    write(work / "a.txt", "a")
+    r = dsv("status", "--json")
+    assert r.exit_code == 0
+    data = json.loads(r.output)
+    assert data["clean"] is False
+    assert data["added"] == ["a.txt"]
+    assert data["head"] is None and data["branch"] == "main"
+    _commit(dsv, "v1")
+    data = json.loads(dsv("status", "--json").output)
+    assert data["clean"] is True and len(data["head"]) == 32
+
+
+def test_commit_prints_id_and_summary(dsv: Invoke, work: Path) -> None:
+    write(work / "a.txt", "a" * 100)
+    write(work / "b.txt", "b" * 50)
+    r = dsv("commit", "-m", "first version", "--meta", "run=42")
+    assert r.exit_code == 0
+    first = r.output.splitlines()[0]
+    assert first.startswith("[main ") and first.endswith("] first version")
+    assert "files +2 -0 ~0" in r.output
+    log = json.loads(dsv("log", "--json").output)
+    assert log[0]["meta"] == {"run": "42"}
+    assert log[0]["summary"]["files"] == {"added": 2, "removed": 0, "modified": 0, "total": 2}
+    assert log[0]["summary"]["bytes"]["added"] == 150
+    assert log[0]["id"].startswith(first[6:16])
+
+
+def test_log_show_and_revisions(dsv: Invoke, work: Path) -> None:
+    ids = []
+    for i in range(3):
+        write(work / "f.txt", f"version {i}\n")
+        ids.append(_commit(dsv, f"v{i}"))
+    log = json.loads(dsv("log", "--json").output)
+    assert [c["id"] for c in log] == ids[::-1]
+    assert log[0]["parents"] == [ids[1]]
+    assert "HEAD -> main" in log[0]["refs"]
+    assert len(json.loads(dsv("log", "-n", "2", "--json").output)) == 2
+    oneline = dsv("log", "--oneline").output.splitlines()
+    assert len(oneline) == 3 and oneline[2].endswith("v0")
+
+    def rp(rev: str) -> str:
+        r = dsv("rev-parse", rev)
+        assert r.exit_code == 0, r.output
+        return r.output.strip()
+
+    assert rp("HEAD") == ids[2]
+    assert rp("HEAD~1") == ids[1]
+    assert rp("HEAD~2") == ids[0]
+    assert rp("HEAD^") == ids[1]
+    assert rp("main^^") == ids[0]
+    assert rp(ids[0][:8]) == ids[0]
+    short = dsv("rev-parse", "--short", "HEAD").output.strip()
+    assert ids[2].startswith(short) and 10 <= len(short) < 32
+    assert dsv("show", "HEAD~1:f.txt").output == "version 1\n"
+    shown = dsv("show", ids[1][:12]).output
+    assert f"commit {ids[1]}" in shown and "v1" in shown
+    bad = dsv("rev-parse", "HEAD~5")
+    assert bad.exit_code == ExitCode.NOT_FOUND
+
+
+def test_ls_tree(dsv: Invoke, work: Path) -> None:
+    write(work / "d/x.bin", b"\x00" * 10)
+    write(work / "run.sh", "#!/bin/sh\n", mode=0o755)
+    _commit(dsv, "v1")
+    top = json.loads(dsv("ls-tree", "HEAD", "--json").output)
+    assert [(e["path"], e["type"]) for e in top] == [("d", "dir"), ("run.sh", "file")]
+    assert top[1]["mode"] == "0755"
+    rec = json.loads(dsv("ls-tree", "HEAD", "-r", "--json").output)
+    assert [(e["path"], e["size"]) for e in rec] == [("d/x.bin", 10), ("run.sh", 10)]
+    sub = json.loads(dsv("ls-tree", "HEAD", "d", "--json").output)
+    assert [e["path"] for e in sub] == ["d/x.bin"]
+
+
+def test_branches_tags_and_checkout(dsv: Invoke, work: Path) -> None:
+    write(work / "f.txt", "one")
+    c1 = _commit(dsv, "v1")
+    assert dsv("tag", "v1", "-m", "first release").exit_code == 0
+    assert dsv("tag", "light").exit_code == 0
+    assert dsv("branch", "dev").exit_code == 0
+    write(work / "f.txt", "two")
+    c2 = _commit(dsv, "v2")
+
+    tags = json.loads(dsv("tag", "--json").output)
+    assert {t["name"]: t["commit"] for t in tags} == {"light": c1, "v1": c1}
+    annotated = next(t for t in tags if t["name"] == "v1")
+    assert annotated["object"] != c1  # a tag object wraps the commit
+    shown = json.loads(dsv("show", "v1", "--json").output)
+    assert shown["id"] == c1 and shown["tag"]["message"] == "first release"
+
+    r = dsv("checkout", "v1", "--json")
+    assert r.exit_code == 0
+    out = json.loads(r.output)
+    assert out["commit"] == c1 and out["branch"] is None
+    assert (work / "f.txt").read_text() == "one"
+    assert json.loads(dsv("status", "--json").output)["branch"] is None
+
+    r = dsv("checkout", "main", "--json")
+    assert json.loads(r.output)["branch"] == "main"
+    assert (work / "f.txt").read_text() == "two"
+
+    branches = json.loads(dsv("branch", "--json").output)
+    assert {b["name"]: (b["commit"], b["current"]) for b in branches} == {
+        "dev": (c1, False),
+        "main": (c2, True),
+    }
+    assert dsv("branch", "-d", "main").exit_code == ExitCode.CONFLICT  # checked out
+    assert dsv("branch", "-d", "dev").exit_code == 0
+    assert dsv("branch", "dev", "HEAD~1").exit_code == 0
+    assert dsv("branch", "dev").exit_code == ExitCode.CONFLICT  # exists
+    assert dsv("branch", "bad..name").exit_code == ExitCode.CONFLICT
+    assert dsv("tag", "-d", "light").exit_code == 0
+    assert dsv("rev-parse", "light").exit_code == ExitCode.NOT_FOUND
+
+
+def test_error_exit_codes_and_messages(dsv: Invoke, work: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    r = dsv("status", cwd=outside)
+    assert r.exit_code == ExitCode.NOT_A_REPO
+    assert "not a dsv repository" in r.output and "Traceback" not in r.output
+
+    r = dsv("commit", "-m", "nothing")
+    assert r.exit_code == ExitCode.CONFLICT and "nothing to commit" in r.output
+
+    write(work / "f.txt", "one")
+    _commit(dsv, "v1")
+    r = dsv("checkout", "no-such-rev")
+    assert r.exit_code == ExitCode.NOT_FOUND and "unknown revision" in r.output
+
+    write(work / "f.txt", "two")
+    _commit(dsv, "v2")
+    write(work / "f.txt", "dirty")
+    r = dsv("checkout", "HEAD~1")
+    assert r.exit_code == ExitCode.CONFLICT and "f.txt" in r.output and "--force" in r.output
+    assert (work / "f.txt").read_text() == "dirty"
+
+    r = dsv("show", "HEAD:missing.txt")
+    assert r.exit_code == ExitCode.NOT_FOUND
+
+    r = dsv("commit", "-m", "x", "--meta", "novalue")
+    assert r.exit_code == ExitCode.USAGE
+
+    cfg = work / ".dsv" / "config"
+    cfg.write_text(cfg.read_text().replace("format = 1", "format = 99"))
+    r = dsv("status")
+    assert r.exit_code == ExitCode.UNSUPPORTED and "format" in r.output
+
+
+def test_gc_prunes_unreachable_data_and_keeps_the_rest(dsv: Invoke, work: Path) -> None:
+    write(work / "keep.txt", "keep")
+    _commit(dsv, "base")
+    assert dsv("branch", "scratch").exit_code == 0
+    assert dsv("checkout", "scratch").exit_code == 0
+    write(work / "junk.bin", os.urandom(2 << 20))
+    _commit(dsv, "junk")
+    assert dsv("checkout", "main").exit_code == 0
+    assert dsv("branch", "-d", "scratch").exit_code == 0
+
+    r = json.loads(dsv("gc", "--json").output)  # reflogs still remember the junk
+    assert r["bytes_after"] > 2 << 20
+    r = json.loads(dsv("gc", "--prune-reflogs", "--json").output)
+    assert r["bytes_after"] < 1 << 20 and r["objects_after"] < r["objects_before"]
+    assert r["packs_after"] == 1
+    fsck = dsv("fsck", "--json")
+    assert fsck.exit_code == 0 and json.loads(fsck.output)["ok"] is True
+    assert dsv("show", "HEAD:keep.txt").output == "keep"

@@ -1,0 +1,121 @@
+"""End-to-end through a real ``dsv`` process: the flow users run, errors, memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dsv.errors import ExitCode
+
+from .conftest import run_dsv, snapshot, write
+
+
+def _ok(*args: str, cwd: Path) -> str:
+    r = run_dsv(*args, cwd=cwd)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode()
+
+
+def test_user_flow_in_real_processes(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    d.mkdir()
+    assert "Initialized" in _ok("init", cwd=d)
+    write(d / "train/cat/a.png", os.urandom(4000))
+    write(d / "train/dog/b.png", os.urandom(4000))
+    write(d / "labels.csv", "id,label\n1,cat\n2,dog\n")
+    c1 = json.loads(_ok("commit", "-m", "v1", "--json", cwd=d))["id"]
+    v1 = snapshot(d)
+    (d / "train/cat/a.png").rename(d / "train/dog/a.png")
+    write(d / "labels.csv", "id,label\n1,dog\n2,dog\n")
+    st = json.loads(_ok("status", "--json", cwd=d))
+    assert st["added"] == ["train/dog/a.png"] and st["deleted"] == ["train/cat/a.png"]
+    assert st["modified"] == ["labels.csv"]
+    _ok("commit", "-m", "v2", cwd=d)
+    v2 = snapshot(d)
+    _ok("checkout", c1, cwd=d)
+    assert snapshot(d) == v1
+    _ok("checkout", "main", cwd=d)
+    assert snapshot(d) == v2
+    assert json.loads(_ok("fsck", "--json", cwd=d))["ok"] is True
+    assert "Usage" in _ok("--help", cwd=d)
+    assert "dsv" in _ok("--version", cwd=d)
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere"
+    nowhere.mkdir()
+    r = run_dsv("log", cwd=nowhere)
+    assert r.returncode == ExitCode.NOT_A_REPO
+    assert b"dsv: error: not a dsv repository" in r.stderr and b"Traceback" not in r.stderr
+
+    d = tmp_path / "ds"
+    d.mkdir()
+    _ok("init", cwd=d)
+    write(d / "f.bin", os.urandom(100_000))
+    _ok("commit", "-m", "v1", cwd=d)
+
+    r = run_dsv("show", "nope", cwd=d)
+    assert r.returncode == ExitCode.NOT_FOUND and b"Traceback" not in r.stderr
+
+    # a flipped byte in the pack: the read names the object and fails
+    pack = next((d / ".dsv/objects/pack").glob("*.pack"))
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    pack.write_bytes(bytes(raw))
+    r = run_dsv("show", "HEAD:f.bin", cwd=d)
+    assert r.returncode == ExitCode.CORRUPT, r.stderr
+    assert b"does not match its id" in r.stderr and b"Traceback" not in r.stderr
+    r = run_dsv("fsck", cwd=d)
+    assert r.returncode == ExitCode.FAILURE and b"f.bin" in r.stderr
+
+    # the repository format version is checked before anything else
+    cfg = d / ".dsv/config"
+    cfg.write_text(cfg.read_text().replace("format = 1", "format = 2"))
+    r = run_dsv("status", cwd=d)
+    assert r.returncode == ExitCode.UNSUPPORTED and b"Traceback" not in r.stderr
+
+
+def _rss_kib(args: list[str], cwd: Path) -> int:
+    """Peak resident memory of one dsv process (its own ru_maxrss)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsv", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return usage.ru_maxrss
+
+
+def _random_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for i in range(size >> 20):
+            f.write(i.to_bytes(8, "little") + block[8:])  # distinct blocks, cheap
+
+
+@pytest.mark.slow
+def test_memory_is_flat_in_file_size(tmp_path: Path) -> None:
+    peaks = {}
+    for name, size in (("small", 32 << 20), ("large", 512 << 20)):
+        d = tmp_path / name
+        d.mkdir()
+        _ok("init", cwd=d)
+        _random_file(d / "data.bin", size)
+        commit_rss = _rss_kib(["commit", "-q", "-m", "v1"], d)
+        (d / "data.bin").unlink()
+        checkout_rss = _rss_kib(["checkout", "-q", "--force", "HEAD"], d)
+        assert (d / "data.bin").stat().st_size == size
+        peaks[name] = (commit_rss, checkout_rss)
+        shutil.rmtree(d)
+    # 16x the bytes must not mean more memory (allowance for noise: 48 MiB, far below 480 MiB)
+    assert peaks["large"][0] - peaks["small"][0] < 48 * 1024, peaks
+    assert peaks["large"][1] - peaks["small"][1] < 48 * 1024, peaks

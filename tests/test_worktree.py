@@ -1,0 +1,312 @@
+"""Commit, status and checkout on real files: round trips, the stat cache, refusals."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dsv import api
+from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToCommitError
+from dsv.repo import Repository
+from dsv.worktree import snapshot as snap
+from dsv.worktree.statcache import FINE_GRANULARITY_NS, CacheEntry, StatCache
+
+from .conftest import snapshot, write
+
+
+def _v1(root: Path) -> None:
+    write(root / "empty.txt", b"")
+    write(root / "small.txt", "hello\n")
+    write(root / "big.bin", os.urandom(3 << 20))  # many chunks
+    write(root / "run.sh", "#!/bin/sh\necho hi\n", mode=0o755)
+    write(root / "ro.txt", "read only\n", mode=0o444)
+    write(root / "train/cat/1.png", os.urandom(5000))
+    write(root / "train/dog/2.png", os.urandom(7000))
+    write(root / "naïve ünïcode/файл.txt", "unicode\n")
+    os.symlink("small.txt", root / "link")
+
+
+def _v2(root: Path) -> None:
+    big = root / "big.bin"
+    data = bytearray(big.read_bytes())
+    data[1_000_000:1_000_100] = os.urandom(100)
+    big.write_bytes(bytes(data) + os.urandom(200_000))
+    (root / "train/cat/1.png").rename(root / "train/dog/1.png")
+    (root / "small.txt").unlink()
+    write(root / "small.txt/now-a-dir.txt", "type change\n")
+    (root / "run.sh").chmod(0o644)
+    (root / "link").unlink()
+    os.symlink("train", root / "link")
+    write(root / "new.txt", "new\n")
+
+
+def test_commit_checkout_round_trip_bytes_and_modes(repo: Repository) -> None:
+    root = repo.root
+    _v1(root)
+    c1 = api.commit(repo, "v1").id
+    s1 = snapshot(root)
+    _v2(root)
+    c2 = api.commit(repo, "v2").id
+    s2 = snapshot(root)
+    assert s1 != s2
+
+    api.checkout(repo, c1.hex())
+    assert snapshot(root) == s1
+    assert api.status(repo).clean
+    api.checkout(repo, "main")
+    assert snapshot(root) == s2
+    assert repo.refs.head().branch == "refs/heads/main"
+    assert repo.refs.head().commit == c2
+    assert api.status(repo).clean
+
+
+def test_small_edit_of_big_file_stores_little(repo: Repository) -> None:
+    big = repo.root / "big.bin"
+    write(big, os.urandom(8 << 20))
+    api.commit(repo, "v1")
+    data = bytearray(big.read_bytes())
+    data[4_000_000:4_000_010] = b"0123456789"
+    big.write_bytes(bytes(data) + os.urandom(100_000))
+    res = api.commit(repo, "v2")
+    stored = res.commit.summary["stored_bytes"]
+    assert stored < 1 << 20, stored  # a few chunks, not another 8 MiB
+
+
+def test_status_reports_each_kind_of_change(repo: Repository) -> None:
+    root = repo.root
+    _v1(root)
+    api.commit(repo, "v1")
+    (root / "train/dog/2.png").write_bytes(b"changed")
+    (root / "empty.txt").unlink()
+    write(root / "added.txt", "x")
+    (root / "ro.txt").chmod(0o644)
+    st = api.status(repo)
+    assert st.added == ["added.txt"]
+    assert st.deleted == ["empty.txt"]
+    assert st.modified == ["ro.txt", "train/dog/2.png"]
+    assert not st.clean
+
+
+def test_noop_status_uses_only_stat(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    _v1(repo.root)
+    api.commit(repo, "v1")
+    time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)  # let the entries age past the racy window
+    api.status(repo)  # may re-hash entries that were racy at commit time
+
+    calls: list[str] = []
+    real = snap.hash_path
+    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
+    st = api.status(repo)
+    assert st.clean
+    assert calls == []
+
+
+def test_rewrite_with_same_size_and_mtime_is_detected(repo: Repository) -> None:
+    f = write(repo.root / "labels.csv", "id,label\n1,cat\n")
+    api.commit(repo, "v1")
+    before = f.stat()
+    f.write_text("id,label\n1,dog\n")  # same size
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert f.stat().st_mtime_ns == before.st_mtime_ns
+    assert api.status(repo).modified == ["labels.csv"]
+
+
+def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
+    from dsv.hashing import XXH3_128
+
+    f = write(tmp_path / "f", "abc")
+    st = f.stat()
+    cache = StatCache(tmp_path / "index", XXH3_128)
+    cache.entries["f"] = CacheEntry(
+        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, b"x" * 16
+    )
+    # the cache was written within the timestamp granularity of the file's mtime
+    cache.ref_ns = st.st_mtime_ns + FINE_GRANULARITY_NS // 2
+    cache.granularity_ns = FINE_GRANULARITY_NS
+    assert cache.lookup("f", st) is None
+    # long after: trusted on stat alone
+    cache.ref_ns = st.st_mtime_ns + 10 * FINE_GRANULARITY_NS
+    assert cache.lookup("f", st) == b"x" * 16
+    # and survives a save/load cycle
+    cache.save(cache.ref_ns, FINE_GRANULARITY_NS)
+    again = StatCache(tmp_path / "index", XXH3_128).load()
+    assert again.lookup("f", st) == b"x" * 16
+
+
+def test_corrupt_stat_cache_is_ignored(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a")
+    api.commit(repo, "v1")
+    idx = repo.dsv_dir / "index"
+    idx.write_bytes(b"garbage" * 10)
+    assert api.status(repo).clean
+    write(repo.root / "a.txt", "b")
+    assert api.status(repo).modified == ["a.txt"]
+
+
+def test_checkout_refuses_to_overwrite_local_changes(repo: Repository) -> None:
+    f = write(repo.root / "a.txt", "v1\n")
+    c1 = api.commit(repo, "v1").id
+    f.write_text("v2\n")
+    api.commit(repo, "v2")
+    f.write_text("local edit\n")
+    with pytest.raises(ConflictError) as e:
+        api.checkout(repo, c1.hex())
+    assert "a.txt" in str(e.value)
+    assert f.read_text() == "local edit\n"
+    assert repo.refs.head().branch == "refs/heads/main"
+    api.checkout(repo, c1.hex(), force=True)
+    assert f.read_text() == "v1\n"
+
+
+def test_checkout_refuses_untracked_file_in_the_way(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a")
+    c1 = api.commit(repo, "v1").id
+    write(repo.root / "b.txt", "committed b")
+    api.commit(repo, "v2")
+    api.checkout(repo, c1.hex())
+    assert not (repo.root / "b.txt").exists()
+    write(repo.root / "b.txt", "untracked, precious")
+    with pytest.raises(ConflictError):
+        api.checkout(repo, "main")
+    assert (repo.root / "b.txt").read_text() == "untracked, precious"
+
+
+def test_checkout_keeps_local_change_to_unchanged_path(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a")
+    write(repo.root / "b.txt", "b")
+    c1 = api.commit(repo, "v1").id
+    write(repo.root / "b.txt", "b2")
+    api.commit(repo, "v2")
+    api.checkout(repo, c1.hex())
+    write(repo.root / "a.txt", "local")
+    out = api.checkout(repo, "main")
+    assert out.result.kept == ["a.txt"]
+    assert (repo.root / "a.txt").read_text() == "local"
+    assert (repo.root / "b.txt").read_text() == "b2"
+
+
+def test_checkout_paths_restores_only_those(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a1")
+    write(repo.root / "d/b.txt", "b1")
+    c1 = api.commit(repo, "v1").id
+    write(repo.root / "a.txt", "a2")
+    write(repo.root / "d/b.txt", "b2")
+    api.commit(repo, "v2")
+    api.checkout(repo, c1.hex(), paths=["d"])
+    assert (repo.root / "d/b.txt").read_text() == "b1"
+    assert (repo.root / "a.txt").read_text() == "a2"
+    assert repo.refs.head().commit != c1  # a path checkout does not move HEAD
+
+
+def test_commit_paths_commits_only_those(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a1")
+    write(repo.root / "d/b.txt", "b1")
+    api.commit(repo, "v1")
+    write(repo.root / "a.txt", "a2")
+    write(repo.root / "d/b.txt", "b2")
+    res = api.commit(repo, "only d", paths=["d"])
+    assert res.commit.summary["files"]["modified"] == 1
+    assert b"".join(api.cat(repo, "HEAD:d/b.txt")) == b"b2"
+    assert b"".join(api.cat(repo, "HEAD:a.txt")) == b"a1"
+    assert api.status(repo).modified == ["a.txt"]
+
+
+def test_nothing_to_commit(repo: Repository) -> None:
+    write(repo.root / "a.txt", "a")
+    api.commit(repo, "v1")
+    with pytest.raises(NothingToCommitError):
+        api.commit(repo, "again")
+    res = api.commit(repo, "empty on purpose", allow_empty=True)
+    assert res.commit.tree == repo.read_commit(res.commit.parents[0]).tree
+
+
+def test_dsvignore_is_honoured(repo: Repository) -> None:
+    write(repo.root / ".dsvignore", "*.tmp\ncache/\n!keep.tmp\n")
+    write(repo.root / "a.tmp", "x")
+    write(repo.root / "keep.tmp", "x")
+    write(repo.root / "cache/x.bin", "x")
+    write(repo.root / "data.csv", "x")
+    api.commit(repo, "v1")
+    paths = [p for p, _ in api.ls_tree(repo, "HEAD", recursive=True)]
+    assert paths == [".dsvignore", "data.csv", "keep.tmp"]
+
+
+def test_vanishing_file_fails_commit_and_leaves_repo_valid(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(repo.root / "a.txt", "a")
+    api.commit(repo, "v1")
+    write(repo.root / "b.txt", "b" * 1000)
+    write(repo.root / "c.txt", "c" * 1000)
+    real_scan = snap.scan
+
+    def scan_then_delete(root: Path, limit: object = None) -> snap.Scan:
+        out = real_scan(root, limit)  # type: ignore[arg-type]
+        (repo.root / "c.txt").unlink()
+        return out
+
+    monkeypatch.setattr(snap, "scan", scan_then_delete)
+    head = repo.refs.head().commit
+    with pytest.raises(DsvIOError) as e:
+        api.commit(repo, "v2")
+    assert "c.txt" in str(e.value) and "vanished" in str(e.value)
+    assert repo.refs.head().commit == head
+    assert not [p for p in repo.store.pack_dir.iterdir() if p.name.startswith(".dsv-tmp")]
+    assert api.fsck(Repository(repo.root)).ok
+
+
+def test_unreadable_file_fails_commit_cleanly(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(repo.root / "a.txt", "a")
+    write(repo.root / "secret.txt", "s")
+    real_open = open
+
+    def fake_open(path: str, *args: object, **kw: object) -> object:
+        if str(path).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(snap, "open", fake_open, raising=False)
+    with pytest.raises(DsvIOError) as e:
+        api.commit(repo, "v1")
+    assert "secret.txt" in str(e.value) and "Permission denied" in str(e.value)
+    assert repo.refs.head().commit is None
+
+
+def test_flipped_byte_in_pack_fails_checkout_without_touching_files(repo: Repository) -> None:
+    payload = os.urandom(300_000)
+    write(repo.root / "keep.txt", "keep")
+    c1 = api.commit(repo, "v1").id
+    write(repo.root / "victim.bin", payload)
+    api.commit(repo, "v2")
+    api.checkout(repo, c1.hex())
+    assert not (repo.root / "victim.bin").exists()
+
+    # flip one byte inside the first chunk of victim.bin
+    fresh = Repository(repo.root)
+    fid = fresh.flatten(fresh.read_commit(fresh.refs.read("refs/heads/main") or b"").tree)[
+        "victim.bin"
+    ].id
+    cid = fresh.store.chunks(fid)[0]
+    entry = next(e for p in fresh.store.packs if (e := p.find(cid)) is not None)
+    assert entry.pack is not None
+    pack_path = entry.pack.path
+    pack_path.chmod(0o644)
+    raw = bytearray(pack_path.read_bytes())
+    raw[entry.offset + 10] ^= 0xFF
+    pack_path.write_bytes(bytes(raw))
+
+    fresh = Repository(repo.root)
+    with pytest.raises(CorruptObjectError) as e:
+        api.checkout(fresh, "main")
+    assert cid.hex() in str(e.value)
+    assert not (repo.root / "victim.bin").exists()  # nothing half-written
+    assert fresh.refs.head().commit == c1
+    assert not (fresh.dsv_dir / "tmp").exists() or not any((fresh.dsv_dir / "tmp").iterdir())
+    result = api.fsck(fresh)
+    assert not result.ok
+    assert any(p.oid == cid.hex() or "victim.bin" in " ".join(p.where) for p in result.problems)
