@@ -127,7 +127,7 @@ def test_branches_tags_and_checkout(dsv: Invoke, work: Path) -> None:
     assert dsv("branch", "-d", "dev").exit_code == 0
     assert dsv("branch", "dev", "HEAD~1").exit_code == 0
     assert dsv("branch", "dev").exit_code == ExitCode.CONFLICT  # exists
-    assert dsv("branch", "bad..name").exit_code == ExitCode.CONFLICT
+    assert dsv("branch", "bad..name").exit_code == ExitCode.USAGE
     assert dsv("tag", "-d", "light").exit_code == 0
     assert dsv("rev-parse", "light").exit_code == ExitCode.NOT_FOUND
 
@@ -184,3 +184,28 @@ def test_gc_prunes_unreachable_data_and_keeps_the_rest(dsv: Invoke, work: Path) 
     fsck = dsv("fsck", "--json")
     assert fsck.exit_code == 0 and json.loads(fsck.output)["ok"] is True
     assert dsv("show", "HEAD:keep.txt").output == "keep"
+
+
+def test_bad_revision_syntax_is_a_clean_error(dsv: Invoke, work: Path) -> None:
+    write(work / "f.txt", "one")
+    _commit(dsv, "v1")
+    for bad in ("main^foo", "main~x", "main~1x", "^", "~1", "main:"):
+        r = dsv("rev-parse", bad)
+        assert r.exit_code == ExitCode.NOT_FOUND, (bad, r.output)
+        assert "internal error" not in r.output
+
+
+def test_checkout_prefers_branch_over_tag_of_same_name(dsv: Invoke, work: Path) -> None:
+    write(work / "f.txt", "one")
+    c1 = _commit(dsv, "v1")
+    assert dsv("tag", "x").exit_code == 0
+    write(work / "f.txt", "two")
+    c2 = _commit(dsv, "v2")
+    assert dsv("branch", "x").exit_code == 0
+    out = json.loads(dsv("checkout", "x", "--json").output)
+    assert out == {**out, "commit": c2, "branch": "x"}
+    assert (work / "f.txt").read_text() == "two"
+    assert json.loads(dsv("status", "--json").output)["clean"] is True
+    out = json.loads(dsv("checkout", "refs/heads/main", "--json").output)
+    assert out["branch"] == "main"
+    assert c1 != c2

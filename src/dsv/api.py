@@ -113,9 +113,11 @@ def checkout(
         if paths is None:
             if rev in ("HEAD", "@"):
                 branch = repo.refs.head().branch  # stay on the current branch
+            elif rev.startswith(HEADS) and repo.refs.read(rev) is not None:
+                branch = rev
             elif repo.refs.read(HEADS + rev) is not None:
-                branch = HEADS + rev
-        target = resolve(repo, rev)
+                branch = HEADS + rev  # a branch wins over a tag of the same name
+        target = resolve(repo, branch or rev)
         tree = repo.read_commit(target).tree
         res = _co.checkout(repo, tree, paths=paths, force=force, progress=progress)
         if paths is None:

@@ -32,10 +32,17 @@ class ChunkParams:
     max: int = 256 * 1024
 
     def validate(self) -> ChunkParams:
-        if not (64 <= self.min <= self.avg <= self.max <= 16 * 1024 * 1024) or self.avg < 256:
+        # the bounds pyfastcdc accepts, and min <= avg <= max
+        ok = (
+            64 <= self.min <= 1 << 20
+            and 256 <= self.avg <= 4 << 20
+            and 1024 <= self.max <= 16 << 20
+            and self.min <= self.avg <= self.max
+        )
+        if not ok:
             raise UnsupportedFormatError(
-                f"invalid chunk sizes min={self.min} avg={self.avg} max={self.max} "
-                "(need 64 <= min <= avg <= max <= 16 MiB and avg >= 256)"
+                f"invalid chunk sizes min={self.min} avg={self.avg} max={self.max} (need"
+                " 64 <= min <= 1 MiB, 256 <= avg <= 4 MiB, 1 KiB <= max <= 16 MiB, min <= avg <= max)"
             )
         return self
 

@@ -51,6 +51,10 @@ def _rel_paths(repo: Any, paths: tuple[str, ...], ctx: click.Context) -> list[st
     return [api.repo_path(repo, p, ctx.obj.get("cwd")) for p in paths]
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _fmt_time(t: int, tz: int) -> str:
     sign = "+" if tz >= 0 else "-"
     off = abs(tz)
@@ -102,7 +106,7 @@ class DsvGroup(click.Group):
     """Maps errors to a message and an exit code (works the same under CliRunner)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(os.environ.get("DSV_DEBUG"))
+        debug = os.environ.get("DSV_DEBUG", "") not in ("", "0")
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
@@ -140,8 +144,8 @@ class DsvGroup(click.Group):
 def cli(ctx: click.Context, cwd: str | None) -> None:
     """dsv: version datasets like code.
 
-    Commit a directory of data, see what changed in files, rows and labels,
-    check out any exact version, and sync versions with S3 or a directory.
+    Commit a directory of data, see what changed, and check out any exact
+    version, byte for byte.
     """
     ctx.ensure_object(dict)
     ctx.obj["cwd"] = cwd
@@ -269,12 +273,13 @@ def commit(
         allow_empty=allow_empty,
         progress=_progress(quiet or as_json),
     )
-    branch = res.branch[len("refs/heads/") :] if res.branch else "detached HEAD"
+    branch = res.branch[len("refs/heads/") :] if res.branch else None
     if as_json:
-        _emit_json({**_commit_json(repo, res.id, res.commit), "branch": branch})
+        refs = [f"HEAD -> {branch}"] if branch else ["HEAD"]
+        _emit_json({**_commit_json(repo, res.id, res.commit, refs), "branch": branch})
         return
     first = message.splitlines()[0] if message else ""
-    click.echo(f"[{branch} {res.id.hex()[:10]}] {first}")
+    click.echo(f"[{branch or 'detached HEAD'} {res.id.hex()[:10]}] {first}")
     click.echo(f" {_summary_line(res.commit.summary)}")
 
 
@@ -358,6 +363,7 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
                 "name": tag.name,
                 "tagger": tag.tagger,
                 "time": tag.time,
+                "tz": tag.tz,
                 "message": tag.message,
             }
         _emit_json(info)
@@ -446,7 +452,9 @@ def checkout(
     from dsv.progress import human_bytes
 
     if paths:
-        click.echo(f"Restored {len(r.written)} files from {rev} ({human_bytes(r.bytes_written)})")
+        click.echo(
+            f"Restored {_n(len(r.written), 'file')} from {rev} ({human_bytes(r.bytes_written)})"
+        )
     elif out.branch:
         click.echo(
             f"Switched to branch '{out.branch[len('refs/heads/') :]}' ({out.commit.hex()[:10]})"
@@ -455,7 +463,8 @@ def checkout(
         click.echo(f"HEAD is now at {out.commit.hex()[:10]} (detached)")
     if not paths:
         click.echo(
-            f" wrote {len(r.written):,} files ({human_bytes(r.bytes_written)}), removed {len(r.removed):,}"
+            f" wrote {_n(len(r.written), 'file')} ({human_bytes(r.bytes_written)}),"
+            f" removed {len(r.removed):,}"
         )
     for p in r.kept:
         click.echo(f"  kept local change: {p}")
@@ -483,19 +492,23 @@ def branch(
             click.echo(f"Deleted branch {delete} (was {old.hex()[:10]})")
         return
     if name:
+        existed = name in api.branches(repo)
         oid = api.branch_create(repo, name, rev, force)
         if as_json:
             _emit_json({"branch": name, "commit": oid.hex()})
         else:
-            click.echo(f"Created branch {name} at {oid.hex()[:10]}")
+            click.echo(f"{'Moved' if existed else 'Created'} branch {name} to {oid.hex()[:10]}")
         return
     head = repo.refs.head()
     current = head.branch[len("refs/heads/") :] if head.branch else None
     items = api.branches(repo)
     if as_json:
-        _emit_json(
-            [{"name": n, "commit": o.hex(), "current": n == current} for n, o in items.items()]
-        )
+        rows: list[dict[str, Any]] = [
+            {"name": n, "commit": o.hex(), "current": n == current} for n, o in items.items()
+        ]
+        if current and current not in items:
+            rows.insert(0, {"name": current, "commit": None, "current": True})
+        _emit_json(rows)
         return
     if current and current not in items:
         click.echo(f"* {current} (no commits yet)")
@@ -555,7 +568,11 @@ def tag(
 
 @cli.command("rev-parse")
 @click.argument("rev")
-@click.option("--short", is_flag=True, help="Shortest unique prefix (at least 10 digits).")
+@click.option(
+    "--short",
+    is_flag=True,
+    help="A short unique prefix (10 hex digits, more if needed to be unique).",
+)
 @click.pass_context
 def rev_parse(ctx: click.Context, rev: str, short: bool) -> None:
     """Print the commit id that REV names (HEAD~2, v1^, a branch, a short id...)."""

@@ -46,6 +46,12 @@ class NotARepositoryError(DsvError):
     exit_code = ExitCode.NOT_A_REPO
 
 
+class BadNameError(DsvError):
+    """A branch, tag or other name the user gave is not acceptable."""
+
+    exit_code = ExitCode.USAGE
+
+
 class NotFoundError(DsvError):
     exit_code = ExitCode.NOT_FOUND
 

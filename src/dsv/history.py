@@ -16,7 +16,8 @@ from dsv.objects import Commit, Tag
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import Repository
 
-_SUFFIX = re.compile(r"(~\d*|\^\d*)")
+_SUFFIX = re.compile(r"~\d*|\^\d*")
+_SUFFIXES = re.compile(r"(?:~\d*|\^\d*)+")
 _HEX = re.compile(r"^[0-9a-f]{4,}$")
 MIN_SHORT = 4
 DEFAULT_SHORT = 10
@@ -56,8 +57,7 @@ def resolve_ref_name(repo: Repository, name: str) -> tuple[str, bytes] | None:
 
 def resolve_object(repo: Repository, rev: str) -> bytes:
     """The id a revision names before peeling (a tag object stays a tag)."""
-    base = _SUFFIX.split(rev, maxsplit=1)[0]
-    if base != rev:
+    if "~" in rev or "^" in rev:
         return resolve(repo, rev)
     hit = resolve_ref_name(repo, rev)
     if hit is not None:
@@ -105,12 +105,12 @@ def resolve(repo: Repository, rev: str) -> bytes:
     rev = rev.strip()
     if not rev:
         raise NotFoundError("empty revision")
-    parts = _SUFFIX.split(rev)
-    base, ops = parts[0], [p for p in parts[1:] if p]
-    if "".join(ops) != rev[len(base) :]:
+    cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
+    base, suffix = rev[:cut], rev[cut:]
+    # ref names cannot contain ~ or ^, so everything after the first one is suffixes
+    if not base or (suffix and not _SUFFIXES.fullmatch(suffix)):
         raise NotFoundError(f"bad revision syntax: {rev}")
-    if not base:
-        raise NotFoundError(f"bad revision syntax: {rev}")
+    ops = _SUFFIX.findall(suffix)
     hit = resolve_ref_name(repo, base)
     if hit is None:
         if base in ("HEAD", "@"):

@@ -10,6 +10,7 @@ decoders check.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -116,7 +117,7 @@ def check_name(name: str) -> None:
     """Refuse a tree entry name that could escape or corrupt a working tree."""
     if not name or name in (".", ".."):
         raise UnsafePathError(f"unsafe name in tree: {name!r}")
-    if "/" in name or "\0" in name or "\\" in name:
+    if "/" in name or "\0" in name:
         raise UnsafePathError(f"unsafe name in tree: {name!r}")
     if name == ".dsv":
         raise UnsafePathError("tree entry named .dsv (reserved)")
@@ -128,6 +129,7 @@ def encode_tree(entries: list[TreeEntry]) -> bytes:
     out = bytearray(_TREE_HEADER.pack(TREE_MAGIC, TREE_VERSION, len(keyed)))
     prev = None
     for raw, e in keyed:
+        check_name(e.name)
         if raw == prev:
             raise ValueError(f"duplicate name in tree: {e.name!r}")
         prev = raw
@@ -199,7 +201,7 @@ def _load_json(data: bytes | memoryview, what: str) -> dict[str, Any]:
         raise FormatError(f"{what}: object too large")
     try:
         obj = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise FormatError(f"{what}: not valid JSON") from None
     if not isinstance(obj, dict):
         raise FormatError(f"{what}: not a JSON object")
@@ -209,13 +211,13 @@ def _load_json(data: bytes | memoryview, what: str) -> dict[str, Any]:
     return obj
 
 
+_HEX_ID = re.compile(r"[0-9a-f]+")
+
+
 def _hexid(value: object, digest_size: int, what: str) -> bytes:
-    if not isinstance(value, str) or len(value) != digest_size * 2:
-        raise FormatError(f"{what}: bad object id {value!r}")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise FormatError(f"{what}: bad object id {value!r}") from None
+    if not isinstance(value, str) or len(value) != digest_size * 2 or not _HEX_ID.fullmatch(value):
+        raise FormatError(f"{what}: bad object id {str(value)[:80]!r}")
+    return bytes.fromhex(value)
 
 
 def _typed(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> Any:

@@ -18,21 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
-from dsv.errors import ConflictError, FormatError, LockedError, io_error
+from dsv.errors import BadNameError, ConflictError, FormatError, LockedError, io_error
 
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 REMOTES = "refs/remotes/"
 
 _BAD_REF = re.compile(
-    r"(^[./-])|(\.\.)|([\x00-\x20\x7f~^:?*\[\\])|(@\{)|(/[./])|([./]$)|(\.lock$)|(//)"
+    r"(^[./-])|(\.\.)|([\x00-\x20\x7f~^:?*\[\\])|(@\{)|(/[./])|([./]$)|(\.lock(/|$))|(//)"
 )
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def check_ref_name(name: str, what: str = "name") -> str:
     """Validate a branch or tag name (git's check-ref-format rules)."""
     if not name or _BAD_REF.search(name) or name == "@" or name == "HEAD":
-        raise ConflictError(f"invalid {what}: {name!r}")
+        raise BadNameError(
+            f"invalid {what}: {name!r}",
+            hint="names cannot contain spaces, '..', '~', '^', ':', '?', '*', '[', '\\' or end in '.lock'",
+        )
     return name
 
 
@@ -74,22 +78,17 @@ class Refs:
 
     def _parse_id(self, text: str, where: str) -> bytes:
         text = text.strip()
-        if len(text) != self.ds * 2:
+        if len(text) != self.ds * 2 or not _HEX.fullmatch(text):
             raise FormatError(f"ref {where}: malformed value {text[:80]!r}")
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            raise FormatError(f"ref {where}: malformed value {text[:80]!r}") from None
+        return bytes.fromhex(text)
 
     def read(self, name: str) -> bytes | None:
         """The id a ref points to, or None if it does not exist."""
         try:
             text = self._path(name).read_text(encoding="ascii")
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None  # absent (a directory of refs, or a ref where a directory would be)
         except (OSError, UnicodeDecodeError) as exc:
-            if isinstance(exc, IsADirectoryError):
-                return None
             raise FormatError(f"ref {name}: unreadable ({exc})") from None
         if text.startswith("ref: "):
             raise FormatError(f"ref {name}: symbolic refs are only allowed in HEAD")
@@ -104,7 +103,10 @@ class Refs:
             ref = text[5:].strip()
             if not ref.startswith(HEADS):
                 raise FormatError(f"HEAD points outside refs/heads: {ref!r}")
-            check_ref_name(ref[len(HEADS) :], "branch in HEAD")
+            try:
+                check_ref_name(ref[len(HEADS) :], "branch in HEAD")
+            except BadNameError:
+                raise FormatError(f"HEAD names an invalid branch: {ref!r}") from None
             return Head(ref, self.read(ref))
         return Head(None, self._parse_id(text, "HEAD"))
 
@@ -151,6 +153,11 @@ class Refs:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             self._prune_dirs(path.parent)
+            # like git, a deleted ref takes its reflog along (HEAD's reflog still
+            # remembers every commit that was checked out or made), so that the
+            # name, or names below it, can be used again
+            self.delete_reflog(name)
+            return
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +211,11 @@ class Refs:
         path = self._log_path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line  # end the line a crash cut short
                 os.write(fd, line.encode("utf-8", "surrogateescape"))
                 os.fsync(fd)
             finally:
@@ -241,8 +251,17 @@ class Refs:
         return out
 
     def delete_reflog(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._log_path(name).unlink()
+        path = self._log_path(name)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
+        d = path.parent
+        logs = self.dir / "logs"
+        while d != logs and logs in d.parents:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+            d = d.parent
 
 
 def _hx(v: object) -> str:

@@ -18,7 +18,7 @@ import zstandard
 
 from dsv.atomic import TEMP_MARK
 from dsv.chunking import Chunker, ChunkParams
-from dsv.errors import CorruptObjectError, FormatError, NotFoundError
+from dsv.errors import CorruptObjectError, FormatError, NotFoundError, UnsupportedFormatError
 from dsv.hashing import HashAlgo
 from dsv.objects import decode_chunklist, encode_chunklist
 from dsv.store.pack import (
@@ -154,8 +154,9 @@ class Store:
 
     def _stored(self, e: Entry) -> bytes:
         if e.pack is None:
-            assert self._writer is not None
-            return self._writer.read_stored(e.offset, e.stored_len)
+            with self._lock:  # the writer's buffer is shared with writing threads
+                assert self._writer is not None
+                return self._writer.read_stored(e.offset, e.stored_len)
         return e.pack.read_stored(e)
 
     def _decode(self, oid: bytes, e: Entry) -> bytes:
@@ -169,9 +170,16 @@ class Store:
         if e.codec == CODEC_NONE:
             raw = stored
         elif e.codec == CODEC_ZSTD:
+            # The frame states its own size: refuse a mismatch before allocating.
             try:
+                declared = zstandard.frame_content_size(stored)
+                if declared != e.raw_len:
+                    raise CorruptObjectError(
+                        f"object {oid.hex()} in {where}: compressed frame declares {declared} bytes,"
+                        f" index says {e.raw_len} (corrupt pack)"
+                    )
                 raw = self._dctx().decompress(stored, max_output_size=e.raw_len)
-            except zstandard.ZstdError as exc:
+            except (zstandard.ZstdError, MemoryError) as exc:
                 raise CorruptObjectError(
                     f"object {oid.hex()} in {where}: cannot decompress ({exc})"
                 ) from None
@@ -195,7 +203,7 @@ class Store:
         raw = self._decode(oid, e)
         try:
             cl = decode_chunklist(raw, self.algo.digest_size, max(self.max_chunk, MAX_LITERAL))
-        except FormatError as exc:
+        except (FormatError, UnsupportedFormatError) as exc:
             raise CorruptObjectError(f"object {oid.hex()}: bad chunk list ({exc})") from None
         return cl.ids, cl.lengths
 
@@ -225,6 +233,15 @@ class Store:
             raise CorruptObjectError(f"object {cid.hex()}: chunk list used as a chunk")
         return self._decode(cid, e)
 
+    def read_listed_chunk(self, oid: bytes, cid: bytes) -> bytes:
+        """A chunk named by the chunk list of ``oid``: a missing one means a damaged object."""
+        try:
+            return self.read_chunk(cid)
+        except NotFoundError:
+            raise CorruptObjectError(
+                f"object {oid.hex()}: its chunk {cid.hex()} is missing from the store"
+            ) from None
+
     def iter_content(self, oid: bytes) -> Iterator[bytes]:
         """The object's bytes, chunk by chunk.
 
@@ -239,7 +256,7 @@ class Store:
         ids, _ = self._chunklist(oid, e)
         h = self.algo.new()
         for cid in ids:
-            data = self.read_chunk(cid)
+            data = self.read_listed_chunk(oid, cid)
             h.update(data)
             yield data
         if h.digest() != oid:

@@ -274,7 +274,8 @@ class PackWriter:
         self.algo = algo
         self.tmp = pack_dir / f"{TEMP_MARK}pack-{os.getpid()}-{os.urandom(6).hex()}"
         try:
-            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            # read-write: records may be read back before the pack is finished
+            self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
         except OSError as exc:
             raise io_error("create pack", self.tmp, exc) from exc
         self._hash = checksum_hasher()

@@ -45,9 +45,40 @@ IGNORE_FILE = ".dsvignore"
 
 # Pattern.fullmatch of one compiled regex, called as fullmatch(path, pos).
 _FullMatch: TypeAlias = Callable[[str, int], re.Match[str] | None]
-# One kind of path (files, or directories) for one .dsvignore:
-# (basename regex, its ranks, anchored regex, its ranks); see _compile_side.
-_Side: TypeAlias = tuple[_FullMatch | None, tuple[int, ...], _FullMatch | None, tuple[int, ...]]
+
+
+# The compiled patterns of one .dsvignore that apply to one kind of path
+# (files, or directories).  Plain tuples, not NamedTuples: unpacking a tuple
+# subclass takes CPython's slow path, and is_ignored unpacks one per query.
+#
+# Every pattern has a rank, 2 * (its line order) + (1 if it ignores, 0 if it
+# re-includes): the highest rank among the matching patterns is the one git
+# picks, and its low bit is the verdict.
+#
+# Basename patterns are matched from the start of the last path component,
+# anchored ones from the start of the part below the file's directory.  Each
+# kind is one alternation, latest pattern first and each alternative its only
+# capturing group, so that re's choice (the first alternative that matches) is
+# the latest pattern, and Match.lastindex names it: ranks[lastindex] is its rank.
+#
+# Fields: (basename regex, its ranks, anchored heads, anchored regex, its
+# ranks, shortcuts).  The heads are the literal starts of the anchored patterns
+# when every one has one, else (): one startswith() then rules most paths out
+# before the regex.
+_Side: TypeAlias = tuple[
+    _FullMatch | None,
+    tuple[int, ...],
+    tuple[str, ...],
+    _FullMatch | None,
+    tuple[int, ...],
+    "_Shortcuts | None",
+]
+# Basename patterns that are a plain name or "*literal", matched without re
+# once a file has many of them (as .gitignore templates do): re tries
+# alternatives at ~20 ns each, about what the dict lookup and endswith() cost
+# together.  (name -> rank, the suffixes for one endswith() that rules them all
+# out, (suffix, rank) highest rank first).
+_Shortcuts: TypeAlias = tuple[dict[str, int], tuple[str, ...], tuple[tuple[str, int], ...]]
 # (offset in a path of the part below the file's directory, files, directories);
 # a side is None when no pattern of the file can match that kind of path.
 _FileRules: TypeAlias = tuple[int, _Side | None, _Side | None]
@@ -71,6 +102,8 @@ _CLASSES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 _GLOB_SPECIAL = "*?[\\"
+# From how many name and "*literal" patterns on they bypass re (see _Shortcuts).
+_SHORTCUTS_FROM = 8
 _SLASH = 0x2F
 
 
@@ -78,11 +111,18 @@ class _NeverMatches(Exception):
     """The pattern is accepted by git but can match no path (an unclosed ``[``, say)."""
 
 
+# How a pattern is matched: against the basename, as a literal name, as
+# "*literal", or as a regex; or as a regex against the path below the
+# .dsvignore's directory.
+_NAME, _SUFFIX, _BASE, _ANCHORED = range(4)
+
+
 class _Pattern(NamedTuple):
     negative: bool
     dir_only: bool
-    anchored: bool  # matched against the path below the file's directory, else the basename
+    kind: int
     regex: str
+    literal: str  # the name, the suffix, or the literal head of an anchored pattern
 
 
 class IgnoreRules:
@@ -162,13 +202,23 @@ class IgnoreRules:
             side = dirs if is_dir else files
             if side is None:
                 continue
-            base, base_ranks, anchored, anchored_ranks = side
+            base, base_ranks, heads, anchored, anchored_ranks, shortcuts = side
             rank = -1
+            if shortcuts is not None:
+                names, suffixes, ranked_suffixes = shortcuts
+                rank = names.get(rel_path[base_pos:], -1)
+                if suffixes and rel_path.endswith(suffixes, base_pos):
+                    for suffix, r in ranked_suffixes:
+                        if r < rank:
+                            break
+                        if rel_path.endswith(suffix, base_pos):
+                            rank = r
+                            break
             if base is not None:
                 m = base(rel_path, base_pos)
                 if m is not None:
-                    rank = base_ranks[m.lastindex or 0]
-            if anchored is not None:
+                    rank = max(rank, base_ranks[m.lastindex or 0])
+            if anchored is not None and (not heads or rel_path.startswith(heads, below)):
                 m = anchored(rel_path, below)
                 if m is not None:
                     rank = max(rank, anchored_ranks[m.lastindex or 0])
@@ -256,7 +306,12 @@ def _parse_pattern(line: str) -> _Pattern | None:
         return None
     if "/" not in p:
         # Matched against the last path component only, so '**' is just '*'.
-        return _Pattern(negative, dir_only, False, _wildmatch(p, pathname=False))
+        regex = _wildmatch(p, pathname=False)
+        if not any(c in _GLOB_SPECIAL for c in p):
+            return _Pattern(negative, dir_only, _NAME, regex, p)
+        if p[0] == "*" and len(p) > 1 and not any(c in _GLOB_SPECIAL for c in p[1:]):
+            return _Pattern(negative, dir_only, _SUFFIX, regex, p[1:])
+        return _Pattern(negative, dir_only, _BASE, regex, "")
     if p.startswith("/"):
         p = p[1:]
     # git compares the literal head of the pattern itself and hands only the
@@ -267,7 +322,7 @@ def _parse_pattern(line: str) -> _Pattern | None:
     while head < len(p) and p[head] not in _GLOB_SPECIAL:
         head += 1
     regex = re.escape(p[:head]) + _wildmatch(p[head:], pathname=True)
-    return _Pattern(negative, dir_only, True, regex)
+    return _Pattern(negative, dir_only, _ANCHORED, regex, p[:head])
 
 
 def _wildmatch(pat: str, *, pathname: bool) -> str:
@@ -418,27 +473,40 @@ def _compile_file(dir_rel: str, patterns: list[_Pattern]) -> _FileRules:
 
 
 def _compile_side(patterns: list[tuple[int, _Pattern]]) -> _Side | None:
-    """Compile the numbered patterns that apply to one kind of path.
-
-    Each regex is an alternation of patterns, latest first, each one the only
-    capturing group of its alternative: ``re`` takes the first alternative
-    that matches, i.e. the pattern git would pick, and ``Match.lastindex``
-    names it.  ``ranks[group]`` is ``2 * number + (pattern ignores)``, so of
-    the basename and anchored winners the larger rank is the later pattern,
-    and its low bit is the verdict.
-    """
+    """Compile the numbered patterns that apply to one kind of path (see _Side)."""
     if not patterns:
         return None
-    base = [(k, p) for k, p in reversed(patterns) if not p.anchored]
-    anchored = [(k, p) for k, p in reversed(patterns) if p.anchored]
+    literal = sum(p.kind in (_NAME, _SUFFIX) for _, p in patterns) >= _SHORTCUTS_FROM
+    names: dict[str, int] = {}
+    suffixes: list[tuple[str, int]] = []
+    base: list[tuple[int, str]] = []
+    anchored: list[tuple[int, str]] = []
+    heads: list[str] = []
+    for k, p in patterns:
+        rank = 2 * k + (0 if p.negative else 1)
+        if p.kind == _NAME and literal:
+            names[p.literal] = rank  # a later duplicate outranks an earlier one
+        elif p.kind == _SUFFIX and literal:
+            suffixes.append((p.literal, rank))
+        elif p.kind == _ANCHORED:
+            anchored.append((rank, p.regex))
+            heads.append(p.literal)
+        else:
+            base.append((rank, p.regex))
+    suffixes.sort(key=lambda sr: sr[1], reverse=True)
     base_fn, base_ranks = _alternation(base)
     anchored_fn, anchored_ranks = _alternation(anchored)
-    return (base_fn, base_ranks, anchored_fn, anchored_ranks)
+    shortcuts: _Shortcuts | None = None
+    if literal:
+        shortcuts = (names, tuple(s for s, _ in suffixes), tuple(suffixes))
+    heads_or_none = tuple(heads) if all(heads) else ()
+    return (base_fn, base_ranks, heads_or_none, anchored_fn, anchored_ranks, shortcuts)
 
 
-def _alternation(patterns: list[tuple[int, _Pattern]]) -> tuple[_FullMatch | None, tuple[int, ...]]:
+def _alternation(patterns: list[tuple[int, str]]) -> tuple[_FullMatch | None, tuple[int, ...]]:
+    """One regex for the (rank, regex) patterns, latest first; see _Side."""
     if not patterns:
         return None, ()
-    regex = "|".join(f"({p.regex})" for _, p in patterns)
-    ranks = (-1, *(2 * k + (0 if p.negative else 1) for k, p in patterns))
-    return re.compile(regex, re.DOTALL).fullmatch, ranks
+    patterns = sorted(patterns, reverse=True)
+    regex = "|".join(f"({r})" for _, r in patterns)
+    return re.compile(regex, re.DOTALL).fullmatch, (-1, *(rank for rank, _ in patterns))

@@ -18,8 +18,8 @@ import contextlib
 import os
 import stat as stat_mod
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dsv.atomic import write_atomic
 from dsv.errors import DsvError
@@ -38,8 +38,9 @@ FINE_GRANULARITY_NS = 50_000_000
 COARSE_GRANULARITY_NS = 2_500_000_000
 
 
-@dataclass(slots=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
+    """One cached file.  Entries read from disk are plain tuples of these fields."""
+
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -48,8 +49,11 @@ class CacheEntry:
     id: bytes
 
 
-def entry_from_stat(st: os.stat_result, oid: bytes) -> CacheEntry:
-    return CacheEntry(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, oid)
+Entry = tuple[int, int, int, int, int, bytes]
+
+
+def entry_from_stat(st: os.stat_result, oid: bytes) -> Entry:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, oid)
 
 
 def granularity_for(mtimes_ns: list[int]) -> int:
@@ -66,7 +70,7 @@ class StatCache:
     def __init__(self, path: Path, algo: HashAlgo) -> None:
         self.path = path
         self.algo = algo
-        self.entries: dict[str, CacheEntry] = {}
+        self.entries: dict[str, Entry] = {}
         self.ref_ns = 0
         self.granularity_ns = FINE_GRANULARITY_NS
         self.tree: bytes | None = None  # root tree the entries mirror exactly, if known
@@ -75,20 +79,20 @@ class StatCache:
 
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:
         """The cached id if ``st`` matches the entry and the entry is not racy."""
+        # called once per file by status and commit: plain tuple indexing on purpose
         e = self.entries.get(path)
-        if e is None:
-            return None
         if (
-            e.size != st.st_size
-            or e.mtime_ns != st.st_mtime_ns
-            or e.ctime_ns != st.st_ctime_ns
-            or e.ino != st.st_ino
-            or e.st_mode != st.st_mode
+            e is None
+            or e[1] != st.st_mtime_ns
+            or e[0] != st.st_size
+            or e[2] != st.st_ctime_ns
+            or e[3] != st.st_ino
+            or e[4] != st.st_mode
         ):
             return None
-        if e.mtime_ns > self.ref_ns - self.granularity_ns:
+        if e[1] > self.ref_ns - self.granularity_ns:
             return None  # racily clean: could have changed within the same tick
-        return e.id
+        return e[5]
 
     # ------------------------------------------------------------------ I/O
 
@@ -126,7 +130,7 @@ class StatCache:
         names = data[end:-16].decode("utf-8", "surrogateescape").split("\0") if count else []
         if len(names) != count:
             raise ValueError("name count")
-        self.entries = {n: CacheEntry(*r) for n, r in zip(names, recs)}
+        self.entries = dict(zip(names, recs))
         self.ref_ns = ref_ns
         self.granularity_ns = gran_ms * 1_000_000
         self.tree = tree if tree != bytes(ds) else None
@@ -149,7 +153,7 @@ class StatCache:
         )
         out += self.tree or bytes(ds)
         for _, e in items:
-            out += rec.pack(e.size, e.mtime_ns, e.ctime_ns, e.ino, e.st_mode, e.id)
+            out += rec.pack(*e)
         out += "\0".join(n for n, _ in items).encode("utf-8", "surrogateescape")
         out += checksum(bytes(out))
         with contextlib.suppress(DsvError):  # a cache that cannot be written only costs speed

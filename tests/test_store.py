@@ -1,0 +1,716 @@
+"""The object store on real files: round trips, dedup, packs, indexes and corruption."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import random
+import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dsv.store
+from dsv.atomic import TEMP_MARK
+from dsv.chunking import ChunkParams
+from dsv.errors import (
+    CorruptObjectError,
+    DsvError,
+    FormatError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
+from dsv.hashing import BLAKE3, XXH3_128, HashAlgo, checksum
+from dsv.store import Store
+from dsv.store.pack import (
+    CODEC_NONE,
+    CODEC_ZSTD,
+    IDX_VERSION,
+    KIND_CHUNKLIST,
+    KIND_LITERAL,
+    PACK_VERSION,
+    PackFile,
+    scan_pack,
+)
+
+SMALL = ChunkParams(min=64, avg=256, max=1024)
+ALGOS = [XXH3_128, BLAKE3]
+# Offsets in the 16-byte file header shared by packs and indexes (docs/format.md):
+# magic[8], version u16, algo code u8, digest size u8, reserved u32.
+VERSION_AT = 8
+ALGO_CODE_AT = 10
+
+Record = tuple[bytes, int, int, int, int, int]  # id, payload offset, stored, raw, kind, codec
+
+
+def text_data(n: int) -> bytes:
+    """Compressible bytes."""
+    out = b"".join(b"row %d,value %d,label cat\n" % (i, i % 7) for i in range(n // 20 + 1))
+    return out[:n]
+
+
+def rand(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+@pytest.fixture(params=ALGOS, ids=lambda a: a.name)
+def algo(request: pytest.FixtureRequest) -> HashAlgo:
+    return request.param
+
+
+@pytest.fixture
+def objects_dir(tmp_path: Path) -> Path:
+    return tmp_path / "objects"
+
+
+@pytest.fixture
+def new_store(objects_dir: Path, algo: HashAlgo) -> Iterator[Callable[..., Store]]:
+    """Open a Store on the same directory (a fresh instance reads only what is on disk)."""
+    opened: list[Store] = []
+
+    def make(params: ChunkParams = SMALL) -> Store:
+        s = Store(objects_dir, algo, params)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.reload()  # close pack fds; unflushed data is discarded with the tmp dir
+
+
+def pack_paths(store: Store) -> list[Path]:
+    return sorted(store.pack_dir.glob("pack-*.pack"))
+
+
+def all_records(store: Store) -> dict[bytes, tuple[Path, Record]]:
+    out = {}
+    for p in pack_paths(store):
+        for rec in scan_pack(p)[1]:
+            out[rec[0]] = (p, rec)
+    return out
+
+
+def overwrite(path: Path, data: bytes) -> None:
+    path.chmod(0o644)  # packs are created read-only
+    path.write_bytes(data)
+
+
+def flip(path: Path, pos: int, mask: int = 0xFF) -> bytes:
+    """Flip bits of one byte of a file in place; returns the original content."""
+    orig = path.read_bytes()
+    b = bytearray(orig)
+    b[pos] ^= mask
+    overwrite(path, bytes(b))
+    return orig
+
+
+def temp_files(store: Store) -> list[str]:
+    return [p.name for p in store.pack_dir.iterdir() if p.name.startswith(TEMP_MARK)]
+
+
+def assert_content(store: Store, oid: bytes, data: bytes) -> None:
+    assert store.has(oid)
+    assert store.get_bytes(oid) == data
+    assert b"".join(store.iter_content(oid)) == data
+    assert store.info(oid).size == len(data)
+    ids, lengths = store.chunk_table(oid)
+    assert sum(lengths) == len(data)
+    assert b"".join(store.read_chunk(c) for c in ids) == data
+
+
+# ------------------------------------------------------------------ round trips
+
+
+data_st = st.one_of(
+    st.binary(max_size=3000),
+    st.builds(rand, st.integers(0, 12_000), st.integers(0, 2**32)),
+    st.builds(text_data, st.integers(0, 12_000)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=data_st, algo_=st.sampled_from(ALGOS), stream_first=st.booleans())
+def test_put_get_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, algo_: HashAlgo, stream_first: bool
+) -> None:
+    root = tmp_path_factory.mktemp("store")
+    s = Store(root, algo_, SMALL)
+    if stream_first:
+        oid, n = s.put_stream(io.BytesIO(data))
+        assert n == len(data)
+        assert s.put_bytes(data) == oid
+    else:
+        oid = s.put_bytes(data)
+        assert s.put_stream(io.BytesIO(data)) == (oid, len(data))
+    assert oid == algo_.digest(data)
+    assert_content(s, oid, data)  # served from the pack being written
+    s.flush()
+    assert_content(s, oid, data)
+    fresh = Store(root, algo_, SMALL)
+    assert_content(fresh, oid, data)
+    assert fresh.all_ids() == s.all_ids()
+    s.reload()
+    fresh.reload()
+
+
+def test_large_objects_readable_before_flush(new_store) -> None:
+    s = new_store(ChunkParams())
+    big = rand(3 << 20, 20)  # chunks of 16-256 KiB: most are written straight to the file
+    oid = s.put_bytes(big)
+    assert s.get_bytes(oid) == big
+    single = rand(200_000, 21)  # one literal record of 200 KB
+    assert s.get_bytes(s.put_bytes(single)) == single
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 1024, 1025, 20_000])
+def test_put_file_matches_put_bytes(new_store, tmp_path: Path, size: int) -> None:
+    data = rand(size, size)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    s = new_store()
+    with open(path, "rb") as f:
+        oid, n = s.put_file(f, size)
+    assert (oid, n) == (s.algo.digest(data), size)
+    assert s.put_bytes(data) == oid
+    s.flush()
+    assert_content(new_store(), oid, data)
+    # A file that grew after its size was taken: the count read tells.
+    with open(path, "rb") as f:
+        _, n = new_store().put_file(f, size - 1 if size else 0)
+    assert n == size
+
+
+def test_multi_chunk_object_is_a_chunk_list(new_store, algo: HashAlgo) -> None:
+    s = new_store()
+    data = rand(50_000, 1)
+    oid = s.put_bytes(data)
+    s.flush()
+    ids, lengths = s.chunk_table(oid)
+    assert len(ids) > 20
+    assert all(len(c) == algo.digest_size for c in ids)
+    assert all(n <= SMALL.max for n in lengths)
+    assert s.info(oid).chunked
+    assert all(algo.digest(s.read_chunk(c)) == c for c in ids)
+    # The chunk list is stored under the object's id; the chunks under theirs.
+    recs = all_records(s)
+    assert recs[oid][1][4] == KIND_CHUNKLIST
+    assert all(recs[c][1][4] == KIND_LITERAL for c in ids)
+    with pytest.raises(CorruptObjectError):
+        s.read_chunk(oid)  # a chunk list is not a chunk
+    with pytest.raises(FormatError):
+        s.get_bytes(oid, limit=len(data) - 1)
+    assert s.get_bytes(oid, limit=len(data)) == data
+
+
+def test_empty_object(new_store, algo: HashAlgo) -> None:
+    s = new_store()
+    oid = s.put_bytes(b"")
+    assert oid == algo.digest(b"")
+    assert s.put_stream(io.BytesIO(b"")) == (oid, 0)
+    s.flush()
+    fresh = new_store()
+    assert fresh.get_bytes(oid) == b""
+    assert list(fresh.iter_content(oid)) == [b""]
+    assert fresh.info(oid).size == 0
+
+
+def test_missing_object_raises_not_found(new_store, algo: HashAlgo) -> None:
+    s = new_store()
+    s.put_bytes(b"something")
+    s.flush()
+    missing = algo.digest(b"never stored")
+    assert not s.has(missing)
+    with pytest.raises(NotFoundError, match=missing.hex()):
+        s.get_bytes(missing)
+    with pytest.raises(NotFoundError):
+        list(s.iter_content(missing))
+
+
+def test_many_packs_stay_readable(new_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dsv.store, "PACK_TARGET", 4096)
+    s = new_store()
+    rng = random.Random(5)
+    objects = {}
+    for i in range(60):
+        data = rand(rng.randint(1, 5000), i) if i % 2 else text_data(rng.randint(1, 5000))
+        objects[s.put_bytes(data)] = data
+    # Packs sealed on the way are on disk already: a fresh store sees them.
+    before_flush = new_store().all_ids()
+    assert before_flush and before_flush < s.all_ids()
+    s.flush()
+    packs = pack_paths(s)
+    assert len(packs) > 5
+    assert all(p.with_suffix(".idx").is_file() for p in packs)
+    assert temp_files(s) == []
+    for st_ in (s, new_store()):
+        for oid, data in objects.items():
+            assert_content(st_, oid, data)
+    assert new_store().all_ids() == s.all_ids()
+    # Each object is in exactly one pack.
+    per_pack = [{rec[0] for rec in scan_pack(p)[1]} for p in packs]
+    assert sum(len(x) for x in per_pack) == len(set().union(*per_pack))
+
+
+def test_ids_with_prefix(new_store) -> None:
+    s = new_store()
+    for i in range(300):
+        s.put_bytes(b"object %d" % i)
+    s.flush()
+    ids = s.all_ids()
+    assert len(ids) == 300
+    for oid in list(ids)[:20]:
+        for n in (1, 2, 3):
+            prefix = oid[:n]
+            assert s.ids_with_prefix(prefix) == {i for i in ids if i.startswith(prefix)}
+    assert s.ids_with_prefix(b"\xff" * 6) == {i for i in ids if i.startswith(b"\xff" * 6)}
+
+
+def test_concurrent_puts_from_threads(new_store) -> None:
+    s = new_store()
+    blobs = [rand(3000, i % 10) for i in range(40)]  # every blob written 4 times
+    with ThreadPoolExecutor(8) as ex:
+        oids = list(ex.map(s.put_bytes, blobs))
+    s.flush()  # the index writer refuses duplicate ids
+    fresh = new_store()
+    for oid, data in zip(oids, blobs):
+        assert_content(fresh, oid, data)
+    assert len(set(oids)) == 10
+
+
+# ------------------------------------------------------------------ dedup and compression
+
+
+def test_same_content_is_stored_once(new_store) -> None:
+    s = new_store()
+    data = rand(20_000, 2)
+    oid = s.put_bytes(data)
+    written, objects = s.written_bytes, s.written_objects
+    assert written >= len(data) and objects > 1
+    assert s.put_bytes(data) == oid
+    assert s.put_stream(io.BytesIO(data)) == (oid, len(data))
+    assert (s.written_bytes, s.written_objects) == (written, objects)
+    s.flush()
+    packs = pack_paths(s)
+    fresh = new_store()
+    assert fresh.put_bytes(data) == oid
+    fresh.flush()
+    assert (fresh.written_bytes, fresh.written_objects) == (0, 0)
+    assert pack_paths(fresh) == packs  # nothing new to seal: no new pack
+
+
+def test_shared_chunks_are_stored_once(new_store) -> None:
+    s = new_store()
+    base = rand(30_000, 3)
+    s.put_bytes(base)
+    before = s.written_bytes
+    s.put_bytes(base + b"appended tail")
+    # Only the last chunk or two and the new chunk list are new.
+    assert s.written_bytes - before < 2 * SMALL.max + 2000
+
+
+def test_edit_in_the_middle_stores_only_a_few_new_chunks(new_store, algo: HashAlgo) -> None:
+    params = ChunkParams()
+    s = new_store(params)
+    rng = random.Random(11)
+    data = rng.randbytes(12 << 20)
+    edit = 1 << 20
+    oid = s.put_bytes(data)
+    before_bytes, before_objects = s.written_bytes, s.written_objects
+    mid = len(data) // 2
+    edited = data[:mid] + rng.randbytes(edit) + data[mid + edit :]
+    oid2 = s.put_bytes(edited)
+    new_bytes = s.written_bytes - before_bytes
+    new_objects = s.written_objects - before_objects
+    chunks1, chunks2 = s.chunks(oid), s.chunks(oid2)
+    chunklist_size = 16 + len(chunks2) * (algo.digest_size + 4)
+    # The edited MiB, at most one partly-edited chunk on either side, the new chunk list.
+    assert edit <= new_bytes <= edit + 2 * params.max + chunklist_size
+    assert new_objects <= edit // params.min + 3
+    assert len(set(chunks1) & set(chunks2)) >= len(chunks1) - new_objects
+    assert b"".join(s.iter_content(oid2)) == edited
+
+
+def test_compressible_data_is_stored_smaller(new_store) -> None:
+    s = new_store(ChunkParams())
+    data = text_data(200_000)
+    oid = s.put_bytes(data)
+    assert s.written_bytes < len(data) // 2
+    s.flush()
+    _, (_, _, stored, raw, kind, codec) = all_records(s)[oid]
+    assert (raw, kind, codec) == (len(data), KIND_LITERAL, CODEC_ZSTD)
+    assert stored < len(data) // 2
+    assert new_store(ChunkParams()).get_bytes(oid) == data
+
+
+def test_random_data_is_not_expanded(new_store) -> None:
+    s = new_store()
+    small, big = rand(1000, 4), rand(40_000, 5)
+    oid_small, oid_big = s.put_bytes(small), s.put_bytes(big)
+    s.flush()
+    recs = all_records(s)
+    _, (_, _, stored, raw, _, codec) = recs[oid_small]
+    assert (stored, raw, codec) == (len(small), len(small), CODEC_NONE)
+    chunk_ids = s.chunks(oid_big)
+    chunk_recs = [recs[c][1] for c in chunk_ids]
+    assert all(r[5] == CODEC_NONE and r[2] == r[3] for r in chunk_recs)
+    assert sum(r[2] for r in chunk_recs) == len(big)
+
+
+# ------------------------------------------------------------------ abort
+
+
+def test_abort_discards_unflushed_objects(new_store) -> None:
+    s = new_store()
+    kept = rand(5000, 6)
+    kept_id = s.put_bytes(kept)
+    s.flush()
+    lost = {s.put_bytes(rand(5000, 7)): 1, s.put_bytes(b"small"): 2}
+    assert all(s.has(o) for o in lost)
+    assert temp_files(s)  # the pack being written
+    s.abort()
+    assert temp_files(s) == []
+    assert len(pack_paths(s)) == 1
+    for st_ in (s, new_store()):
+        assert_content(st_, kept_id, kept)
+        for oid in lost:
+            assert not st_.has(oid)
+            with pytest.raises(NotFoundError):
+                st_.get_bytes(oid)
+    # The store is still usable after an abort.
+    again = s.put_bytes(b"after abort")
+    s.flush()
+    assert new_store().get_bytes(again) == b"after abort"
+    assert temp_files(s) == []
+
+
+# ------------------------------------------------------------------ corruption
+
+
+def _payload(store: Store, oid: bytes) -> tuple[Path, Record]:
+    return all_records(store)[oid]
+
+
+class Patcher:
+    """Flips bytes of a file in place (no truncation, no reopening): open readers see it."""
+
+    def __init__(self, path: Path) -> None:
+        path.chmod(0o644)  # packs are created read-only
+        self.fd = os.open(path, os.O_RDWR)
+
+    @contextlib.contextmanager
+    def flipped(self, pos: int, mask: int = 0xFF) -> Iterator[None]:
+        orig = os.pread(self.fd, 1, pos)
+        os.pwrite(self.fd, bytes([orig[0] ^ mask]), pos)
+        try:
+            yield
+        finally:
+            os.pwrite(self.fd, orig, pos)
+
+
+@pytest.fixture
+def patcher() -> Iterator[Callable[[Path], Patcher]]:
+    opened: list[Patcher] = []
+
+    def make(path: Path) -> Patcher:
+        opened.append(Patcher(path))
+        return opened[-1]
+
+    yield make
+    for p in opened:
+        os.close(p.fd)
+
+
+def sample_positions(size: int, step: int = 7) -> list[int]:
+    """Every byte of the header and the trailer, and a spread of the bytes between."""
+    return sorted({*range(min(64, size)), *range(64, size, step), *range(max(0, size - 48), size)})
+
+
+def test_flipped_bit_in_raw_payload_is_detected(new_store, patcher) -> None:
+    s = new_store()
+    data = rand(200, 8)
+    oid = s.put_bytes(data)
+    s.flush()
+    pack, (_, off, stored, _, _, codec) = _payload(s, oid)
+    assert codec == CODEC_NONE
+    reader = new_store()
+    assert reader.get_bytes(oid) == data
+    patch = patcher(pack)
+    for pos in range(off, off + stored):
+        for bit in (0, 7):
+            with patch.flipped(pos, 1 << bit):
+                with pytest.raises(CorruptObjectError, match=oid.hex()):
+                    reader.get_bytes(oid)
+                with pytest.raises(CorruptObjectError, match=oid.hex()):
+                    b"".join(reader.iter_content(oid))
+    assert reader.get_bytes(oid) == data
+
+
+ZSTD_FRAME_HEADER_DESCRIPTOR = 4  # after the 4-byte magic
+
+
+def _compressed_record(new_store) -> tuple[bytes, bytes, Path, Record]:
+    s = new_store(ChunkParams())  # max chunk 256 KiB: 2000 bytes are one literal record
+    data = text_data(2000)
+    oid = s.put_bytes(data)
+    s.flush()
+    pack, rec = _payload(s, oid)
+    assert rec[5] == CODEC_ZSTD
+    return oid, data, pack, rec
+
+
+def test_flipped_bit_in_compressed_payload_is_detected(new_store, patcher) -> None:
+    oid, data, pack, (_, off, stored, _, _, _) = _compressed_record(new_store)
+    reader = new_store(ChunkParams())
+    patch = patcher(pack)
+    outcomes = set()
+    for pos in range(off, off + stored):
+        if pos - off == ZSTD_FRAME_HEADER_DESCRIPTOR:
+            continue  # see test_flipped_bit_in_zstd_frame_header_is_detected
+        for bit in range(8):
+            with patch.flipped(pos, 1 << bit):
+                try:
+                    got = reader.get_bytes(oid)
+                except CorruptObjectError as exc:
+                    assert oid.hex() in str(exc)
+                    outcomes.add("corrupt")
+                else:
+                    assert got == data  # a bit zstd ignores (e.g. unused): still correct
+                    outcomes.add("ok")
+    assert "corrupt" in outcomes
+    assert reader.get_bytes(oid) == data
+
+
+def test_flipped_bit_in_zstd_frame_header_is_detected(new_store, patcher) -> None:
+    oid, data, pack, (_, off, _, _, _, _) = _compressed_record(new_store)
+    reader = new_store(ChunkParams())
+    patch = patcher(pack)
+    for bit in range(8):
+        with patch.flipped(off + ZSTD_FRAME_HEADER_DESCRIPTOR, 1 << bit):
+            try:
+                assert reader.get_bytes(oid) == data
+            except CorruptObjectError as exc:
+                assert oid.hex() in str(exc)
+
+
+def _chunklist_record(store: Store) -> tuple[bytes, bytes, Path, Record]:
+    data = rand(8000, 9)
+    oid = store.put_bytes(data)
+    store.flush()
+    pack, rec = _payload(store, oid)
+    assert rec[4] == KIND_CHUNKLIST and rec[5] == CODEC_NONE
+    return oid, data, pack, rec
+
+
+def test_flipped_byte_in_chunk_list_never_returns_wrong_data(new_store, patcher) -> None:
+    oid, data, pack, (_, off, stored, _, _, _) = _chunklist_record(new_store())
+    reader = new_store()
+    patch = patcher(pack)
+    errors = 0
+    for pos in range(off, off + stored):
+        with patch.flipped(pos):
+            try:
+                got = reader.get_bytes(oid)
+            except DsvError:
+                errors += 1
+            else:
+                assert got == data
+                assert 1 <= pos - off <= 3  # only the header's padding is not checked
+    assert errors == stored - 3
+
+
+def test_flipped_chunk_length_in_chunk_list_is_corruption(new_store, algo: HashAlgo) -> None:
+    oid, _, pack, (_, off, _, _, _, _) = _chunklist_record(new_store())
+    first_length_at = off + 16 + algo.digest_size
+    flip(pack, first_length_at, 0x01)
+    with pytest.raises(CorruptObjectError, match=oid.hex()):
+        new_store().get_bytes(oid)
+
+
+def test_flipped_version_in_chunk_list_is_corruption(new_store) -> None:
+    oid, _, pack, (_, off, _, _, _, _) = _chunklist_record(new_store())
+    flip(pack, off, 0x02)
+    with pytest.raises(CorruptObjectError, match=oid.hex()):
+        new_store().get_bytes(oid)
+
+
+def test_flipped_chunk_id_in_chunk_list_is_corruption(new_store) -> None:
+    oid, _, pack, (_, off, _, _, _, _) = _chunklist_record(new_store())
+    flip(pack, off + 16)  # first byte of the first chunk id
+    with pytest.raises(CorruptObjectError, match=oid.hex()):
+        new_store().get_bytes(oid)
+
+
+def test_flipped_byte_in_a_pack_fails_scan_pack(new_store, patcher) -> None:
+    s = new_store()
+    s.put_bytes(rand(300, 10))
+    s.put_bytes(text_data(500))
+    s.flush()
+    (pack,) = pack_paths(s)
+    assert len(scan_pack(pack)[1]) == 2
+    patch = patcher(pack)
+    for pos in sample_positions(pack.stat().st_size):
+        with patch.flipped(pos, 1 << (pos % 8)):
+            if VERSION_AT <= pos <= ALGO_CODE_AT:
+                with pytest.raises((FormatError, UnsupportedFormatError)):
+                    scan_pack(pack)
+            else:
+                with pytest.raises(CorruptObjectError):
+                    scan_pack(pack)
+    assert len(scan_pack(pack)[1]) == 2
+
+
+def test_flipped_byte_in_index_is_detected(new_store, patcher, algo: HashAlgo) -> None:
+    s = new_store()
+    oid = s.put_bytes(b"indexed object")
+    s.flush()
+    (pack,) = pack_paths(s)
+    idx = pack.with_suffix(".idx")
+    patch = patcher(idx)
+    for i, pos in enumerate(sample_positions(idx.stat().st_size)):
+        if VERSION_AT <= pos <= ALGO_CODE_AT:
+            # The header is read before the checksum: a damaged version or hash code
+            # reads as an unknown format.
+            expected: tuple[type[Exception], ...] = (FormatError, UnsupportedFormatError)
+        else:
+            expected = (CorruptObjectError,)  # FormatError is one too
+        with patch.flipped(pos, 1 << (pos % 8)):
+            with pytest.raises(expected):
+                PackFile(pack, algo)
+            if i % 8 == 0:
+                with pytest.raises(expected):
+                    new_store().has(oid)
+    assert new_store().has(oid)
+
+
+@pytest.mark.parametrize("cut", [1, 16, 32, 33, "into-last-record", "half"])
+def test_truncated_pack(new_store, cut: int | str) -> None:
+    s = new_store()
+    first, last = rand(400, 12), rand(900, 13)
+    first_id, last_id = s.put_bytes(first), s.put_bytes(last)
+    s.flush()
+    (pack,) = pack_paths(s)
+    full = pack.read_bytes()
+    last_off = all_records(s)[last_id][1][1]
+    if cut == "into-last-record":
+        size = last_off + 10
+    elif cut == "half":
+        size = len(full) // 2
+    else:
+        size = len(full) - int(cut)
+    overwrite(pack, full[:size])
+    reader = new_store()
+    with pytest.raises(CorruptObjectError):
+        reader.get_bytes(last_id)
+    with contextlib.suppress(CorruptObjectError):
+        assert reader.get_bytes(first_id) == first  # intact, and verified on read
+    with pytest.raises(CorruptObjectError):
+        scan_pack(pack)
+
+
+@pytest.mark.parametrize("keep", [0, 15, 16, 1000, -1])
+def test_truncated_index(new_store, keep: int) -> None:
+    s = new_store()
+    oid = s.put_bytes(b"x" * 100)
+    s.flush()
+    idx = pack_paths(s)[0].with_suffix(".idx")
+    data = idx.read_bytes()
+    overwrite(idx, data[:keep])
+    with pytest.raises(CorruptObjectError):  # FormatError is a CorruptObjectError
+        new_store().has(oid)
+
+
+def _rewrite_version(path: Path, version: int) -> None:
+    data = bytearray(path.read_bytes())
+    assert checksum(bytes(data[:-16])) == bytes(data[-16:])  # the trailer is what we think
+    struct.pack_into("<H", data, VERSION_AT, version)
+    data[-16:] = checksum(bytes(data[:-16]))
+    path.write_bytes(bytes(data))
+
+
+def test_index_with_newer_version_is_unsupported(new_store) -> None:
+    s = new_store()
+    oid = s.put_bytes(b"versioned")
+    s.flush()
+    idx = pack_paths(s)[0].with_suffix(".idx")
+    _rewrite_version(idx, IDX_VERSION)  # a no-op rewrite still opens
+    assert new_store().get_bytes(oid) == b"versioned"
+    _rewrite_version(idx, IDX_VERSION + 1)
+    with pytest.raises(UnsupportedFormatError, match="version"):
+        new_store().has(oid)
+
+
+def test_pack_with_newer_version_is_unsupported(new_store) -> None:
+    s = new_store()
+    s.put_bytes(b"versioned")
+    s.flush()
+    (pack,) = pack_paths(s)
+    _rewrite_version(pack, PACK_VERSION + 1)
+    with pytest.raises(UnsupportedFormatError, match="version"):
+        scan_pack(pack)
+
+
+def test_index_of_another_hash_algorithm_is_refused(objects_dir: Path, algo: HashAlgo) -> None:
+    s = Store(objects_dir, algo, SMALL)
+    s.put_bytes(b"data")
+    s.flush()
+    other = BLAKE3 if algo is XXH3_128 else XXH3_128
+    with pytest.raises(FormatError):
+        Store(objects_dir, other, SMALL).has(other.digest(b"data"))
+    s.reload()
+
+
+def test_scan_pack_agrees_with_index(new_store, algo: HashAlgo) -> None:
+    s = new_store()
+    for i in range(30):
+        s.put_bytes(rand(50 * i, i) if i % 3 else text_data(100 * i))
+    s.flush()
+    (pack,) = pack_paths(s)
+    got_algo, records, digest = scan_pack(pack)
+    assert got_algo == algo
+    assert pack.name == f"pack-{digest.hex()}.pack"
+    pf = PackFile(pack, algo)
+    try:
+        assert pf.count == len(records)
+        assert pf.pack_checksum == digest
+        assert sorted(pf.ids()) == pf.ids() == sorted(r[0] for r in records)
+        for oid, off, stored, raw, kind, codec in records:
+            e = pf.find(oid)
+            assert e is not None
+            assert (e.offset, e.stored_len, e.raw_len, e.kind, e.codec) == (
+                off,
+                stored,
+                raw,
+                kind,
+                codec,
+            )
+        assert pf.find(b"\0" * algo.digest_size) is None
+        # Records follow each other: the pack has no unaccounted bytes.
+        ends = sorted((off, off + stored) for _, off, stored, *_ in records)
+        assert all(a[1] + algo.digest_size + 12 == b[0] for a, b in itertools.pairwise(ends))
+    finally:
+        pf.close()
+
+
+def test_pack_without_index_is_ignored(new_store) -> None:
+    s = new_store()
+    kept = s.put_bytes(b"kept")
+    s.flush()
+    orphan = s.put_bytes(b"orphan")
+    s.flush()
+    assert len(pack_paths(s)) == 2
+    orphan_pack = all_records(s)[orphan][0]
+    orphan_pack.with_suffix(".idx").unlink()
+    fresh = new_store()
+    assert fresh.has(kept)
+    assert not fresh.has(orphan)
+    assert fresh.all_ids() == {kept}
+    assert [p.path for p in fresh.packs] == [all_records(s)[kept][0]]
+    # A temp-named index (a crashed writer's) is ignored too.
+    (s.pack_dir / f"{TEMP_MARK}{orphan_pack.stem}.idx").write_bytes(b"garbage")
+    assert new_store().all_ids() == {kept}
