@@ -209,3 +209,30 @@ def test_checkout_prefers_branch_over_tag_of_same_name(dsv: Invoke, work: Path) 
     out = json.loads(dsv("checkout", "refs/heads/main", "--json").output)
     assert out["branch"] == "main"
     assert c1 != c2
+
+
+def test_blake3_repository_round_trip(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dsv.cli import cli
+
+    d = tmp_path / "b3"
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        r = runner.invoke(cli, ["-C", str(d), *args], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    d.mkdir()
+    assert "blake3" in run("init", "--hash", "blake3")
+    payload = os.urandom(700_000)  # several chunks
+    write(d / "big.bin", payload)
+    c1 = json.loads(run("commit", "-m", "v1", "--json"))["id"]
+    assert len(c1) == 64
+    write(d / "big.bin", payload[:1000] + b"edit" + payload[1004:])
+    run("commit", "-m", "v2")
+    run("checkout", c1)
+    assert (d / "big.bin").read_bytes() == payload
+    assert json.loads(run("fsck", "--json"))["ok"] is True
+    assert run("rev-parse", c1[:12]).strip() == c1

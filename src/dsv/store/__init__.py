@@ -56,7 +56,7 @@ class Store:
         self.dir = objects_dir
         self.pack_dir = objects_dir / "pack"
         self.algo = algo
-        self.chunker = Chunker(chunk_params)
+        self.chunk_params = chunk_params
         self.max_chunk = chunk_params.max
         self._packs: list[PackFile] | None = None
         self._disk_packs = 0
@@ -192,6 +192,13 @@ class Store:
                 f"object {oid.hex()} in {where}: content does not match its id (corrupt pack)"
             )
         return raw
+
+    def _chunker(self) -> Chunker:
+        # FastCDC objects must not be shared between threads: one per thread
+        c = getattr(self._local, "chunker", None)
+        if c is None:
+            c = self._local.chunker = Chunker(self.chunk_params)
+        return c
 
     def _dctx(self) -> zstandard.ZstdDecompressor:
         d = getattr(self._local, "dctx", None)
@@ -329,7 +336,7 @@ class Store:
             self._put_literal(oid, data)
             return oid
         ids, lengths = [], []
-        for ch in self.chunker.cut_buf(data):
+        for ch in self._chunker().cut_buf(data):
             cid = self.algo.digest(ch)
             self._put_literal(cid, ch)
             ids.append(cid)
@@ -376,7 +383,7 @@ class Store:
         # Incompressible data (media, archives) is common: after a run of chunks
         # that did not shrink, only every 16th chunk is tried again.
         misses = 0
-        for ch in self.chunker.cut_stream(stream):
+        for ch in self._chunker().cut_stream(stream):
             whole.update(ch)
             cid = algo.digest(ch)
             n = len(ch)

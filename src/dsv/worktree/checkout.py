@@ -15,7 +15,6 @@ import os
 import shutil
 import stat as stat_mod
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +23,10 @@ from dsv.objects import Kind, TreeEntry
 from dsv.progress import Progress
 from dsv.repo import Repository
 from dsv.worktree.scan import DSV_DIR, scan
-from dsv.worktree.snapshot import hash_path, load_cache
+from dsv.worktree.snapshot import hash_path, load_cache, run_parallel
 from dsv.worktree.statcache import entry_from_stat, granularity_for
 
 STAGING = "tmp"
-_WORKERS = max(2, min(8, (os.cpu_count() or 2) * 2))
 
 
 @dataclass
@@ -197,13 +195,7 @@ def _stage_all(
         progress.advance(1, t.size)
 
     try:
-        if len(writes) > 32:
-            with ThreadPoolExecutor(_WORKERS) as ex:
-                for _ in ex.map(one, range(len(writes))):
-                    pass
-        else:
-            for i in range(len(writes)):
-                one(i)
+        run_parallel(one, range(len(writes)))
     finally:
         progress.finish()
     return names

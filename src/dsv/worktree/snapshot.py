@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import Commit, Kind, TreeEntry
@@ -24,6 +26,26 @@ from dsv.worktree.scan import Scan, scan
 from dsv.worktree.statcache import StatCache, entry_from_stat, granularity_for
 
 READ_SIZE = 1 << 20
+# Reading, chunking, compressing and writing release the GIL: a few threads
+# keep both the disk and the cores busy on many-file commits.
+WORKERS = max(2, min(8, (os.cpu_count() or 2) * 2))
+
+
+T = TypeVar("T")
+
+
+def run_parallel(fn: Callable[[T], None], items: Sequence[T]) -> None:
+    """Call ``fn`` on every item on a thread pool; the first error stops the rest."""
+    if len(items) < 8:
+        for it in items:
+            fn(it)
+        return
+    ex = ThreadPoolExecutor(WORKERS, thread_name_prefix="dsv-io")
+    try:
+        for fut in as_completed([ex.submit(fn, it) for it in items]):
+            fut.result()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -253,12 +275,17 @@ def commit(
             todo.append(rel)
 
     progress.start("committing", len(todo), sum(sc.files[r].st_size for r in todo))
-    for rel in todo:
+
+    def one(rel: str) -> None:
         st, oid = _store_file(repo, rel, sc.files[rel])
         new_flat[rel] = _entry(rel, st, oid)
         cache.entries[rel] = entry_from_stat(st, oid)
         progress.advance(1, st.st_size)
-    progress.finish()
+
+    try:
+        run_parallel(one, todo)
+    finally:
+        progress.finish()
 
     tree = repo.build_tree(new_flat)
     unchanged = tree == parent_tree or (parent_tree is None and not new_flat)
