@@ -19,10 +19,14 @@ Scenarios, per dataset of ../shared/bench/make_data.py (images, table, big):
   peak RSS    every command runs via Popen + os.wait4 (in a ~10 MB launcher, see LAUNCHER), so
               ru_maxrss is that child's own peak; about 10 MB is the floor of the figure
 plus `--status-files N` (no-op status on N tiny files) and `--rss-big GIB` (commit of GIB GiB).
+Each tool's workspace holds the dataset under data/ (dsv commits the whole tree; DVC tracks
+`data`). dsv is found beside this python, else on PATH, else run as `python -m dsv` from src/.
 
 Ratios are other/dsv: above 1 means dsv is faster (or smaller). The machine is shared and noisy:
 only ratios from the same run mean anything. Page caches cannot be dropped here, so every figure
-is warm-cache. Exit status: 0 if all results were correct (targets may still FAIL), 1 if a
+is warm-cache; a sync(2), untimed, runs before each command (--no-sync to skip it) so that
+one tool's pending writeback is not billed to the next. Tools take turns within each repetition.
+Exit status: 0 if all results were correct (targets may still FAIL), 1 if a
 command failed or a result was wrong.
 """
 
@@ -34,6 +38,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -89,10 +94,14 @@ class CommandFailed(Exception):
 class Tool:
     """A command prefix plus its environment; `run` times one call and records its peak RSS."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: list[Run]) -> None:
-        self.name, self.argv, self.env, self.log = name, argv, env, log
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log: list[Run], sync: bool
+    ) -> None:
+        self.name, self.argv, self.env, self.log, self.sync = name, argv, env, log, sync
 
     def run(self, args: list[str], cwd: Path, dataset: str, step: str, check: bool = True) -> Run:
+        if self.sync:  # untimed: earlier writes and deletions must not bill this command
+            os.sync()
         return run_cmd(self.name, self.argv + args, cwd, self.env, self.log, dataset, step, check)
 
 
@@ -337,14 +346,15 @@ class Bench:
             }
         )
         self.env = env
-        self.cp = Tool("cp", ["cp", "-r"], env, self.log)
+        sync = not args.no_sync
+        self.cp = Tool("cp", ["cp", "-r"], env, self.log, sync)
         git = resolve_exe("git")
-        self.git = Tool("git", [git or "git"], env, self.log)
+        self.git = Tool("git", [git or "git"], env, self.log, sync)
 
         self.dsv: Tool | None = None
         if not args.skip_dsv:
             argv, extra = resolve_dsv(args.dsv)
-            self.dsv = Tool("dsv", argv, env | extra, self.log)
+            self.dsv = Tool("dsv", argv, env | extra, self.log, sync)
         self.dvc: Tool | None = None
         if not args.skip_dvc:
             exe = resolve_exe("dvc")
@@ -355,7 +365,7 @@ class Bench:
                 )
             if git is None:
                 sys.exit("bench_foundation: `git` not found (DVC runs in a git repo here).")
-            self.dvc = Tool("dvc", [exe], env, self.log)
+            self.dvc = Tool("dvc", [exe], env, self.log, sync)
 
     # ------------------------------------------------------------------ helpers
 
@@ -388,7 +398,8 @@ class Bench:
     def fail(self, msg: str) -> None:
         self.failures.append(msg)
         bar = "!" * 78
-        print(f"\n{bar}\n!! FAILURE: {msg}\n{bar}\n", flush=True)
+        body = "\n".join("!! " + line for line in f"FAILURE: {msg}".splitlines())
+        print(f"\n{bar}\n{body}\n{bar}\n", flush=True)
 
     def verify_tree(self, label: str, expected: Path, got: Path) -> bool:
         """Byte-for-byte: same relative paths, same sha256 of every file."""
@@ -406,11 +417,22 @@ class Bench:
                     f"  {name} ({len(paths)}): {', '.join(paths[:5])}"
                     + (" ..." if len(paths) > 5 else "")
                 )
-        self.fail("\n!! ".join(parts))
+        self.fail("\n".join(parts))
         return False
 
-    def timed(self, fn: Callable[[int], float], repeat: int) -> float:
-        return statistics.median(fn(i) for i in range(repeat))
+    def interleaved(
+        self, fns: dict[str, Callable[[], float] | None], repeat: int
+    ) -> dict[str, float | None]:
+        """Median seconds of each fn; the tools take turns (order rotated each round) so drift
+        on this shared machine hits them alike."""
+        live = [k for k, fn in fns.items() if fn is not None]
+        times: dict[str, list[float]] = {k: [] for k in live}
+        for i in range(repeat):
+            for k in live[i % len(live) :] + live[: i % len(live)] if live else []:
+                fn = fns[k]
+                assert fn is not None
+                times[k].append(fn())
+        return {k: statistics.median(times[k]) if k in times else None for k in fns}
 
     def log_max_rss(self, tool: str, dataset: str) -> tuple[float | None, str]:
         runs = [r for r in self.log if r.tool == tool and r.dataset == dataset]
@@ -485,7 +507,7 @@ class Bench:
         if dsv:
             r = dsv.run(["commit", "-m", "v1"], ws_dsv, kind, "commit v1")
             c1.dsv = r.seconds
-            c1.note += f"; id {r.stdout.strip()[:16]}"
+            c1.note += f"; id {commit_id(r.stdout)}"
         if dvc:
             c1.dvc = dvc.run(["add", "-q", "data"], ws_dvc, kind, "add v1").seconds
         c1.cp = self.cp.run([str(v1), str(ws_cp / "v1")], ws_cp, kind, "cp v1").seconds
@@ -526,14 +548,18 @@ class Bench:
             target=f"dvc/dsv >= {STATUS_VS_DVC:g}",
             note=f"median of {rep}",
         )
-        if dsv:
-            st.dsv = self.timed(
-                lambda i: self.dsv_status(ws_dsv, kind, "status clean", expect_clean=True), rep
-            )
-        if dvc:
-            st.dvc = self.timed(
-                lambda i: self.dvc_status(ws_dvc, kind, "status clean", expect_clean=True), rep
-            )
+        med = self.interleaved(
+            {
+                "dsv": (lambda: self.dsv_status(ws_dsv, kind, "status clean", True))
+                if dsv
+                else None,
+                "dvc": (lambda: self.dvc_status(ws_dvc, kind, "status clean", True))
+                if dvc
+                else None,
+            },
+            rep,
+        )
+        st.dsv, st.dvc = med["dsv"], med["dvc"]
         st.result = judge(None if st.dvc_ratio is None else st.dvc_ratio >= STATUS_VS_DVC)
         self.add(st)
 
@@ -590,35 +616,36 @@ class Bench:
             note=f"median of {rep}; verified vs v2",
         )
 
-        def dsv_co(i: int) -> float:
+        def dsv_co() -> float:
             assert dsv
             for p in ws_dsv.iterdir():
                 if p.name != ".dsv":
                     remove(p)
             return dsv.run(["checkout", "--force", "HEAD"], ws_dsv, kind, "checkout").seconds
 
-        def dvc_co(i: int) -> float:
+        def dvc_co() -> float:
             assert dvc
             remove(ws_dvc / "data")
             return dvc.run(["checkout", "-q"], ws_dvc, kind, "checkout").seconds
 
-        def cp_co(i: int) -> float:
+        def cp_co() -> float:
             remove(ws_cp / "co")
             (ws_cp / "co").mkdir()
             return self.cp.run([str(v2), str(ws_cp / "co" / "data")], ws_cp, kind, "cp v2").seconds
 
+        med = self.interleaved(
+            {"dsv": dsv_co if dsv else None, "dvc": dvc_co if dvc else None, "cp": cp_co}, rep
+        )
+        co.dsv, co.dvc, co.cp = med["dsv"], med["dvc"], med["cp"]
         ok = True
         if dsv:
-            co.dsv = self.timed(dsv_co, rep)
             ok &= self.verify_tree(f"{kind}: dsv checkout --force HEAD", v2, ws_dsv / "data")
             others = sorted(p.name for p in ws_dsv.iterdir() if p.name not in (".dsv", "data"))
             if others:
                 ok = False
                 self.fail(f"{kind}: dsv checkout wrote unexpected top-level entries: {others}")
         if dvc:
-            co.dvc = self.timed(dvc_co, rep)
             ok &= self.verify_tree(f"{kind}: dvc checkout", v2, ws_dvc / "data")
-        co.cp = self.timed(cp_co, rep)
         ok &= self.verify_tree(f"{kind}: cp -r", v2, ws_cp / "co" / "data")
         remove(ws_cp / "co")
         if not ok:
@@ -717,9 +744,13 @@ class Bench:
         name = f"tiny-{n}"
         base = self.run_dir / name
         t0 = time.perf_counter()
-        write_tiny_files(base / "gen", n)
+        # written straight into each workspace: copying 100k files costs as much as writing them
+        for tool, on in (("dsv", dsv), ("dvc", dvc)):
+            if on is not None:
+                write_tiny_files(base / tool / "data", n)
         print(
-            f"\n== {name}: {n} tiny files generated in {time.perf_counter() - t0:.1f} s", flush=True
+            f"\n== {name}: {n} tiny files per tool generated in {time.perf_counter() - t0:.1f} s",
+            flush=True,
         )
         rep = self.args.repeat
         try:
@@ -734,20 +765,22 @@ class Bench:
             )
             if dsv:
                 ws = base / "dsv"
-                shutil.copytree(base / "gen", ws / "data")
                 commit.dsv = (
                     dsv.run(["init"], ws, name, "init").seconds
                     + dsv.run(["commit", "-m", "v1"], ws, name, "commit v1").seconds
                 )
-                st.dsv = self.timed(lambda i: self.dsv_status(ws, name, "status clean", True), rep)
+                st.dsv = self.interleaved(
+                    {"dsv": lambda: self.dsv_status(ws, name, "status clean", True)}, rep
+                )["dsv"]
             if dvc:
                 ws = base / "dvc"
-                shutil.copytree(base / "gen", ws / "data")
                 self.git.run(["init", "-q"], ws, name, "init")
                 dvc.run(["init", "-q"], ws, name, "init")
                 dvc.run(["config", "core.analytics", "false"], ws, name, "config")
                 commit.dvc = dvc.run(["add", "-q", "data"], ws, name, "add v1").seconds
-                st.dvc = self.timed(lambda i: self.dvc_status(ws, name, "status clean", True), rep)
+                st.dvc = self.interleaved(
+                    {"dvc": lambda: self.dvc_status(ws, name, "status clean", True)}, rep
+                )["dvc"]
             self.add(commit)
             checks = []
             if st.dsv is not None:
@@ -829,7 +862,8 @@ class Bench:
         print("\n" + "=" * 100)
         print(
             f"RESULTS  scale {self.scale:g}, repeat {self.args.repeat}; "
-            "ALL FIGURES WARM-CACHE (page cache not dropped, writes not flushed)"
+            "ALL FIGURES WARM-CACHE (page cache not dropped"
+            + ("; untimed sync before each command)" if not self.args.no_sync else ")")
         )
         print(
             "ratios are other/dsv: > 1 means dsv is faster or smaller; only same-run ratios compare"
@@ -917,6 +951,14 @@ class Bench:
             }
             Path(self.args.json_out).write_text(json.dumps(doc, indent=1, default=str) + "\n")
             print(f"\nJSON written to {self.args.json_out}")
+
+
+def commit_id(out: str) -> str:
+    """The first hex token of `dsv commit`'s output (shortened), else its first line."""
+    m = re.search(r"\b[0-9a-f]{7,}\b", out)
+    if m:
+        return m.group(0)[:12]
+    return (out.strip().splitlines() or ["?"])[0][:40]
 
 
 def norm_path(p: Any) -> str:
@@ -1023,6 +1065,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="parent of the run's temp dir (default: the system temp dir)",
     )
+    ap.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="do not run sync(2) (untimed) before each command",
+    )
     ap.add_argument("--json-out", default=None, metavar="FILE", help="also write results as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the run's temp dir")
     a = ap.parse_args(argv)
@@ -1070,6 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
         "status_files": args.status_files,
         "rss_big_gib": args.rss_big,
         "warm_cache": True,
+        "sync_before_each_command": not args.no_sync,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -1083,7 +1131,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  dsv: {meta.get('dsv_cmd', 'skipped')} {meta.get('dsv', '')}".rstrip())
         print(f"  dvc: {meta.get('dvc', 'skipped')}")
-        print("  all figures are WARM-CACHE: caches cannot be dropped here; writes are not flushed")
+        print(
+            "  all figures are WARM-CACHE: caches cannot be dropped here; "
+            + ("sync(2) runs, untimed, before each command" if not args.no_sync else "no sync")
+        )
         for kind in args.kinds:
             bench.dataset(kind)
         if args.status_files > 0:
