@@ -64,15 +64,21 @@ class Chunker:
     def cut_stream(self, stream: BinaryIO) -> Iterator[memoryview]:
         """Chunks of a stream, read in bounded blocks.
 
-        Each view is valid only until the next one is produced.  Memory use is
-        bounded by the read size, whatever the stream's length.
+        Every block is read into a fresh buffer that is never reused, so a
+        chunk's view stays valid for as long as the consumer keeps it (e.g. a
+        writer thread that has not written it yet).  Memory use is bounded by
+        the read size plus what the consumer holds on to.
         """
-        buf = bytearray(READ_SIZE + self.params.max)
-        view = memoryview(buf)
-        filled = 0
+        tail: memoryview | None = None
         eof = False
-        while True:
-            while not eof and filled < len(buf):
+        while not eof:
+            keep = len(tail) if tail is not None else 0
+            buf = bytearray(keep + READ_SIZE)
+            view = memoryview(buf)
+            if tail is not None:
+                view[:keep] = tail
+            filled = keep
+            while filled < len(buf):
                 n = stream.readinto(view[filled:])  # type: ignore[attr-defined]
                 if not n:
                     eof = True
@@ -89,8 +95,6 @@ class Chunker:
                     break
                 yield view[ch.offset : ch.offset + ch.length]
                 start = ch.offset + ch.length
-            if eof and start >= filled:
-                return
-            rest = filled - start
-            view[:rest] = view[start:filled]
-            filled = rest
+            tail = view[start:filled] if start < filled else None
+            if eof and tail is not None:  # cannot happen: cut_buf covers the buffer
+                yield tail

@@ -8,6 +8,7 @@ crash leaves at worst an unindexed pack (garbage), never a dangling entry.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
@@ -227,47 +228,110 @@ def write_index(
     write_atomic(idx_path, bytes(out))
 
 
-class _Syncer:
-    """Flushes written pack data to disk in the background while writing goes on.
+Buffer = bytes | bytearray | memoryview
 
-    The final fsync in ``finish`` then has little left to do.  Errors are kept
-    and reported by ``finish``: durability is never assumed, only overlapped.
+
+class _BackgroundWriter:
+    """Writes queued buffers to the pack, in order, on its own thread.
+
+    Write system calls release the GIL, so chunking and hashing in the
+    caller's thread overlap with copying into the page cache.  Every
+    ``SYNC_EVERY`` bytes the thread also pushes data to disk
+    (``fdatasync``), so the final ``fsync`` has little left to do.  At most
+    about ``MAX_INFLIGHT`` bytes wait in the queue.  An error is kept and
+    raised to the caller on its next call.
     """
 
-    def __init__(self, fd: int) -> None:
+    MAX_INFLIGHT = 64 << 20
+    SYNC_EVERY = 32 << 20
+    IOV_MAX = 512
+
+    def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
+        self.path = path
+        self._queue: collections.deque[tuple[list[Buffer], int]] = collections.deque()
+        self._cv = threading.Condition()
+        self._inflight = 0
+        self._closing = False
+        self._unsynced = 0
         self.error: OSError | None = None
-        self._want = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="dsv-pack-sync", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="dsv-pack-writer", daemon=True)
         self._thread.start()
+
+    def put(self, parts: list[Buffer], nbytes: int) -> None:
+        with self._cv:
+            while self._inflight > self.MAX_INFLIGHT and self.error is None:
+                self._cv.wait()
+            self._raise()
+            self._queue.append((parts, nbytes))
+            self._inflight += nbytes
+            self._cv.notify_all()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise io_error("write pack", self.path, self.error)
 
     def _run(self) -> None:
         while True:
-            self._want.wait()
-            self._want.clear()
-            if self._stop:
-                return
+            with self._cv:
+                while not self._queue and not self._closing:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+            done = sum(n for _, n in batch)
             try:
-                os.fdatasync(self.fd)
+                iov = [part for parts, _ in batch for part in parts]
+                for i in range(0, len(iov), self.IOV_MAX):
+                    _writev_all(self.fd, iov[i : i + self.IOV_MAX])
+                self._unsynced += done
+                if self._unsynced >= self.SYNC_EVERY:
+                    self._unsynced = 0
+                    os.fdatasync(self.fd)
             except OSError as exc:
-                self.error = exc
+                with self._cv:
+                    self.error = exc
+                    self._queue.clear()
+                    self._inflight = 0
+                    self._cv.notify_all()
                 return
+            with self._cv:
+                self._inflight -= done
+                self._cv.notify_all()
 
-    def request(self) -> None:
-        self._want.set()
+    def drain(self) -> None:
+        """Wait until everything queued is written."""
+        with self._cv:
+            while self._inflight and self.error is None:
+                self._cv.wait()
+            self._raise()
 
-    def stop(self) -> None:
-        self._stop = True
-        self._want.set()
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
         self._thread.join()
 
 
-class PackWriter:
-    """Appends records to a new pack; ``finish`` makes it durable and visible."""
+def _writev_all(fd: int, parts: list[Buffer]) -> None:
+    total = sum(len(x) for x in parts)
+    n = os.writev(fd, parts)
+    if n != total:  # short write (rare): finish it piece by piece
+        rest = memoryview(b"".join(bytes(x) for x in parts))[n:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
-    SMALL = 64 << 10  # records below this are gathered into one write
-    SYNC_EVERY = 32 << 20
+
+class PackWriter:
+    """Appends records to a new pack; ``finish`` makes it durable and visible.
+
+    Not thread-safe: the store serialises calls.  A record's payload may be a
+    view of a caller's buffer; that buffer must not change afterwards (it is
+    written later, on the writer thread).
+    """
+
+    SMALL = 64 << 10  # records below this are gathered into 1 MiB writes
 
     def __init__(self, pack_dir: Path, algo: HashAlgo) -> None:
         self.dir = pack_dir
@@ -280,12 +344,10 @@ class PackWriter:
             raise io_error("create pack", self.tmp, exc) from exc
         self._hash = checksum_hasher()
         self._buf = bytearray()
-        self._flushed = 0  # bytes handed to the OS
-        self._unsynced = 0
-        self._syncer: _Syncer | None = None
+        self._queued = 0  # bytes handed to the writer thread
+        self._writer = _BackgroundWriter(self._fd, self.tmp)
         self.records: list[tuple[bytes, int, int, int, int, int]] = []
         self.index: dict[bytes, tuple[int, int, int, int, int]] = {}
-        self.size = 0
         self._closed = False
         head = _FILE_HEADER.pack(
             PACK_MAGIC, PACK_VERSION, ALGO_CODES[algo.name], algo.digest_size, 0
@@ -294,32 +356,17 @@ class PackWriter:
         self._hash.update(head)
         self.size = len(head)
 
-    def _writev(self, parts: list[bytes | bytearray | memoryview]) -> None:
-        total = sum(len(x) for x in parts)
-        try:
-            n = os.writev(self._fd, parts)
-            if n != total:  # short write: finish it piece by piece
-                rest = b"".join(bytes(x) for x in parts)[n:]
-                while rest:
-                    rest = rest[os.write(self._fd, rest) :]
-        except OSError as exc:
-            raise io_error("write pack", self.tmp, exc) from exc
-        self._flushed += total
-        self._unsynced += total
-        if self._unsynced >= self.SYNC_EVERY:
-            self._unsynced = 0
-            if self._syncer is None:
-                self._syncer = _Syncer(self._fd)
-            self._syncer.request()
+    def _enqueue(self, parts: list[Buffer]) -> None:
+        n = sum(len(x) for x in parts)
+        self._writer.put(parts, n)
+        self._queued += n
 
     def _flush_buf(self) -> None:
         if self._buf:
             buf, self._buf = self._buf, bytearray()
-            self._writev([buf])
+            self._enqueue([buf])
 
-    def add(
-        self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes | memoryview
-    ) -> None:
+    def add(self, oid: bytes, kind: int, codec: int, raw_len: int, stored: Buffer) -> None:
         if oid in self.index:
             return
         head = oid + _REC.pack(kind, codec, 0, raw_len, len(stored))
@@ -332,11 +379,9 @@ class PackWriter:
             if len(self._buf) >= (1 << 20):
                 self._flush_buf()
         else:
-            parts: list[bytes | bytearray | memoryview] = (
-                [self._buf, head, stored] if self._buf else [head, stored]
-            )
+            parts: list[Buffer] = [self._buf, head, stored] if self._buf else [head, stored]
             self._buf = bytearray()
-            self._writev(parts)
+            self._enqueue(parts)
         self.size = offset + len(stored)
         rec = (offset, len(stored), raw_len, kind, codec)
         self.records.append((oid, *rec))
@@ -344,10 +389,10 @@ class PackWriter:
 
     def read_stored(self, offset: int, length: int) -> bytes:
         """Read back a record of this unfinished pack."""
-        if offset >= self._flushed:
-            start = offset - self._flushed
+        if offset >= self._queued:
+            start = offset - self._queued
             return bytes(self._buf[start : start + length])
-        self._flush_buf()
+        self._writer.drain()
         try:
             return os.pread(self._fd, length, offset)
         except OSError as exc:
@@ -357,8 +402,7 @@ class PackWriter:
         if self._closed:
             return
         self._closed = True
-        if self._syncer is not None:
-            self._syncer.stop()
+        self._writer.close()
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
@@ -374,10 +418,7 @@ class PackWriter:
         self._buf += digest
         try:
             self._flush_buf()
-            if self._syncer is not None:
-                self._syncer.stop()
-                if self._syncer.error is not None:
-                    raise self._syncer.error
+            self._writer.drain()
             os.fsync(self._fd)
             self._close()
             final = self.dir / f"pack-{digest.hex()}.pack"

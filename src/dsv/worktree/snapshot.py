@@ -12,7 +12,7 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,8 +41,16 @@ def run_parallel(fn: Callable[[T], None], items: Sequence[T]) -> None:
             fn(it)
         return
     ex = ThreadPoolExecutor(WORKERS, thread_name_prefix="dsv-io")
+    pending: set[Future[None]] = set()
     try:
-        for fut in as_completed([ex.submit(fn, it) for it in items]):
+        # a bounded window of futures: memory stays flat however many items
+        for it in items:
+            if len(pending) >= WORKERS * 4:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fut.result()
+            pending.add(ex.submit(fn, it))
+        for fut in as_completed(pending):
             fut.result()
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
