@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pyfastcdc import FastCDC
-
 from dsv.errors import UnsupportedFormatError
 
 # Reads are this large so that the per-call overhead of Python is paid rarely.
@@ -51,6 +49,8 @@ class Chunker:
     """Cuts buffers and streams into content-defined chunks."""
 
     def __init__(self, params: ChunkParams | None = None) -> None:
+        from pyfastcdc import FastCDC  # only commands that write pay for the import
+
         self.params = (params or ChunkParams()).validate()
         self._cdc = FastCDC(self.params.avg, min_size=self.params.min, max_size=self.params.max)
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -202,11 +200,15 @@ class Repository:
         name = os.environ.get("DSV_AUTHOR_NAME") or self.config.get("user", "name")
         email = os.environ.get("DSV_AUTHOR_EMAIL") or self.config.get("user", "email")
         if not name:
+            import getpass
+
             try:
                 name = getpass.getuser()
             except (KeyError, OSError):
                 name = "unknown"
         if not email:
+            import socket
+
             email = f"{name}@{socket.gethostname() or 'localhost'}"
         return f"{name} <{email}>"
 

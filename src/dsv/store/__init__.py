@@ -12,9 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
-
-import zstandard
+from typing import Any, BinaryIO
 
 from dsv.atomic import TEMP_MARK
 from dsv.chunking import Chunker, ChunkParams
@@ -39,6 +37,13 @@ PACK_TARGET = 64 << 20
 # Compression is kept only when it saves at least this fraction.
 _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
+
+
+def _zstd() -> Any:
+    """The zstandard module, imported on first use (reads of uncompressed data never need it)."""
+    import zstandard
+
+    return zstandard
 
 
 class ObjectInfo:
@@ -170,16 +175,17 @@ class Store:
         if e.codec == CODEC_NONE:
             raw = stored
         elif e.codec == CODEC_ZSTD:
+            zstd = _zstd()
             # The frame states its own size: refuse a mismatch before allocating.
             try:
-                declared = zstandard.frame_content_size(stored)
+                declared = zstd.frame_content_size(stored)
                 if declared != e.raw_len:
                     raise CorruptObjectError(
                         f"object {oid.hex()} in {where}: compressed frame declares {declared} bytes,"
                         f" index says {e.raw_len} (corrupt pack)"
                     )
                 raw = self._dctx().decompress(stored, max_output_size=e.raw_len)
-            except (zstandard.ZstdError, MemoryError) as exc:
+            except (zstd.ZstdError, MemoryError) as exc:
                 raise CorruptObjectError(
                     f"object {oid.hex()} in {where}: cannot decompress ({exc})"
                 ) from None
@@ -200,10 +206,10 @@ class Store:
             c = self._local.chunker = Chunker(self.chunk_params)
         return c
 
-    def _dctx(self) -> zstandard.ZstdDecompressor:
+    def _dctx(self) -> Any:
         d = getattr(self._local, "dctx", None)
         if d is None:
-            d = self._local.dctx = zstandard.ZstdDecompressor()
+            d = self._local.dctx = _zstd().ZstdDecompressor()
         return d
 
     def _chunklist(self, oid: bytes, e: Entry) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
@@ -306,7 +312,7 @@ class Store:
             return CODEC_NONE, data
         c = getattr(self._local, "cctx", None)
         if c is None:
-            c = self._local.cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+            c = self._local.cctx = _zstd().ZstdCompressor(level=_ZSTD_LEVEL)
         packed = c.compress(data)
         if len(packed) <= len(data) * (1 - _MIN_SAVING):
             return CODEC_ZSTD, packed

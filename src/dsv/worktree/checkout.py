@@ -195,7 +195,7 @@ def _stage_all(
         progress.advance(1, t.size)
 
     try:
-        run_parallel(one, range(len(writes)))
+        run_parallel(one, range(len(writes)), sum(t.size for _, t in writes))
     finally:
         progress.finish()
     return names

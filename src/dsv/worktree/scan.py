@@ -58,12 +58,12 @@ def _scan_path(root: str, rel: str, rules: IgnoreRules, out: Scan) -> None:
     """Scan one path given on the command line, with the ignore files above it."""
     parts = rel.split("/") if rel else []
     prefix = ""
-    for i, part in enumerate(parts[:-1]):
+    for part in parts[:-1]:
         prefix = f"{prefix}/{part}" if prefix else part
         if part == DSV_DIR or (rules and rules.is_ignored(prefix, True)):
             return
         text = _read_ignore(os.path.join(root, prefix, IGNORE_FILE))
-        if text is not None and i < len(parts) - 1:
+        if text is not None:
             rules.add_file(prefix, text)
     if not rel:
         _walk(root, "", rules, out)
@@ -80,10 +80,7 @@ def _scan_path(root: str, rel: str, rules: IgnoreRules, out: Scan) -> None:
     if stat_mod.S_ISDIR(st.st_mode):
         if rules and rules.is_ignored(rel, True):
             return
-        text = _read_ignore(os.path.join(full, IGNORE_FILE))
-        if text is not None:
-            rules.add_file(rel, text)
-        _walk(full, rel + "/", rules, out)
+        _walk(full, rel + "/", rules, out)  # reads the directory's own .dsvignore
     elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
         if not (rules and rules.is_ignored(rel, False)):
             out.files[rel] = st
@@ -92,40 +89,44 @@ def _scan_path(root: str, rel: str, rules: IgnoreRules, out: Scan) -> None:
 
 
 def _walk(dirpath: str, prefix: str, rules: IgnoreRules, out: Scan) -> None:
+    # The hot loop of status and commit: one lstat per file, little else.
     try:
-        it = os.scandir(dirpath)
+        with os.scandir(dirpath) as it:
+            entries = list(it)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise io_error("read directory", dirpath, exc) from exc
+    if prefix and any(e.name == IGNORE_FILE for e in entries):
+        text = _read_ignore(os.path.join(dirpath, IGNORE_FILE))
+        if text is not None:
+            rules.add_file(prefix[:-1], text)
+    has_rules = bool(rules)
     subdirs = []
     files = out.files
-    with it:
-        for entry in it:
-            name = entry.name
-            if name == DSV_DIR or name.startswith(TEMP_MARK):
-                continue
-            rel = prefix + name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if rules and rules.is_ignored(rel, True):
-                        continue
+    is_tracked = _TRACKED_MODES.__contains__
+    for entry in entries:
+        name = entry.name
+        if name[0] == "." and (name == DSV_DIR or name.startswith(TEMP_MARK)):
+            continue
+        rel = prefix + name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if not (has_rules and rules.is_ignored(rel, True)):
                     subdirs.append((entry.path, rel))
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # vanished while we looked: not there
-            except OSError as exc:
-                raise io_error("stat", entry.path, exc) from exc
-            mode = st.st_mode
-            if stat_mod.S_ISREG(mode) or stat_mod.S_ISLNK(mode):
-                if rules and rules.is_ignored(rel, False):
-                    continue
+                continue
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # vanished while we looked: not there
+        except OSError as exc:
+            raise io_error("stat", entry.path, exc) from exc
+        if is_tracked(st.st_mode & 0o170000):
+            if not (has_rules and rules.is_ignored(rel, False)):
                 files[rel] = st
-            else:
-                out.skipped.append(rel)
+        else:
+            out.skipped.append(rel)
     for path, rel in subdirs:
-        text = _read_ignore(os.path.join(path, IGNORE_FILE))
-        if text is not None:
-            rules.add_file(rel, text)
         _walk(path, rel + "/", rules, out)
+
+
+_TRACKED_MODES = frozenset((stat_mod.S_IFREG, stat_mod.S_IFLNK))

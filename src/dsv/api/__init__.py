@@ -9,16 +9,22 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dsv import maintenance
 from dsv.chunking import ChunkParams
 from dsv.errors import ConflictError, DsvError, NotFoundError
 from dsv.history import resolve, resolve_object, short_id, walk
+
+if TYPE_CHECKING:
+    from dsv import maintenance
+    from dsv.worktree import checkout as _co
+
+# checkout and maintenance are imported where used: `dsv status` and `dsv log`
+# should not pay for modules they never run (start-up time is most of a no-op status).
 from dsv.objects import Commit, Kind, Tag, TreeEntry
 from dsv.progress import Progress
 from dsv.refs import HEADS, TAGS, check_ref_name
 from dsv.repo import Repository, local_tz_minutes
-from dsv.worktree import checkout as _co
 from dsv.worktree import snapshot
 
 __all__ = [
@@ -85,6 +91,8 @@ def commit(
     allow_empty: bool = False,
     progress: Progress | None = None,
 ) -> snapshot.CommitResult:
+    from dsv.worktree import checkout as _co
+
     with repo.lock("commit"):
         _co.clean_staging(repo)
         return snapshot.commit(
@@ -107,6 +115,8 @@ def checkout(
     force: bool = False,
     progress: Progress | None = None,
 ) -> CheckoutOutcome:
+    from dsv.worktree import checkout as _co
+
     with repo.lock("checkout"):
         _co.clean_staging(repo)
         branch = None
@@ -292,12 +302,17 @@ def tag_message(repo: Repository, oid: bytes) -> Tag | None:
 def gc(
     repo: Repository, progress: Progress | None = None, *, keep_reflogs: bool = True
 ) -> maintenance.GcResult:
+    from dsv import maintenance
+    from dsv.worktree import checkout as _co
+
     with repo.lock("gc"):
         _co.clean_staging(repo)
         return maintenance.gc(repo, progress, keep_reflogs=keep_reflogs)
 
 
 def fsck(repo: Repository, progress: Progress | None = None) -> maintenance.FsckResult:
+    from dsv import maintenance
+
     return maintenance.fsck(repo, progress)
 
 
