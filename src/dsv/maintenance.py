@@ -16,7 +16,8 @@ from dsv.errors import CorruptObjectError, DsvError, FormatError, NotFoundError
 from dsv.objects import Commit, Kind, Tag
 from dsv.progress import Progress
 from dsv.repo import Repository
-from dsv.store.pack import PackWriter, scan_pack
+from dsv.store import PACK_TARGET
+from dsv.store.pack import PackFile, PackWriter, scan_pack
 
 
 @dataclass
@@ -291,20 +292,36 @@ def gc(
         if store.pack_dir.is_dir()
         else []
     )
-    garbage = objects_before - len({oid for p in packs for oid in p.ids()} & keep)
-    if garbage == 0 and len(packs) <= 1 and not orphans:
+    # A pack is kept as it is when all of it is reachable and it is big enough;
+    # only packs with garbage, and small packs, are rewritten (merged).
+    full_size = PACK_TARGET // 2
+    keep_as_is: list[PackFile] = []
+    rewrite: list[PackFile] = []
+    for p in packs:
+        live = sum(1 for oid in p.ids() if oid in keep)
+        if live == p.count and p.path.stat().st_size >= full_size:
+            keep_as_is.append(p)
+        else:
+            rewrite.append(p)
+    small_clean = [p for p in rewrite if sum(1 for oid in p.ids() if oid in keep) == p.count]
+    if not orphans and (not rewrite or (len(rewrite) == 1 and small_clean == rewrite)):
+        if not keep_reflogs:
+            _expire_reflogs(repo)
         return GcResult(
             len(packs), len(packs), objects_before, objects_before, bytes_before, bytes_before
         )
+    kept_ids = {oid for p in keep_as_is for oid in p.ids()}
+    packs_before = len(packs)
+    packs = rewrite
     progress.start("repacking", len(keep))
     writer: PackWriter | None = None
     written: set[bytes] = set()
     new_paths = []
     for pack in packs:
         for oid, e in pack.entries():
-            if oid not in keep or oid in written:
+            if oid not in keep or oid in written or oid in kept_ids:
                 continue
-            if writer is None or writer.size >= (64 << 20):
+            if writer is None or writer.size >= PACK_TARGET:
                 if writer is not None:
                     path = writer.finish()
                     if path:
@@ -319,7 +336,7 @@ def gc(
         if path:
             new_paths.append(path)
     progress.finish()
-    missing = keep - written
+    missing = keep - written - kept_ids
     if missing:
         raise NotFoundError(
             f"{len(missing)} reachable objects are missing; run 'dsv fsck' (nothing was deleted)"
@@ -340,7 +357,7 @@ def gc(
             os.unlink(o)
     store.reload()
     return GcResult(
-        len(packs),
+        packs_before,
         len(store.packs),
         objects_before,
         sum(p.count for p in store.packs),

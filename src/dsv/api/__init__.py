@@ -90,13 +90,21 @@ def commit(
     meta: dict[str, str] | None = None,
     allow_empty: bool = False,
     progress: Progress | None = None,
+    summarizer: snapshot.Summarizer | None = None,
 ) -> snapshot.CommitResult:
+    """Snapshot the working tree (or ``paths``) as a new commit; see ``dsv commit``."""
     from dsv.worktree import checkout as _co
 
     with repo.lock("commit"):
         _co.clean_staging(repo)
         return snapshot.commit(
-            repo, message, paths=paths, meta=meta, allow_empty=allow_empty, progress=progress
+            repo,
+            message,
+            paths=paths,
+            meta=meta,
+            allow_empty=allow_empty,
+            progress=progress,
+            summarizer=summarizer,
         )
 
 

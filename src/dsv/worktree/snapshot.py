@@ -252,6 +252,15 @@ def summarize(old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str,
     }
 
 
+Summarizer = Callable[[Repository, dict[str, TreeEntry], dict[str, TreeEntry]], dict[str, Any]]
+
+
+def _file_summary(
+    repo: Repository, old: dict[str, TreeEntry], new: dict[str, TreeEntry]
+) -> dict[str, Any]:
+    return summarize(old, new)
+
+
 def _under(path: str, prefixes: list[str]) -> bool:
     return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
 
@@ -264,11 +273,14 @@ def commit(
     meta: dict[str, str] | None = None,
     allow_empty: bool = False,
     progress: Progress | None = None,
+    summarizer: Summarizer | None = None,
 ) -> CommitResult:
     """Snapshot the working tree (or ``paths`` only) as a new commit on HEAD.
 
     The caller holds the repository lock.  Objects are made durable before
-    the commit, and the commit before the ref that names it.
+    the commit, and the commit before the ref that names it.  ``summarizer``
+    computes the change summary stored in the commit (default: file counts and
+    bytes); it may add keys, e.g. table rows and label changes.
     """
     progress = progress or Progress()
     ref_ns = time.time_ns()
@@ -318,7 +330,7 @@ def commit(
             if paths is None
             else "nothing to commit in the given paths"
         )
-    summary = summarize(old_flat, new_flat)
+    summary = (summarizer or _file_summary)(repo, old_flat, new_flat)
     summary["stored_bytes"] = store.written_bytes - written_before
     now = time.time()
     c = Commit(

@@ -1,0 +1,144 @@
+"""Remote storage backends: a handful of operations on keys, and the URLs that choose one.
+
+A backend stores opaque byte strings under '/'-separated keys.  Everything a
+remote needs is built from ``get``, ``get_range``, ``put``, the two
+conditional writes (``put_if_absent`` and ``put_if_match``: the compare-and-swap
+that ref updates rely on), ``list`` and ``delete``.  Retries, request counting
+and fault injection are wrappers around any backend (see ``retry.py``), not
+code inside each one.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dsv.errors import DsvError, ExitCode, NotFoundError, RejectedError
+
+
+class BackendError(DsvError):
+    """A request failed.  ``transient`` errors may succeed when retried."""
+
+    exit_code = ExitCode.IO
+
+    def __init__(self, message: str, *, transient: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.transient = transient
+
+
+class KeyNotFoundError(NotFoundError):
+    """The key does not exist on the remote."""
+
+
+class PreconditionFailedError(RejectedError):
+    """A conditional write lost: the key exists (if-absent) or changed (if-match)."""
+
+
+@dataclass
+class Stats:
+    """Requests and bytes, counted by every backend (thread-safe)."""
+
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    by_op: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, op: str, sent: int = 0, received: int = 0) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes_sent += sent
+            self.bytes_received += received
+            self.by_op[op] = self.by_op.get(op, 0) + 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "by_op": dict(sorted(self.by_op.items())),
+        }
+
+
+class Backend(ABC):
+    """Byte strings under keys.  Implementations must be safe to call from several threads."""
+
+    url: str
+    stats: Stats
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole value; raises KeyNotFoundError."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` (fewer only at the end of the value)."""
+
+    @abstractmethod
+    def get_with_tag(self, key: str) -> tuple[bytes, str]:
+        """The value and its version tag (an ETag), for a later ``put_if_match``."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` (readers see the old value or the new one, never a mix)."""
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file (backends may stream or split large ones)."""
+        self.put(key, path.read_bytes())
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """Create ``key``; raises PreconditionFailedError if it exists.  Returns the new tag."""
+
+    @abstractmethod
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str:
+        """Replace ``key`` if its tag is still ``tag``; else PreconditionFailedError."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> dict[str, int]:
+        """Keys below ``prefix`` with their sizes."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (absent is not an error)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def open_backend(url: str, options: dict[str, str] | None = None) -> Backend:
+    """The backend for a remote URL: a local path, ``file://``, ``s3://bucket/prefix`` or any fsspec URL."""
+    opts = dict(options or {})
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] == ":\\"):
+        from dsv.backends.local import LocalBackend
+
+        path = parsed.path if scheme == "file" else url
+        return LocalBackend(Path(path))
+    if scheme == "s3":
+        from dsv.backends.s3 import S3Backend
+
+        return S3Backend(
+            parsed.netloc,
+            parsed.path.strip("/"),
+            endpoint_url=opts.get("endpoint-url"),
+            region=opts.get("region"),
+            profile=opts.get("profile"),
+        )
+    from dsv.backends.fsspec_fs import FsspecBackend
+
+    return FsspecBackend(url)
+
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "KeyNotFoundError",
+    "PreconditionFailedError",
+    "Stats",
+    "open_backend",
+]
