@@ -90,3 +90,27 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int] | str]:
             elif p.is_file():
                 out[rel] = (p.read_bytes(), p.stat().st_mode & 0o7777)
     return out
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """A moto S3 server (server mode, real HTTP) for the whole session."""
+    from .s3server import CountingMotoServer, fake_aws_env
+
+    fake_aws_env()
+    srv = CountingMotoServer()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: object) -> str:
+    """A fresh, empty bucket on the moto server; returns its name."""
+    import uuid
+
+    from .s3server import make_bucket
+
+    name = f"b{uuid.uuid4().hex[:16]}"
+    make_bucket(s3_server.endpoint, name)  # type: ignore[attr-defined]
+    return name

@@ -72,10 +72,17 @@ class Walk:
     trees: set[bytes] = field(default_factory=set)
     files: dict[bytes, str] = field(default_factory=dict)  # file id -> first "commit:path" seen
     problems: list[Problem] = field(default_factory=list)
+    absent: int = 0  # trees a partial clone did not fetch
 
 
-def walk_reachable(repo: Repository, *, tolerant: bool, reflog: bool = True) -> Walk:
-    """Walk commits, tags and trees.  ``tolerant`` records problems instead of raising."""
+def walk_reachable(
+    repo: Repository, *, tolerant: bool, reflog: bool = True, allow_absent: bool = False
+) -> Walk:
+    """Walk commits, tags and trees.  ``tolerant`` records problems instead of raising.
+
+    ``allow_absent``: a tree missing from the store is not a problem (a partial
+    clone fetches the data of some versions only); it is counted in ``absent``.
+    """
     w = Walk()
     roots = root_commits(repo, w.problems if tolerant else None)
     stack: list[tuple[bytes, str]] = [
@@ -107,6 +114,9 @@ def walk_reachable(repo: Repository, *, tolerant: bool, reflog: bool = True) -> 
         tid, cid, prefix = trees.pop()
         if tid in w.trees:
             continue
+        if allow_absent and not repo.store.has(tid):
+            w.absent += 1
+            continue
         try:
             entries = repo.read_tree(tid)
         except DsvError as exc:
@@ -134,6 +144,7 @@ class FsckResult:
     chunks: int = 0
     packs: int = 0
     bytes_checked: int = 0
+    not_fetched: int = 0  # trees and files a partial clone has not downloaded
 
     @property
     def ok(self) -> bool:
@@ -170,12 +181,17 @@ def fsck(repo: Repository, progress: Progress | None = None) -> FsckResult:
             problems.append(
                 Problem("bad-pack", pack.path.name, "index and pack differ in object count")
             )
-    w = walk_reachable(repo, tolerant=True)
+    w = walk_reachable(repo, tolerant=True, allow_absent=repo.partial)
     problems.extend(w.problems)
+    res.not_fetched = w.absent
     res.commits, res.trees, res.files = len(w.commits), len(w.trees), len(w.files)
     seen_chunks: set[bytes] = set()
     progress.start("checking files", len(w.files))
     for fid, where in w.files.items():
+        if repo.partial and not store.has(fid):
+            res.not_fetched += 1
+            progress.advance(1)
+            continue
         try:
             ids, lengths = store.chunk_table(fid)
             whole = repo.algo.new() if len(ids) > 1 else None
@@ -270,12 +286,14 @@ def gc(
         if entry.name.startswith(TEMP_MARK):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-    w = walk_reachable(repo, tolerant=False, reflog=keep_reflogs)
+    w = walk_reachable(repo, tolerant=False, reflog=keep_reflogs, allow_absent=repo.partial)
     keep: set[bytes] = set(w.commits) | set(w.tags)
     for tid in w.trees:
         keep.add(tid)
         keep.update(store.chunks(tid))
     for fid in w.files:
+        if repo.partial and not store.has(fid):
+            continue
         keep.add(fid)
         keep.update(store.chunks(fid))
     packs = list(store.packs)

@@ -190,6 +190,26 @@ class Repository:
     def write_object(self, obj: Commit | Tag) -> bytes:
         return self.store.put_bytes(obj.encode())
 
+    def sparse_paths(self) -> list[str] | None:
+        """The paths a partial clone holds (None: the whole tree)."""
+        raw = self.config.get("core", "sparse")
+        if not raw:
+            return None
+        import json
+
+        try:
+            paths = json.loads(raw)
+        except ValueError:
+            raise FormatError(f"{self.config.path}: core.sparse is not a JSON list") from None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise FormatError(f"{self.config.path}: core.sparse is not a JSON list of paths")
+        return paths
+
+    @property
+    def partial(self) -> bool:
+        """A clone that holds the data of some versions (or paths) only."""
+        return self.config.get("core", "partial") == "true"
+
     def head_commit(self) -> bytes | None:
         return self.refs.head().commit
 

@@ -79,7 +79,8 @@ def repo_path(repo: Repository, path: str, cwd: str | None = None) -> str:
 
 
 def status(repo: Repository, progress: Progress | None = None) -> snapshot.Status:
-    return snapshot.status(repo, progress)
+    """The working tree against HEAD (only the paths a partial clone holds)."""
+    return snapshot.status(repo, progress, repo.sparse_paths())
 
 
 def commit(
@@ -100,7 +101,7 @@ def commit(
         return snapshot.commit(
             repo,
             message,
-            paths=paths,
+            paths=paths if paths is not None else repo.sparse_paths(),
             meta=meta,
             allow_empty=allow_empty,
             progress=progress,
@@ -125,6 +126,10 @@ def checkout(
 ) -> CheckoutOutcome:
     from dsv.worktree import checkout as _co
 
+    if paths is None:
+        _track_remote_branch(repo, rev)
+    if repo.partial:
+        _ensure_data(repo, rev, paths, progress)
     with repo.lock("checkout"):
         _co.clean_staging(repo)
         branch = None
@@ -137,7 +142,9 @@ def checkout(
                 branch = HEADS + rev  # a branch wins over a tag of the same name
         target = resolve(repo, branch or rev)
         tree = repo.read_commit(target).tree
-        res = _co.checkout(repo, tree, paths=paths, force=force, progress=progress)
+        res = _co.checkout(
+            repo, tree, paths=paths, sparse=repo.sparse_paths(), force=force, progress=progress
+        )
         if paths is None:
             who = repo.identity()
             head = repo.refs.head()
@@ -152,6 +159,57 @@ def checkout(
             else:
                 repo.refs.set_head(commit=target, message=msg, who=who)
         return CheckoutOutcome(target, branch, res)
+
+
+def _track_remote_branch(repo: Repository, name: str) -> None:
+    """``checkout NAME`` with no branch NAME but one remote's NAME: create the branch from it."""
+    from dsv.refs import REMOTES
+
+    if repo.refs.read(HEADS + name) is not None or repo.refs.read(TAGS + name) is not None:
+        return
+    try:
+        check_ref_name(name)
+    except DsvError:
+        return
+    hits = [ref for ref in repo.refs.list_refs(REMOTES) if ref.split("/", 3)[-1] == name]
+    if len(hits) != 1:
+        return
+    oid = repo.refs.read(hits[0])
+    with repo.lock("branch"):
+        if repo.refs.read(HEADS + name) is None and oid is not None:
+            repo.refs.update(
+                HEADS + name,
+                oid,
+                expect=None,
+                message=f"branch: from {hits[0]}",
+                who=repo.identity(),
+            )
+
+
+def _ensure_data(
+    repo: Repository, rev: str, paths: list[str] | None, progress: Progress | None
+) -> None:
+    """In a partial clone, download a version's data before checking it out."""
+    from dsv.sync import list_remotes, open_remote
+    from dsv.sync.transfer import fetch, missing_data
+
+    target = resolve(repo, rev)
+    want = paths if paths is not None else repo.sparse_paths()
+    if not missing_data(repo, target, want) or not list_remotes(repo):
+        return
+    remote = open_remote(repo, None)
+    try:
+        fetch(
+            repo,
+            remote,
+            data_for=[target],
+            paths=want,
+            history_data=False,
+            tips_data=False,
+            progress=progress,
+        )
+    finally:
+        remote.close()
 
 
 def log(

@@ -134,6 +134,7 @@ class S3Backend(Backend):
         try:
             return fn(Bucket=self.bucket, Key=self._key(key), **kw)
         except Exception as exc:
+            self.stats.count(f"{op}_failed")  # a failed request is a request too
             raise self._error(exc, op, key) from None
 
     def _read_body(self, resp: Any, op: str, key: str) -> bytes:

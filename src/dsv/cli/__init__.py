@@ -625,6 +625,7 @@ def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
                 "files": r.files,
                 "chunks": r.chunks,
                 "bytes_checked": r.bytes_checked,
+                "not_fetched": r.not_fetched,
                 "problems": [p.as_dict() for p in r.problems],
             }
         )
@@ -637,6 +638,7 @@ def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
             f"checked {r.packs} packs, {r.commits} commits, {r.trees} trees, {r.files:,} files, "
             f"{r.chunks:,} chunks ({human_bytes(r.bytes_checked)}): "
             + ("ok" if r.ok else f"{len(r.problems)} problems")
+            + (f" ({r.not_fetched:,} trees and files not fetched)" if r.not_fetched else "")
         )
     if not r.ok:
         raise SystemExit(int(ExitCode.FAILURE))
@@ -648,3 +650,7 @@ def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="dsv")
+
+
+# Commands defined in their own modules register themselves on `cli`.
+from dsv.cli import remote as _remote  # noqa: E402,F401

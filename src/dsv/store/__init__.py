@@ -166,38 +166,76 @@ class Store:
 
     def _decode(self, oid: bytes, e: Entry) -> bytes:
         where = e.pack.path.name if e.pack is not None else "the pack being written"
-        limit = MAX_LITERAL if e.kind == KIND_LITERAL else MAX_RECORD
-        if e.raw_len > limit:
+        self._check_size(oid, e.kind, e.raw_len, where)
+        return self.decode_record(oid, e.kind, e.codec, e.raw_len, self._stored(e), where)
+
+    @staticmethod
+    def _check_size(oid: bytes, kind: int, raw_len: int, where: str) -> None:
+        limit = MAX_LITERAL if kind == KIND_LITERAL else MAX_RECORD
+        if raw_len > limit:
             raise FormatError(
-                f"object {oid.hex()} in {where}: declared size {e.raw_len} is too large"
+                f"object {oid.hex()} in {where}: declared size {raw_len} is too large"
             )
-        stored = self._stored(e)
-        if e.codec == CODEC_NONE:
+
+    def decode_record(
+        self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes, where: str
+    ) -> bytes:
+        """The raw bytes of a record, decompressed (bounded) and, for literals, verified."""
+        self._check_size(oid, kind, raw_len, where)
+        if kind not in (KIND_LITERAL, KIND_CHUNKLIST):
+            raise FormatError(f"object {oid.hex()} in {where}: unknown record kind {kind}")
+        if codec == CODEC_NONE:
             raw = stored
-        elif e.codec == CODEC_ZSTD:
+        elif codec == CODEC_ZSTD:
             zstd = _zstd()
             # The frame states its own size: refuse a mismatch before allocating.
             try:
                 declared = zstd.frame_content_size(stored)
-                if declared != e.raw_len:
+                if declared != raw_len:
                     raise CorruptObjectError(
                         f"object {oid.hex()} in {where}: compressed frame declares {declared} bytes,"
-                        f" index says {e.raw_len} (corrupt pack)"
+                        f" index says {raw_len} (corrupt pack)"
                     )
-                raw = self._dctx().decompress(stored, max_output_size=e.raw_len)
+                raw = self._dctx().decompress(stored, max_output_size=raw_len)
             except (zstd.ZstdError, MemoryError) as exc:
                 raise CorruptObjectError(
                     f"object {oid.hex()} in {where}: cannot decompress ({exc})"
                 ) from None
         else:
-            raise FormatError(f"object {oid.hex()} in {where}: unknown codec {e.codec}")
-        if len(raw) != e.raw_len:
+            raise FormatError(f"object {oid.hex()} in {where}: unknown codec {codec}")
+        if len(raw) != raw_len:
             raise CorruptObjectError(f"object {oid.hex()} in {where}: length does not match")
-        if e.kind == KIND_LITERAL and self.algo.digest(raw) != oid:
+        if kind == KIND_LITERAL and self.algo.digest(raw) != oid:
             raise CorruptObjectError(
                 f"object {oid.hex()} in {where}: content does not match its id (corrupt pack)"
             )
         return raw
+
+    def decode_chunklist(self, oid: bytes, raw: bytes) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        try:
+            cl = decode_chunklist(raw, self.algo.digest_size, max(self.max_chunk, MAX_LITERAL))
+        except (FormatError, UnsupportedFormatError) as exc:
+            raise CorruptObjectError(f"object {oid.hex()}: bad chunk list ({exc})") from None
+        return cl.ids, cl.lengths
+
+    def raw_record(self, oid: bytes) -> tuple[int, int, int, bytes]:
+        """A record as stored: (kind, codec, raw length, stored bytes).  Not verified."""
+        e = self._require(oid)
+        return e.kind, e.codec, e.raw_len, self._stored(e)
+
+    def is_chunked(self, oid: bytes) -> bool:
+        return self._require(oid).kind == KIND_CHUNKLIST
+
+    def put_raw(self, oid: bytes, kind: int, codec: int, raw_len: int, stored: bytes) -> bool:
+        """Add a record received from elsewhere, as it is.  The caller has verified it."""
+        with self._lock:
+            if oid in self._session or self.has(oid):
+                return False
+            self._w().add(oid, kind, codec, raw_len, stored)
+            self._session.add(oid)
+            self.written_bytes += len(stored)
+            self.written_objects += 1
+        return True
 
     def _chunker(self) -> Chunker:
         # FastCDC objects must not be shared between threads: one per thread
@@ -213,12 +251,7 @@ class Store:
         return d
 
     def _chunklist(self, oid: bytes, e: Entry) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
-        raw = self._decode(oid, e)
-        try:
-            cl = decode_chunklist(raw, self.algo.digest_size, max(self.max_chunk, MAX_LITERAL))
-        except (FormatError, UnsupportedFormatError) as exc:
-            raise CorruptObjectError(f"object {oid.hex()}: bad chunk list ({exc})") from None
-        return cl.ids, cl.lengths
+        return self.decode_chunklist(oid, self._decode(oid, e))
 
     def chunks(self, oid: bytes) -> tuple[bytes, ...]:
         """Ids of the literal records that make up ``oid`` (itself if literal)."""

@@ -201,6 +201,8 @@ def write_index(
     algo: HashAlgo,
     records: list[tuple[bytes, int, int, int, int, int]],
     pack_checksum: bytes,
+    *,
+    durable: bool = True,
 ) -> None:
     """Write the sorted index for records ``(id, offset, stored, raw, kind, codec)``."""
     records = sorted(records, key=lambda r: r[0])
@@ -224,7 +226,7 @@ def write_index(
         out += _IDX_ENTRY.pack(r[1], r[2], r[3], r[4], r[5])
     out += pack_checksum
     out += checksum(bytes(out))
-    write_atomic(idx_path, bytes(out))
+    write_atomic(idx_path, bytes(out), durable=durable)
 
 
 Buffer = bytes | bytearray | memoryview
@@ -288,9 +290,10 @@ class PackWriter:
     SMALL = 64 << 10  # records below this are gathered into 1 MiB writes
     SYNC_EVERY = 32 << 20
 
-    def __init__(self, pack_dir: Path, algo: HashAlgo) -> None:
+    def __init__(self, pack_dir: Path, algo: HashAlgo, *, durable: bool = True) -> None:
         self.dir = pack_dir
         self.algo = algo
+        self.durable = durable  # False for packs that only exist to be uploaded
         self.tmp = pack_dir / f"{TEMP_MARK}pack-{os.getpid()}-{os.urandom(6).hex()}"
         try:
             # read-write: records may be read back before the pack is finished
@@ -320,7 +323,7 @@ class PackWriter:
             raise io_error("write pack", self.tmp, exc) from exc
         self._queued += n
         self._unsynced += n
-        if self._unsynced >= self.SYNC_EVERY:
+        if self._unsynced >= self.SYNC_EVERY and self.durable:
             self._unsynced = 0
             if self._syncer is None:
                 self._syncer = _Syncer(self._fd)
@@ -387,7 +390,8 @@ class PackWriter:
                 self._syncer.stop()
                 if self._syncer.error is not None:
                     raise self._syncer.error
-            os.fsync(self._fd)
+            if self.durable:
+                os.fsync(self._fd)
             self._close()
             final = self.dir / f"pack-{digest.hex()}.pack"
             os.replace(self.tmp, final)
@@ -397,8 +401,11 @@ class PackWriter:
         except BaseException:
             self.abort()
             raise
-        fsync_dir(self.dir)
-        write_index(final.with_suffix(".idx"), self.algo, self.records, digest)
+        if self.durable:
+            fsync_dir(self.dir)
+        write_index(
+            final.with_suffix(".idx"), self.algo, self.records, digest, durable=self.durable
+        )
         return final
 
     def abort(self) -> None:

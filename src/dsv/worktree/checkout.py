@@ -55,10 +55,14 @@ def checkout(
     target_tree: bytes | None,
     *,
     paths: list[str] | None = None,
+    sparse: list[str] | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> CheckoutResult:
     """Bring the working tree (or ``paths``) to ``target_tree``.
+
+    ``paths`` restores those paths only (HEAD stays); ``sparse`` limits a
+    whole-tree checkout to the paths a partial clone holds.
 
     The caller holds the repository lock and moves HEAD afterwards (for a
     whole-tree checkout).  Returns what was written, removed and kept.
@@ -73,7 +77,8 @@ def checkout(
         for want in paths:
             if want and not any(_under(q, [want]) for q in (*T, *H)):
                 raise NotFoundError(f"path not in that version: {want}")
-    sc = scan(repo.root, paths)
+    limit = paths if paths is not None else sparse
+    sc = scan(repo.root, limit)
     cache = load_cache(repo)
     root = repo.root
 
@@ -93,8 +98,8 @@ def checkout(
     deletes: list[str] = []
     conflicts: list[str] = []
     candidates = set(H) | set(T)
-    if paths is not None:
-        candidates = {p for p in candidates if _under(p, paths)}
+    if limit is not None:
+        candidates = {p for p in candidates if _under(p, limit)}
     for p in sorted(candidates):
         t, h = T.get(p), H.get(p)
         ts, hs = _state(t), _state(h)
@@ -166,9 +171,13 @@ def checkout(
 
     for p in result.removed:
         cache.entries.pop(p, None)
-    for p in [p for p in cache.entries if p not in T and p not in sc.files]:
+    for p in [
+        p
+        for p in cache.entries
+        if p not in T and p not in sc.files and (limit is None or _under(p, limit))
+    ]:
         del cache.entries[p]
-    mirrors = paths is None and not result.kept and all(p in cache.entries for p in T)
+    mirrors = limit is None and not result.kept and all(p in cache.entries for p in T)
     cache.tree = target_tree if mirrors and set(cache.entries) == set(T) else None
     cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
     return result

@@ -130,12 +130,14 @@ def _same(a: TreeEntry, b: TreeEntry) -> bool:
     return a.id == b.id and a.kind == b.kind and a.mode == b.mode
 
 
-def status(repo: Repository, progress: Progress | None = None) -> Status:
-    """Added, modified and deleted files of the working tree against HEAD."""
+def status(
+    repo: Repository, progress: Progress | None = None, paths: list[str] | None = None
+) -> Status:
+    """Added, modified and deleted files of the working tree (or of ``paths``) against HEAD."""
     progress = progress or Progress()
     ref_ns = time.time_ns()
     head = repo.refs.head()
-    sc = scan(repo.root)
+    sc = scan(repo.root, paths)
     cache = load_cache(repo)
     st_ = Status(head, skipped=sc.skipped)
 
@@ -159,6 +161,8 @@ def status(repo: Repository, progress: Progress | None = None) -> Status:
         return st_
 
     flat = repo.flatten(head_tree)
+    if paths is not None:
+        flat = {p: e for p, e in flat.items() if _under(p, paths)}
     progress.start("hashing", len(unknown), sum(sc.files[r].st_size for r in unknown))
     changed_cache = False
     for rel in unknown:
@@ -182,11 +186,12 @@ def status(repo: Repository, progress: Progress | None = None) -> Status:
     for lst in (st_.added, st_.modified, st_.deleted):
         lst.sort()
 
-    stale = [p for p in cache.entries if p not in sc.files]
+    stale = [p for p in cache.entries if p not in sc.files and (paths is None or _under(p, paths))]
     for p in stale:
         del cache.entries[p]
-    if changed_cache or stale or cache.tree != (head_tree if st_.clean else None):
-        cache.tree = head_tree if st_.clean else None
+    mirrors = head_tree if st_.clean and paths is None else None
+    if changed_cache or stale or cache.tree != mirrors:
+        cache.tree = mirrors
         cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
     return st_
 

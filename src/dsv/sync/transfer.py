@@ -1,0 +1,552 @@
+"""Push and fetch: moving exactly the missing objects, in few requests.
+
+Push walks the history from the refs being pushed down to what the remote
+already has (an object visible on the remote has its whole closure there, see
+``dsv.sync``), writes the missing records into packs, uploads them, then
+their indexes in dependency order, then moves the refs with compare-and-swap.
+
+Fetch walks the remote's history the same way, reading only the records it
+lacks with ranged reads that are grouped by pack and coalesced.  Every record
+is verified before it is stored: a literal against its id, an object made of
+chunks against its id once all its chunks are in.  Nothing unverified ever
+enters the local store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError
+from dsv.objects import Commit, Kind, Tag, decode_object, decode_tree
+from dsv.progress import Progress
+from dsv.refs import HEADS, REMOTES, TAGS
+from dsv.repo import MAX_COMMIT_BYTES, MAX_TREE_BYTES, Repository
+from dsv.store import PACK_TARGET
+from dsv.store.pack import KIND_LITERAL, PackWriter
+from dsv.sync import PACKS, Remote
+
+# How often a range that arrives short or fails verification is read again.
+READ_ATTEMPTS = 3
+# Ranged reads of the same pack closer than this are merged into one request.
+COALESCE_GAP = 128 << 10
+MAX_RANGE = 32 << 20
+
+
+@dataclass
+class TransferResult:
+    """What a push or fetch did (the ``--json`` summary)."""
+
+    objects: int = 0
+    bytes: int = 0  # stored (compressed) bytes of the records moved
+    packs: int = 0
+    refs: dict[str, str] = field(default_factory=dict)  # ref -> new id (hex)
+    up_to_date: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+
+
+def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:
+    st = remote.stats
+    result.requests = st.requests - before[0]
+    result.bytes_sent = st.bytes_sent - before[1]
+    result.bytes_received = st.bytes_received - before[2]
+    result.retries = getattr(remote.backend, "retries", 0)
+    result.seconds = time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- push
+
+
+def _is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
+    seen: set[bytes] = set()
+    stack = [tip]
+    while stack:
+        c = stack.pop()
+        if c == ancestor:
+            return True
+        if c in seen:
+            continue
+        seen.add(c)
+        stack.extend(repo.read_commit(c).parents)
+    return False
+
+
+def objects_to_push(
+    repo: Repository, tips: Iterable[bytes], remote_has: Callable[[bytes], bool]
+) -> list[bytes]:
+    """Ids missing on the remote, ordered so that every object follows what it names."""
+    store = repo.store
+    commits: list[bytes] = []
+    tags: list[bytes] = []
+    seen: set[bytes] = set()
+    stack = list(tips)
+    while stack:
+        oid = stack.pop()
+        if oid in seen or remote_has(oid):
+            continue
+        seen.add(oid)
+        obj = repo.read_object(oid)
+        if isinstance(obj, Tag):
+            tags.append(oid)
+            stack.append(obj.object)
+        else:
+            commits.append(oid)
+            stack.extend(obj.parents)
+    commits.sort(key=lambda c: repo.read_commit(c).time)  # oldest first
+
+    order: list[bytes] = []
+    placed: set[bytes] = set()
+
+    def place_object(oid: bytes) -> None:
+        """An object's chunks, then its own record (chunk list or literal)."""
+        if oid in placed or remote_has(oid):
+            return
+        if store.is_chunked(oid):
+            for cid in store.chunks(oid):
+                if cid not in placed and not remote_has(cid):
+                    placed.add(cid)
+                    order.append(cid)
+        placed.add(oid)
+        order.append(oid)
+
+    for c in commits:
+        tree = repo.read_commit(c).tree
+        # iterative post-order: a tree is placed after everything below it
+        todo: list[tuple[bytes, bool]] = [(tree, False)]
+        while todo:
+            tid, expanded = todo.pop()
+            if tid in placed or remote_has(tid):
+                continue
+            if expanded:
+                place_object(tid)
+                continue
+            todo.append((tid, True))
+            for e in repo.read_tree(tid):
+                if e.kind == Kind.DIR:
+                    todo.append((e.id, False))
+                else:
+                    place_object(e.id)
+        place_object(c)
+    for t in tags:
+        place_object(t)
+    return order
+
+
+def _write_packs(repo: Repository, order: list[bytes], tmp: Path, progress: Progress) -> list[Path]:
+    """Local packs holding ``order``'s records, in order (not fsynced: they are uploaded)."""
+    store = repo.store
+    paths: list[Path] = []
+    writer: PackWriter | None = None
+    progress.start("packing", len(order))
+    for oid in order:
+        if writer is None:
+            writer = PackWriter(tmp, repo.algo, durable=False)
+        kind, codec, raw_len, stored = store.raw_record(oid)
+        writer.add(oid, kind, codec, raw_len, stored)
+        progress.advance(1, len(stored))
+        if writer.size >= PACK_TARGET:
+            p = writer.finish()
+            writer = None
+            if p:
+                paths.append(p)
+    if writer is not None:
+        p = writer.finish()
+        if p:
+            paths.append(p)
+    progress.finish()
+    return paths
+
+
+def push(
+    repo: Repository,
+    remote: Remote,
+    refs: list[str],
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Push local refs (full names) to the remote; see the module docstring."""
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    st = remote.stats
+    before = (st.requests, st.bytes_sent, st.bytes_received)
+    result = TransferResult()
+    remote.check_format(create=True)
+    remote_refs = remote.refs()
+    updates: list[tuple[str, bytes, tuple[bytes, str] | None]] = []
+    for ref in refs:
+        new = repo.refs.read(ref)
+        if new is None:
+            raise NotFoundError(f"nothing to push: {ref} does not exist here")
+        old = remote_refs.get(ref)
+        if old is not None and old[0] == new:
+            result.up_to_date.append(ref)
+            continue
+        if (
+            old is not None
+            and not force
+            and ref.startswith(HEADS)
+            and (not repo.store.has(old[0]) or not _is_ancestor(repo, old[0], new))
+        ):
+            raise RejectedError(
+                f"rejected: {ref} on {remote.url} has commits this repository does not"
+                " (fetch first)",
+                hint="run 'dsv pull' to bring them in, then push again",
+            )
+        if old is not None and not force and ref.startswith(TAGS):
+            raise RejectedError(f"rejected: tag {ref[len(TAGS) :]} already exists on {remote.url}")
+        updates.append((ref, new, old))
+
+    if updates:
+        order = objects_to_push(repo, [n for _, n, _ in updates], remote.has)
+        tmp = repo.dsv_dir / "tmp" / f"push-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            packs = _write_packs(repo, order, tmp, progress)
+            result.objects = len(order)
+            result.packs = len(packs)
+            result.bytes = sum(p.stat().st_size for p in packs)
+            _upload(remote, packs, progress)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for ref, new, old in updates:
+            remote.set_ref(ref, new, old)
+            result.refs[ref] = new.hex()
+            if ref.startswith(HEADS):
+                _track(repo, remote.name, ref, new)
+    _stats(result, remote, t0, before)
+    return result
+
+
+def _upload(remote: Remote, packs: list[Path], progress: Progress) -> None:
+    """Pack files in parallel, then their indexes in order (an index makes a pack visible)."""
+    listing = remote.listing()
+    todo = [p for p in packs if listing.get(f"{PACKS}{p.name}") != p.stat().st_size]
+    progress.start("uploading", len(todo), sum(p.stat().st_size for p in todo))
+
+    def up(p: Path) -> None:
+        remote.backend.put_file(f"{PACKS}{p.name}", p)
+        progress.advance(1, p.stat().st_size)
+
+    try:
+        if len(todo) > 1:
+            with ThreadPoolExecutor(min(remote.jobs, len(todo))) as ex:
+                list(ex.map(up, todo))
+        else:
+            for p in todo:
+                up(p)
+    finally:
+        progress.finish()
+    for p in packs:
+        idx = p.with_suffix(".idx")
+        data = idx.read_bytes()
+        remote.backend.put(f"{PACKS}{idx.name}", data)
+        remote.cache_index(idx.name, data)
+
+
+def _track(repo: Repository, remote_name: str, ref: str, new: bytes) -> None:
+    tracking = f"{REMOTES}{remote_name}/{ref[len(HEADS) :]}"
+    with repo.lock("update remote-tracking ref"):
+        if repo.refs.read(tracking) != new:
+            repo.refs.update(tracking, new, message=f"update by push/fetch from {remote_name}")
+
+
+# ---------------------------------------------------------------------- fetch
+
+
+class _Fetcher:
+    """Reads missing records from a remote into the local store, verified."""
+
+    def __init__(self, repo: Repository, remote: Remote, progress: Progress) -> None:
+        self.repo = repo
+        self.remote = remote
+        self.store = repo.store
+        self.progress = progress
+        self.objects = 0
+        self.bytes = 0
+        self.rereads = 0
+
+    def _ranges(self, oids: list[bytes]) -> list[tuple[str, int, int, list[tuple[bytes, Any]]]]:
+        """Group records by pack and coalesce nearby ones into (pack, start, length, members)."""
+        by_pack: dict[str, list[tuple[int, bytes, Any]]] = {}
+        for oid in oids:
+            loc = self.remote.locate(oid)
+            if loc is None:
+                raise NotFoundError(
+                    f"object {oid.hex()} is missing on {self.remote.url}",
+                    hint="the remote is incomplete; run 'dsv fsck --remote' there",
+                )
+            by_pack.setdefault(loc[0], []).append((loc[1], oid, loc))
+        out = []
+        for pack, items in by_pack.items():
+            items.sort(key=lambda t: t[0])
+            cur: list[tuple[bytes, Any]] = []
+            start = end = 0
+            for off, oid, loc in items:
+                slen = loc[2]
+                if cur and (off - end > COALESCE_GAP or off + slen - start > MAX_RANGE):
+                    out.append((pack, start, end - start, cur))
+                    cur = []
+                if not cur:
+                    start = off
+                cur.append((oid, loc))
+                end = max(end, off + slen)
+            if cur:
+                out.append((pack, start, end - start, cur))
+        return out
+
+    def read(self, oids: list[bytes]) -> dict[bytes, tuple[int, int, int, bytes]]:
+        """Records (kind, codec, raw_len, stored) of ``oids``, as the remote has them."""
+        oids = list(dict.fromkeys(oids))
+        ranges = self._ranges(oids)
+        out: dict[bytes, tuple[int, int, int, bytes]] = {}
+
+        def one(
+            r: tuple[str, int, int, list[tuple[bytes, Any]]],
+        ) -> list[tuple[bytes, tuple[int, int, int, bytes]]]:
+            pack, start, length, members = r
+            # A short or damaged response may be the network's fault: read the
+            # range again a few times before calling the remote corrupt.
+            for attempt in range(READ_ATTEMPTS):
+                data = self.remote.backend.get_range(f"{PACKS}{pack}.pack", start, length)
+                got = []
+                try:
+                    if len(data) != length:
+                        raise CorruptObjectError(
+                            f"{self.remote.url}: short read of {pack}.pack"
+                            f" ({len(data)} of {length} bytes)"
+                        )
+                    for oid, loc in members:
+                        _, off, slen, rlen, kind, codec = loc
+                        stored = data[off - start : off - start + slen]
+                        if kind == KIND_LITERAL:
+                            self.store.decode_record(oid, kind, codec, rlen, stored, pack)
+                        got.append((oid, (kind, codec, rlen, stored)))
+                except CorruptObjectError:
+                    self.rereads += 1
+                    if attempt == READ_ATTEMPTS - 1:
+                        raise
+                    continue
+                self.progress.advance(len(members), length)
+                return got
+            raise AssertionError("unreachable")
+
+        if len(ranges) > 1:
+            with ThreadPoolExecutor(min(self.remote.jobs, len(ranges))) as ex:
+                for got in ex.map(one, ranges):
+                    out.update(got)
+        else:
+            for r in ranges:
+                out.update(one(r))
+        return out
+
+    def _batches(self, oids: list[bytes], budget: int = 64 << 20) -> list[list[bytes]]:
+        """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most."""
+        out: list[list[bytes]] = []
+        cur: list[bytes] = []
+        size = 0
+        for oid in oids:
+            loc = self.remote.locate(oid)
+            n = loc[2] if loc else 0
+            if cur and size + n > budget:
+                out.append(cur)
+                cur, size = [], 0
+            cur.append(oid)
+            size += n
+        if cur:
+            out.append(cur)
+        return out
+
+    def fetch_objects(self, oids: list[bytes], *, chunks_only: bool = False) -> None:
+        """Make whole objects (literal or made of chunks) present locally, verified."""
+        want = [o for o in dict.fromkeys(oids) if not self.store.has(o)]
+        where = f"remote {self.remote.name}"
+        for batch in self._batches(want):
+            chunked: dict[bytes, tuple[tuple[int, int, int, bytes], tuple[bytes, ...]]] = {}
+            for oid, rec in self.read(batch).items():
+                kind, codec, rlen, stored = rec
+                raw = self.store.decode_record(oid, kind, codec, rlen, stored, where)
+                if kind == KIND_LITERAL:
+                    if self.store.put_raw(oid, kind, codec, rlen, stored):
+                        self.objects += 1
+                        self.bytes += len(stored)
+                elif chunks_only:
+                    raise CorruptObjectError(
+                        f"object {oid.hex()} from {self.remote.url}: a chunk list where a chunk"
+                        " was expected"
+                    )
+                else:
+                    chunked[oid] = (rec, self.store.decode_chunklist(oid, raw)[0])
+            if not chunked:
+                continue
+            self.fetch_objects([c for _, ids in chunked.values() for c in ids], chunks_only=True)
+            for oid, (rec, ids) in chunked.items():
+                h = self.repo.algo.new()
+                for cid in ids:
+                    h.update(self.store.read_chunk(cid))
+                if h.digest() != oid:
+                    raise CorruptObjectError(
+                        f"object {oid.hex()} from {self.remote.url}: its chunks do not add up to"
+                        " its id; it was not stored"
+                    )
+                if self.store.put_raw(oid, *rec):
+                    self.objects += 1
+                    self.bytes += len(rec[3])
+
+
+def _under(path: str, prefixes: list[str] | None) -> bool:
+    return prefixes is None or any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def missing_data(repo: Repository, commit: bytes, paths: list[str] | None) -> bool:
+    """Whether any tree, or any file below ``paths``, of a commit is not in the local store."""
+    store = repo.store
+    if not store.has(commit):
+        return True
+    stack = [(repo.read_commit(commit).tree, "")]
+    while stack:
+        tid, prefix = stack.pop()
+        if not store.has(tid):
+            return True
+        for e in repo.read_tree(tid):
+            path = prefix + e.name
+            if e.kind == Kind.DIR:
+                stack.append((e.id, path + "/"))
+            elif _under(path, paths) and not store.has(e.id):
+                return True
+    return False
+
+
+def fetch(
+    repo: Repository,
+    remote: Remote,
+    *,
+    data_for: list[bytes] | None = None,
+    paths: list[str] | None = None,
+    history_data: bool = True,
+    tips_data: bool = True,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Fetch the remote's refs, all commit objects, and the data they name.
+
+    Data (trees and files) is fetched for ``data_for``, for every new commit
+    (``history_data``) and for the remote's ref tips (``tips_data``).
+    ``paths`` limits the data to those paths (a partial clone).
+    Remote-tracking refs and tags this repository lacks are updated.
+    """
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    st = remote.stats
+    before = (st.requests, st.bytes_sent, st.bytes_received)
+    result = TransferResult()
+    remote.check_format(create=False)
+    remote_refs = remote.refs()
+    remote.packs(refresh=True)
+    f = _Fetcher(repo, remote, progress)
+    progress.start("fetching")
+    try:
+        tips = [oid for oid, _ in remote_refs.values()]
+        # commits (and tag objects): all of the history, they are small
+        new_commits: list[bytes] = []
+        frontier = [t for t in tips if not repo.store.has(t)]
+        seen: set[bytes] = set()
+        while frontier:
+            f.fetch_objects(frontier)
+            nxt: list[bytes] = []
+            for oid in frontier:
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                obj = decode_object(
+                    repo.store.get_bytes(oid, MAX_COMMIT_BYTES), repo.algo.digest_size
+                )
+                if isinstance(obj, Tag):
+                    cand = [obj.object]
+                else:
+                    new_commits.append(oid)
+                    cand = list(obj.parents)
+                nxt.extend(c for c in cand if not repo.store.has(c) and c not in seen)
+            frontier = list(dict.fromkeys(nxt))
+        # which commits need their data
+        wanted: list[bytes] = list(data_for or [])
+        if history_data:
+            wanted.extend(new_commits)
+        for oid in tips if tips_data else []:
+            c = _peel(repo, oid)
+            if c is not None:
+                wanted.append(c)
+        _fetch_trees_and_files(repo, f, list(dict.fromkeys(wanted)), paths)
+        repo.store.flush()
+    except BaseException:
+        repo.store.abort()
+        raise
+    finally:
+        progress.finish()
+    result.objects, result.bytes = f.objects, f.bytes
+    # refs: remote-tracking branches, and tags we do not have
+    with repo.lock("fetch"):
+        for ref, (oid, _) in remote_refs.items():
+            if ref.startswith(HEADS):
+                tracking = f"{REMOTES}{remote.name}/{ref[len(HEADS) :]}"
+                if repo.refs.read(tracking) != oid:
+                    repo.refs.update(tracking, oid, message=f"fetch from {remote.name}")
+                    result.refs[tracking] = oid.hex()
+            elif ref.startswith(TAGS) and repo.refs.read(ref) is None:
+                repo.refs.update(ref, oid, message=f"fetch from {remote.name}")
+                result.refs[ref] = oid.hex()
+    _stats(result, remote, t0, before)
+    return result
+
+
+def _peel(repo: Repository, oid: bytes) -> bytes | None:
+    for _ in range(16):
+        try:
+            obj = repo.read_object(oid)
+        except DsvError:
+            return None
+        if isinstance(obj, Commit):
+            return oid
+        oid = obj.object
+    return None
+
+
+def _fetch_trees_and_files(
+    repo: Repository, f: _Fetcher, commits: list[bytes], paths: list[str] | None
+) -> None:
+    """Level by level: the trees of a level in one batch, then all the files."""
+    level: list[tuple[bytes, str]] = []
+    for c in commits:
+        level.append((repo.read_commit(c).tree, ""))
+    seen_trees: set[bytes] = set()
+    files: list[bytes] = []
+    while level:
+        f.fetch_objects([t for t, _ in level if t not in seen_trees])
+        nxt: list[tuple[bytes, str]] = []
+        for tid, prefix in level:
+            if tid in seen_trees:
+                continue
+            seen_trees.add(tid)
+            entries = decode_tree(repo.store.get_bytes(tid, MAX_TREE_BYTES), repo.algo.digest_size)
+            for e in entries:
+                path = prefix + e.name
+                # all trees come along (they are small, and status, diff and
+                # commit need the whole shape); file data only below ``paths``
+                if e.kind == Kind.DIR:
+                    nxt.append((e.id, path + "/"))
+                elif _under(path, paths) and not repo.store.has(e.id):
+                    files.append(e.id)
+        level = nxt
+    files = list(dict.fromkeys(files))
+    for i in range(0, len(files), 8192):
+        f.fetch_objects(files[i : i + 8192])

@@ -1,0 +1,165 @@
+"""One contract, every backend: local directory, fsspec memory://, S3 on a moto server (HTTP)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dsv.backends import (
+    Backend,
+    BackendError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    open_backend,
+)
+from dsv.backends.faults import FaultInjectingBackend, Rule
+from dsv.backends.retry import RetryingBackend
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "local":
+        b = open_backend(str(tmp_path / "remote"))
+    elif request.param == "memory":
+        b = open_backend(f"memory://dsv-test-{uuid.uuid4().hex}")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        server = request.getfixturevalue("s3_server")
+        b = open_backend(f"s3://{bucket}/some/prefix", {"endpoint-url": server.endpoint})
+    yield b
+    b.close()
+
+
+def test_get_put_round_trip(backend: Backend) -> None:
+    backend.put("packs/a.pack", b"hello world")
+    assert backend.get("packs/a.pack") == b"hello world"
+    backend.put("packs/a.pack", b"replaced")
+    assert backend.get("packs/a.pack") == b"replaced"
+
+
+def test_missing_key(backend: Backend) -> None:
+    with pytest.raises(KeyNotFoundError):
+        backend.get("refs/heads/nothing")
+    with pytest.raises(KeyNotFoundError):
+        backend.get_range("refs/heads/nothing", 0, 4)
+
+
+def test_get_range(backend: Backend) -> None:
+    data = bytes(range(256)) * 40
+    backend.put("x/blob", data)
+    assert backend.get_range("x/blob", 0, 10) == data[:10]
+    assert backend.get_range("x/blob", 1000, 300) == data[1000:1300]
+    assert backend.get_range("x/blob", len(data) - 5, 100) == data[-5:]
+
+
+def test_put_file(backend: Backend, tmp_path: Path) -> None:
+    f = tmp_path / "pack"
+    f.write_bytes(b"p" * 100_000)
+    backend.put_file("packs/p.pack", f)
+    assert backend.get("packs/p.pack") == b"p" * 100_000
+
+
+def test_list_and_delete(backend: Backend) -> None:
+    backend.put("packs/a.idx", b"1")
+    backend.put("packs/b.idx", b"22")
+    backend.put("refs/heads/main", b"333")
+    assert backend.list("packs/") == {"packs/a.idx": 1, "packs/b.idx": 2}
+    assert set(backend.list("refs/")) == {"refs/heads/main"}
+    backend.delete("packs/a.idx")
+    backend.delete("packs/never-existed")
+    assert backend.list("packs/") == {"packs/b.idx": 2}
+
+
+def test_put_if_absent(backend: Backend) -> None:
+    tag = backend.put_if_absent("refs/heads/main", b"one")
+    assert tag
+    with pytest.raises(PreconditionFailedError):
+        backend.put_if_absent("refs/heads/main", b"two")
+    assert backend.get("refs/heads/main") == b"one"
+
+
+def test_put_if_match(backend: Backend) -> None:
+    backend.put_if_absent("refs/heads/main", b"one")
+    data, tag = backend.get_with_tag("refs/heads/main")
+    assert data == b"one"
+    new_tag = backend.put_if_match("refs/heads/main", b"two", tag)
+    assert new_tag != tag
+    with pytest.raises(PreconditionFailedError):
+        backend.put_if_match("refs/heads/main", b"three", tag)  # stale tag
+    assert backend.get("refs/heads/main") == b"two"
+
+
+def test_compare_and_swap_race_has_one_winner(backend: Backend) -> None:
+    backend.put_if_absent("refs/heads/main", b"base")
+    _, tag = backend.get_with_tag("refs/heads/main")
+    wins: list[bytes] = []
+    losses: list[bytes] = []
+    barrier = threading.Barrier(6)
+
+    def attempt(value: bytes) -> None:
+        barrier.wait()
+        try:
+            backend.put_if_match("refs/heads/main", value, tag)
+            wins.append(value)
+        except PreconditionFailedError:
+            losses.append(value)
+
+    threads = [threading.Thread(target=attempt, args=(f"v{i}".encode(),)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 5
+    assert backend.get("refs/heads/main") == wins[0]
+
+
+def test_invalid_keys_are_refused(backend: Backend) -> None:
+    for key in ("", "/abs", "a/../b"):
+        with pytest.raises(BackendError):
+            backend.put(key, b"x")
+
+
+def test_requests_are_counted(backend: Backend) -> None:
+    before = backend.stats.requests
+    backend.put("k", b"abc")
+    backend.get("k")
+    assert backend.stats.requests - before == 2
+    assert backend.stats.bytes_sent >= 3 and backend.stats.bytes_received >= 3
+
+
+def test_retry_recovers_from_transient_faults(tmp_path: Path) -> None:
+    inner = open_backend(str(tmp_path / "r"))
+    inner.put("k", b"value")
+    faulty = FaultInjectingBackend(
+        inner, [Rule("get", "transient", calls={1, 2}), Rule("get", "throttle", calls={1})]
+    )
+    sleeps: list[float] = []
+    b = RetryingBackend(faulty, attempts=5, sleep=sleeps.append)
+    assert b.get("k") == b"value"
+    assert b.retries == 3 and len(sleeps) == 3
+    assert all(0 <= s <= 5.0 for s in sleeps)
+
+
+def test_retry_gives_up_after_budget_with_hint(tmp_path: Path) -> None:
+    inner = open_backend(str(tmp_path / "r"))
+    inner.put("k", b"value")
+    b = RetryingBackend(
+        FaultInjectingBackend(inner, [Rule("get", "timeout")]), attempts=3, sleep=lambda s: None
+    )
+    with pytest.raises(BackendError) as e:
+        b.get("k")
+    assert "gave up after 3 attempts" in str(e.value) and e.value.hint
+
+
+def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
+    inner = open_backend(str(tmp_path / "r"))
+    inner.put("k", b"value")
+    faulty = FaultInjectingBackend(inner, [Rule("get", "error")])
+    b = RetryingBackend(faulty, attempts=5, sleep=lambda s: None)
+    with pytest.raises(BackendError):
+        b.get("k")
+    assert b.retries == 0 and len(faulty.log) == 1

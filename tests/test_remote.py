@@ -1,0 +1,296 @@
+"""Push, fetch, pull and clone end to end, on a local directory, memory:// and S3 (moto server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dsv import api
+from dsv.api import remote as rapi
+from dsv.backends import open_backend
+from dsv.backends.faults import FaultInjectingBackend, Rule
+from dsv.backends.retry import RetryingBackend
+from dsv.errors import CorruptObjectError, ExitCode, RejectedError
+from dsv.repo import Repository
+from dsv.sync import Remote, get_remote_config
+from dsv.sync import transfer
+
+from .conftest import Invoke, run_dsv, snapshot, write
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    if request.param == "local":
+        return str(tmp_path / "remote"), {}
+    if request.param == "memory":
+        return f"memory://dsv-remote-{uuid.uuid4().hex}", {}
+    bucket = request.getfixturevalue("s3_bucket")
+    server = request.getfixturevalue("s3_server")
+    return f"s3://{bucket}/team/cifar", {"endpoint_url": server.endpoint}
+
+
+def _dataset(root: Path, n: int = 40) -> None:
+    for i in range(n):
+        write(root / f"train/c{i % 4}/{i:03d}.png", os.urandom(2000 + i * 37))
+    write(root / "labels.csv", "id,label\n" + "".join(f"{i},c{i % 4}\n" for i in range(n)))
+    write(root / "big.bin", os.urandom(1_500_000))
+
+
+def _repo(path: Path) -> Repository:
+    Repository.init(path)
+    return Repository(path)
+
+
+def test_push_clone_pull_round_trip(tmp_path: Path, remote_url: tuple[str, dict[str, str]]) -> None:
+    url, opts = remote_url
+    a = _repo(tmp_path / "a")
+    _dataset(a.root)
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", url, **opts)
+    r1 = rapi.push(a)
+    assert r1.refs == {"refs/heads/main": a.head_commit().hex()}  # type: ignore[union-attr]
+    assert r1.objects > 40 and r1.packs == 1
+
+    b, commit_id, branch, _ = rapi.clone(url, tmp_path / "b", **opts)
+    assert (commit_id, branch) == (a.head_commit(), "main")
+    assert snapshot(b.root) == snapshot(a.root)
+    assert api.status(b).clean
+
+    # a second version, pulled into the clone
+    (a.root / "train/c0/000.png").rename(a.root / "train/c1/000.png")
+    data = bytearray((a.root / "big.bin").read_bytes())
+    data[700_000:700_010] = b"0123456789"
+    (a.root / "big.bin").write_bytes(bytes(data) + os.urandom(50_000))
+    api.commit(a, "v2")
+    r2 = rapi.push(a)
+    assert r2.bytes < 500_000  # the edit and the append, not the whole file again
+    pulled = rapi.pull(b)
+    assert pulled.fast_forward and pulled.new == a.head_commit()
+    assert snapshot(b.root) == snapshot(a.root)
+    assert api.fsck(Repository(b.root)).ok
+
+    # pushing again changes nothing
+    again = rapi.push(a)
+    assert again.up_to_date == ["refs/heads/main"] and again.objects == 0
+
+
+def test_push_requests_grow_with_packs_not_files(
+    tmp_path: Path, s3_server: object, s3_bucket: str
+) -> None:
+    a = _repo(tmp_path / "a")
+    for i in range(2000):
+        write(a.root / f"d{i % 20}/{i}.txt", f"sample {i}\n" * (1 + i % 7))
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", f"s3://{s3_bucket}/x", endpoint_url=s3_server.endpoint)  # type: ignore[attr-defined]
+    s3_server.reset()  # type: ignore[attr-defined]
+    r = rapi.push(a)
+    served = s3_server.total()  # type: ignore[attr-defined]
+    assert r.requests == served  # our count agrees with the server's
+    assert served <= 2000 // 100  # at most 1% of the number of files
+    s3_server.reset()  # type: ignore[attr-defined]
+    b, _, _, got = rapi.clone(
+        f"s3://{s3_bucket}/x", tmp_path / "b", endpoint_url=s3_server.endpoint
+    )  # type: ignore[attr-defined]
+    assert s3_server.total() <= 2000 // 100  # type: ignore[attr-defined]
+    assert snapshot(b.root) == snapshot(a.root)
+
+
+def test_concurrent_pushes_exactly_one_wins(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    base = _repo(tmp_path / "base")
+    write(base.root / "a.txt", "base")
+    api.commit(base, "base")
+    rapi.remote_add(base, "origin", url)
+    rapi.push(base)
+    clones = [rapi.clone(url, tmp_path / f"c{i}")[0] for i in range(4)]
+    for i, c in enumerate(clones):
+        write(c.root / "a.txt", f"diverging change {i}")
+        api.commit(c, f"change {i}")
+    outcomes: list[object] = []
+    barrier = threading.Barrier(len(clones))
+
+    def go(c: Repository) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(rapi.push(Repository(c.root)))
+        except RejectedError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in clones]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if not isinstance(o, Exception)]
+    losers = [o for o in outcomes if isinstance(o, RejectedError)]
+    assert len(winners) == 1 and len(losers) == 3
+    assert all("fetch first" in str(e) for e in losers)
+    # the remote names the winner's commit, and it is complete
+    fresh, head, _, _ = rapi.clone(url, tmp_path / "check")
+    assert head.hex() in [list(w.refs.values())[0] for w in winners]  # type: ignore[attr-defined]
+    assert api.fsck(fresh).ok
+
+
+def test_diverged_pull_is_refused(tmp_path: Path, dsv: Invoke) -> None:
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    write(a.root / "f", "1")
+    api.commit(a, "1")
+    rapi.remote_add(a, "origin", url)
+    rapi.push(a)
+    b = rapi.clone(url, tmp_path / "b")[0]
+    write(a.root / "f", "2a")
+    api.commit(a, "2a")
+    rapi.push(a)
+    write(b.root / "f", "2b")
+    api.commit(b, "2b")
+    with pytest.raises(RejectedError):
+        rapi.push(b)
+    r = dsv("pull", cwd=b.root)
+    assert r.exit_code == ExitCode.REJECTED and "diverged" in r.output
+    assert (b.root / "f").read_text() == "2b"
+
+
+def _faulty_remote(repo: Repository, rules: list[Rule]) -> Remote:
+    cfg = get_remote_config(repo, "origin")
+    inner = open_backend(cfg.url)
+    return Remote(
+        repo,
+        cfg,
+        backend=RetryingBackend(FaultInjectingBackend(inner, rules), sleep=lambda s: None),
+    )
+
+
+def test_interrupted_push_rerun_sends_only_what_is_missing(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    _dataset(a.root, 200)
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", url)
+    import dsv.store as store_mod
+
+    old_target = store_mod.PACK_TARGET
+    transfer.PACK_TARGET = 200_000  # several packs
+    try:
+        broken = _faulty_remote(a, [Rule("put", "error", key_contains=".idx", calls={2})])
+        with pytest.raises(Exception):
+            transfer.push(a, broken, ["refs/heads/main"])
+        remote_files = open_backend(url).list("packs/")
+        assert not open_backend(url).list("refs/")  # the ref did not move
+        first_bytes = sum(remote_files.values())
+        assert first_bytes > 0
+        r = rapi.push(a)
+        assert r.bytes_sent < sum(open_backend(url).list("packs/").values())
+    finally:
+        transfer.PACK_TARGET = old_target
+        store_mod.PACK_TARGET = old_target
+    b = rapi.clone(url, tmp_path / "b")[0]
+    assert snapshot(b.root) == snapshot(a.root)
+
+
+def test_transient_faults_during_fetch_are_retried(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    _dataset(a.root)
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", url)
+    rapi.push(a)
+    b = _repo(tmp_path / "b")
+    rapi.remote_add(b, "origin", url)
+    rules = [
+        Rule("get_range", "transient", calls={1}),
+        Rule("get_range", "truncate", calls={2}),
+        Rule("get_range", "flip", calls={3}),
+        Rule("list", "throttle", calls={1}),
+    ]
+    r = transfer.fetch(b, _faulty_remote(b, rules))
+    assert r.objects > 40
+    assert api.fsck(Repository(b.root)).ok
+    api.checkout(Repository(b.root), "origin/main")
+    assert snapshot(b.root) == snapshot(a.root)
+
+
+def test_corrupt_pack_on_remote_is_rejected_and_nothing_bad_is_stored(tmp_path: Path) -> None:
+    url = tmp_path / "remote"
+    a = _repo(tmp_path / "a")
+    write(a.root / "data.bin", os.urandom(400_000))
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", str(url))
+    rapi.push(a)
+    pack = next((url / "packs").glob("*.pack"))
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2] ^= 0x10  # inside some chunk's payload
+    pack.write_bytes(bytes(raw))
+
+    r = run_dsv("clone", str(url), str(tmp_path / "b"), cwd=tmp_path)
+    assert r.returncode == ExitCode.CORRUPT, r.stderr
+    assert b"Traceback" not in r.stderr
+    b = Repository(tmp_path / "b")
+    assert api.fsck(b).ok  # whatever was stored is verified and consistent
+    with pytest.raises(CorruptObjectError):
+        transfer.fetch(b, Remote(b, get_remote_config(b, "origin")))
+
+
+def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    write(a.root / "images/a.bin", os.urandom(300_000))
+    write(a.root / "tables/t.csv", "id\n1\n")
+    api.commit(a, "v1")
+    api.tag_create(a, "v1")
+    write(a.root / "images/b.bin", os.urandom(300_000))
+    write(a.root / "tables/t.csv", "id\n1\n2\n")
+    api.commit(a, "v2")
+    rapi.remote_add(a, "origin", url)
+    rapi.push(a, refs=["main", "v1"])
+
+    b, _, _, got = rapi.clone(url, tmp_path / "b", paths=["tables"])
+    assert got.bytes_received < 100_000  # no image data
+    assert sorted(p for p in snapshot(b.root) if not p.endswith("/") and "." in p) == [
+        "tables/t.csv"
+    ]
+    assert api.status(b).clean
+    write(b.root / "tables/t.csv", "id\n1\n2\n3\n")
+    api.commit(b, "v3 tables only")
+    rapi.push(b)
+    # the commit kept the images of v2 it never downloaded
+    c, _, _, _ = rapi.clone(url, tmp_path / "c")
+    assert (c.root / "images/b.bin").read_bytes() == (a.root / "images/b.bin").read_bytes()
+    assert (c.root / "tables/t.csv").read_text() == "id\n1\n2\n3\n"
+
+    # checking out an older version fetches just its data
+    d, _, _, got_d = rapi.clone(url, tmp_path / "d", rev="v1")
+    assert not (d.root / "images/b.bin").exists()
+    api.checkout(d, "main")
+    assert (d.root / "images/b.bin").read_bytes() == (a.root / "images/b.bin").read_bytes()
+
+
+def test_cli_remote_commands(tmp_path: Path, dsv: Invoke, work: Path) -> None:
+    write(work / "f.txt", "hello")
+    assert dsv("commit", "-m", "v1").exit_code == 0
+    url = str(tmp_path / "remote")
+    assert dsv("remote", "add", "origin", url).exit_code == 0
+    assert dsv("remote", "add", "origin", url).exit_code == ExitCode.CONFLICT
+    listed = json.loads(dsv("remote", "list", "--json").output)
+    assert listed == [{"name": "origin", "url": url}]
+    out = json.loads(dsv("push", "--json").output)
+    assert out["refs"] == {"refs/heads/main": json.loads(dsv("log", "--json").output)[0]["id"]}
+    assert out["requests"] > 0 and out["bytes_sent"] > 0
+    refs = json.loads(dsv("ls-remote", "--json").output)
+    assert [r["ref"] for r in refs] == ["refs/heads/main"]
+    r = dsv("clone", url, str(tmp_path / "copy"), "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["branch"] == "main"
+    assert (tmp_path / "copy" / "f.txt").read_text() == "hello"
+    assert dsv("push", "nowhere").exit_code == ExitCode.NOT_FOUND
+    assert (
+        dsv("clone", str(tmp_path / "not-a-remote"), str(tmp_path / "x"), cwd=tmp_path).exit_code
+        == ExitCode.NOT_FOUND
+    )
+    assert dsv("remote", "remove", "origin").exit_code == 0
+    assert json.loads(dsv("remote", "list", "--json").output) == []
