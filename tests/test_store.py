@@ -714,3 +714,24 @@ def test_pack_without_index_is_ignored(new_store) -> None:
     # A temp-named index (a crashed writer's) is ignored too.
     (s.pack_dir / f"{TEMP_MARK}{orphan_pack.stem}.idx").write_bytes(b"garbage")
     assert new_store().all_ids() == {kept}
+
+
+def test_read_range_matches_slices_of_the_content(tmp_path: Path) -> None:
+    import random as _random
+
+    from dsv.chunking import ChunkParams as _CP
+    from dsv.hashing import XXH3_128 as _X
+    from dsv.store import Store as _S
+
+    s = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    rng = _random.Random(5)
+    data = rng.randbytes(300_000)
+    oid = s.put_bytes(data)
+    small = s.put_bytes(b"tiny object")
+    s.flush()
+    for _ in range(200):
+        off = rng.randrange(0, len(data) + 10)
+        n = rng.randrange(0, 50_000)
+        assert s.read_range(oid, off, n) == data[off : off + n]
+    assert s.read_range(small, 2, 3) == b"ny "
+    assert s.read_range(small, 50, 3) == b""

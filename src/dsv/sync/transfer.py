@@ -265,7 +265,7 @@ def _track(repo: Repository, remote_name: str, ref: str, new: bytes) -> None:
 # ---------------------------------------------------------------------- fetch
 
 
-class _Fetcher:
+class ObjectFetcher:
     """Reads missing records from a remote into the local store, verified."""
 
     def __init__(self, repo: Repository, remote: Remote, progress: Progress) -> None:
@@ -453,7 +453,7 @@ def fetch(
     remote.check_format(create=False)
     remote_refs = remote.refs()
     remote.packs(refresh=True)
-    f = _Fetcher(repo, remote, progress)
+    f = ObjectFetcher(repo, remote, progress)
     progress.start("fetching")
     try:
         tips = [oid for oid, _ in remote_refs.values()]
@@ -522,7 +522,7 @@ def _peel(repo: Repository, oid: bytes) -> bytes | None:
 
 
 def _fetch_trees_and_files(
-    repo: Repository, f: _Fetcher, commits: list[bytes], paths: list[str] | None
+    repo: Repository, f: ObjectFetcher, commits: list[bytes], paths: list[str] | None
 ) -> None:
     """Level by level: the trees of a level in one batch, then all the files."""
     level: list[tuple[bytes, str]] = []
