@@ -44,6 +44,8 @@ class Config:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise io_error("read config", path, exc) from exc
+        except UnicodeDecodeError:
+            raise FormatError(f"{path}: not valid UTF-8") from None
         try:
             p.read_string(text, source=str(path))
         except configparser.Error as exc:

@@ -141,7 +141,9 @@ class Refs:
         """Point ``name`` at ``new`` (None deletes it), if it still holds ``expect``.
 
         Callers hold the repository lock; the check and the rename are then
-        atomic with respect to other dsv processes.
+        atomic with respect to other dsv processes.  The reflog line is written
+        first: if that fails (a full disk), the ref has not moved and the
+        command fails as a whole, never after its effect.
         """
         old = self.read(name)
         if not isinstance(expect, _Any) and old != expect:
@@ -169,23 +171,24 @@ class Refs:
                 raise io_error("create", path.parent, exc) from exc
             if path.is_dir():
                 raise ConflictError(f"cannot create ref {name}: refs exist below it")
+            self.append_reflog(name, old, new, message, who)
             write_atomic(path, (new.hex() + "\n").encode())
-        self.append_reflog(name, old, new, message, who)
 
     def set_head(
         self, *, branch: str | None = None, commit: bytes | None = None, message: str, who: str = ""
     ) -> None:
-        """Point HEAD at a branch (symbolic) or detach it at a commit."""
+        """Point HEAD at a branch (symbolic) or detach it at a commit (reflog first)."""
         prev = self.head().commit
         if branch is not None:
-            write_atomic(self.dir / "HEAD", f"ref: {branch}\n".encode())
             new = self.read(branch)
+            content = f"ref: {branch}\n"
         else:
             assert commit is not None
-            write_atomic(self.dir / "HEAD", (commit.hex() + "\n").encode())
             new = commit
+            content = commit.hex() + "\n"
         if prev != new or branch is not None:
             self.append_reflog("HEAD", prev, new, message, who)
+        write_atomic(self.dir / "HEAD", content.encode())
 
     def _prune_dirs(self, d: Path) -> None:
         refs_root = self.dir / "refs"

@@ -353,8 +353,8 @@ def commit(
     who = repo.identity()
     first = message.splitlines()[0] if message else ""
     if head.branch is not None:
-        repo.refs.update(head.branch, oid, expect=head.commit, message=f"commit: {first}", who=who)
         repo.refs.append_reflog("HEAD", head.commit, oid, f"commit: {first}", who)
+        repo.refs.update(head.branch, oid, expect=head.commit, message=f"commit: {first}", who=who)
     else:
         repo.refs.set_head(commit=oid, message=f"commit: {first}", who=who)
 
