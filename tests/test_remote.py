@@ -12,13 +12,12 @@ import pytest
 
 from dsv import api
 from dsv.api import remote as rapi
-from dsv.backends import open_backend
+from dsv.backends import BackendError, open_backend
 from dsv.backends.faults import FaultInjectingBackend, Rule
 from dsv.backends.retry import RetryingBackend
 from dsv.errors import CorruptObjectError, ExitCode, RejectedError
 from dsv.repo import Repository
-from dsv.sync import Remote, get_remote_config
-from dsv.sync import transfer
+from dsv.sync import Remote, get_remote_config, transfer
 
 from .conftest import Invoke, run_dsv, snapshot, write
 
@@ -93,9 +92,7 @@ def test_push_requests_grow_with_packs_not_files(
     assert r.requests == served  # our count agrees with the server's
     assert served <= 2000 // 100  # at most 1% of the number of files
     s3_server.reset()  # type: ignore[attr-defined]
-    b, _, _, got = rapi.clone(
-        f"s3://{s3_bucket}/x", tmp_path / "b", endpoint_url=s3_server.endpoint
-    )  # type: ignore[attr-defined]
+    b, _, _, _ = rapi.clone(f"s3://{s3_bucket}/x", tmp_path / "b", endpoint_url=s3_server.endpoint)  # type: ignore[attr-defined]
     assert s3_server.total() <= 2000 // 100  # type: ignore[attr-defined]
     assert snapshot(b.root) == snapshot(a.root)
 
@@ -132,7 +129,7 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path: Path) -> None:
     assert all("fetch first" in str(e) for e in losers)
     # the remote names the winner's commit, and it is complete
     fresh, head, _, _ = rapi.clone(url, tmp_path / "check")
-    assert head.hex() in [list(w.refs.values())[0] for w in winners]  # type: ignore[attr-defined]
+    assert head.hex() in [next(iter(w.refs.values())) for w in winners]  # type: ignore[attr-defined]
     assert api.fsck(fresh).ok
 
 
@@ -178,7 +175,7 @@ def test_interrupted_push_rerun_sends_only_what_is_missing(tmp_path: Path) -> No
     transfer.PACK_TARGET = 200_000  # several packs
     try:
         broken = _faulty_remote(a, [Rule("put", "error", key_contains=".idx", calls={2})])
-        with pytest.raises(Exception):
+        with pytest.raises(BackendError, match="injected permanent error"):
             transfer.push(a, broken, ["refs/heads/main"])
         remote_files = open_backend(url).list("packs/")
         assert not open_backend(url).list("refs/")  # the ref did not move
@@ -264,7 +261,7 @@ def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Pat
     assert (c.root / "tables/t.csv").read_text() == "id\n1\n2\n3\n"
 
     # checking out an older version fetches just its data
-    d, _, _, got_d = rapi.clone(url, tmp_path / "d", rev="v1")
+    d, _, _, _ = rapi.clone(url, tmp_path / "d", rev="v1")
     assert not (d.root / "images/b.bin").exists()
     api.checkout(d, "main")
     assert (d.root / "images/b.bin").read_bytes() == (a.root / "images/b.bin").read_bytes()
