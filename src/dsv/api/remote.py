@@ -20,6 +20,7 @@ from dsv.sync import (
     remove_remote,
     transfer,
 )
+from dsv.sync.check import RemoteCheck
 from dsv.sync.transfer import TransferResult
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "TransferResult",
     "clone",
     "fetch",
+    "fsck_remote",
     "list_remotes",
     "ls_remote",
     "pull",
@@ -188,6 +190,19 @@ def pull(
         return PullResult(
             fetched, local_branch, ours, theirs, True, len(res.written), len(res.removed)
         )
+
+
+def fsck_remote(
+    repo: Repository, remote: str | None, *, full: bool = False, progress: Progress | None = None
+) -> RemoteCheck:
+    """Check a remote's refs, indexes, packs and reachable objects (see ``dsv fsck --remote``)."""
+    from dsv.sync.check import check_remote
+
+    r = open_remote(repo, remote)
+    try:
+        return check_remote(repo, r, full=full, progress=progress)
+    finally:
+        r.close()
 
 
 def ls_remote(repo: Repository | None, remote: str) -> dict[str, bytes]:

@@ -606,14 +606,58 @@ def gc(ctx: click.Context, prune_reflogs: bool, quiet: bool, as_json: bool) -> N
 
 
 @cli.command()
+@click.option("--remote", "remote_name", metavar="NAME", help="Check remote NAME instead.")
+@click.option("--full", is_flag=True, help="With --remote: also read and verify every chunk.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 @click.pass_context
-def fsck(ctx: click.Context, quiet: bool, as_json: bool) -> None:
-    """Verify every pack and every reachable object; exit 1 on any problem."""
+def fsck(
+    ctx: click.Context, remote_name: str | None, full: bool, quiet: bool, as_json: bool
+) -> None:
+    """Verify every pack and every reachable object; exit 1 on any problem.
+
+    Locally everything is read and verified.  With --remote, the remote's refs,
+    indexes, pack sizes, commits, trees and chunk lists are verified and every
+    chunk is checked to be present; --full reads and verifies the chunks too.
+    """
     from dsv import api
     from dsv.progress import human_bytes
 
+    if remote_name is not None:
+        from dsv.api import remote as rapi
+
+        rc = rapi.fsck_remote(
+            _repo(ctx), remote_name, full=full, progress=_progress(quiet or as_json)
+        )
+        if as_json:
+            _emit_json(
+                {
+                    "ok": rc.ok,
+                    "remote": remote_name,
+                    "refs": rc.refs,
+                    "packs": rc.packs,
+                    "commits": rc.commits,
+                    "trees": rc.trees,
+                    "files": rc.files,
+                    "chunks": rc.chunks,
+                    "bytes_read": rc.bytes_read,
+                    "problems": [p.as_dict() for p in rc.problems],
+                }
+            )
+        else:
+            for rp in rc.problems:
+                click.echo(f"{rp.kind}: {rp.oid}: {rp.message}", err=True)
+                for w in rp.where[:20]:
+                    click.echo(f"    affects {w}", err=True)
+            click.echo(
+                f"checked remote {remote_name}: {rc.refs} refs, {rc.packs} packs, {rc.commits}"
+                f" commits, {rc.trees} trees, {rc.files:,} files, {rc.chunks:,} chunks"
+                f" (read {human_bytes(rc.bytes_read)}): "
+                + ("ok" if rc.ok else f"{len(rc.problems)} problems")
+            )
+        if not rc.ok:
+            raise SystemExit(int(ExitCode.FAILURE))
+        return
     r = api.fsck(_repo(ctx), _progress(quiet or as_json))
     if as_json:
         _emit_json(
