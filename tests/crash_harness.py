@@ -32,7 +32,12 @@ ENV = {
 
 def dsv(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(
-        [sys.executable, "-m", "dsv", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dsv", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check and r.returncode != 0:
         raise AssertionError(f"dsv {' '.join(args)} failed ({r.returncode}): {r.stderr}")
@@ -42,8 +47,11 @@ def dsv(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def run_and_kill(args: list[str], cwd: Path, delay: float) -> int | None:
     """Start ``dsv ARGS``; SIGKILL it after ``delay`` seconds.  Returns its exit code if it finished first."""
     p = subprocess.Popen(
-        [sys.executable, "-m", "dsv", *args], cwd=cwd, env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "dsv", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         return p.wait(timeout=delay)
