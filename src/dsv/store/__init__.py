@@ -9,6 +9,7 @@ stores only the chunks it touched.  Every read verifies what it returns.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,67 @@ PACK_TARGET = 64 << 20
 # Compression is kept only when it saves at least this fraction.
 _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
+
+
+class _Background:
+    """One thread that compresses queued small objects and appends them to the pack."""
+
+    def __init__(self, store: Store) -> None:
+        import queue
+
+        self.store = store
+        self.q: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(maxsize=512)
+        self.error: BaseException | None = None
+        self._closed = False
+        self._discard = False
+        self._thread = threading.Thread(target=self._run, name="dsv-compress", daemon=True)
+        self._thread.start()
+
+    def put(self, oid: bytes, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        st = self.store
+        if oid in st._session or st.has(oid):
+            return
+        with st._lock:
+            st._session.add(oid)  # present from now on, for dedup
+        self.q.put((oid, data))
+
+    def _run(self) -> None:
+        st = self.store
+        while True:
+            item = self.q.get()
+            try:
+                if item is None:
+                    return
+                if self.error is not None or self._discard:
+                    continue  # drain without work after a failure
+                oid, data = item
+                codec, stored = st._compress(data)
+                with st._lock:
+                    st._w().add(oid, KIND_LITERAL, codec, len(data), stored)
+                    st.written_bytes += len(stored)
+                    st.written_objects += 1
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.q.task_done()
+
+    def drain(self) -> None:
+        self.q.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self, discard: bool = False) -> None:
+        if self._closed:
+            return
+        if discard:
+            self._discard = True
+        else:
+            self.drain()
+        self._closed = True
+        self.q.put(None)
+        self._thread.join()
 
 
 def _zstd() -> Any:
@@ -72,6 +134,7 @@ class Store:
         self.written_objects = 0
         # Ids written by this process: answers has() without a search per pack.
         self._session: set[bytes] = set()
+        self._background: _Background | None = None
 
     # ------------------------------------------------------------------ packs
 
@@ -439,9 +502,31 @@ class Store:
         data = f.read(size + 1)  # one byte more reveals a file that grew
         if len(data) <= self.max_chunk:
             oid = self.algo.digest(data)
-            self._put_literal(oid, data)
+            bg = self._background
+            if bg is not None:
+                bg.put(oid, data)
+            else:
+                self._put_literal(oid, data)
             return oid, len(data)
         return self.put_bytes(data), len(data)
+
+    @contextlib.contextmanager
+    def background_compression(self) -> Iterator[None]:
+        """Compress and append small objects on a second thread while the caller reads on.
+
+        zstd releases the GIL, so with many small files (where reading and
+        bookkeeping in Python dominate) compression overlaps with them.  Objects
+        queued here count as present for ``has`` at once; everything queued is
+        written when the block ends (or ``flush``/``abort`` is called).
+        """
+        bg = _Background(self)
+        self._background = bg
+        try:
+            yield
+            bg.close()
+        finally:
+            self._background = None
+            bg.close(discard=True)
 
     def put_stream(self, stream: BinaryIO) -> tuple[bytes, int]:
         """Chunk, hash and store a stream; returns (id, size).  Memory is bounded."""
@@ -477,6 +562,8 @@ class Store:
 
     def flush(self) -> None:
         """Make everything written so far durable and visible to other processes."""
+        if self._background is not None:
+            self._background.drain()
         with self._lock:
             self._seal()
 

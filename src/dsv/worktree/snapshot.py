@@ -322,7 +322,8 @@ def commit(
         progress.advance(1, st.st_size)
 
     try:
-        run_parallel(one, todo, todo_bytes)
+        with store.background_compression():
+            run_parallel(one, todo, todo_bytes)
     finally:
         progress.finish()
 
