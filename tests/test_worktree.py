@@ -12,7 +12,7 @@ from dsv import api
 from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToCommitError
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
-from dsv.worktree.statcache import FINE_GRANULARITY_NS, CacheEntry, StatCache
+from dsv.worktree.statcache import FINE_GRANULARITY_NS, StatCache
 
 from .conftest import snapshot, write
 
@@ -120,8 +120,13 @@ def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
     f = write(tmp_path / "f", "abc")
     st = f.stat()
     cache = StatCache(tmp_path / "index", XXH3_128)
-    cache.entries["f"] = CacheEntry(
-        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, b"x" * 16
+    cache.entries["f"] = (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_mode,
+        b"x" * 16,
     )
     # the cache was written within the timestamp granularity of the file's mtime
     cache.ref_ns = st.st_mtime_ns + FINE_GRANULARITY_NS // 2

@@ -8,26 +8,28 @@ earlier versions.  Parameters are fixed per repository at ``dsv init``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from dsv.errors import UnsupportedFormatError
+from dsv.records import Record
 
 # Reads are this large so that the per-call overhead of Python is paid rarely.
 READ_SIZE = 8 << 20
 
 
-@dataclass(frozen=True)
-class ChunkParams:
+class ChunkParams(Record):
     """FastCDC sizes in bytes.
 
     ``avg`` is FastCDC's normal-size parameter; the mean chunk length comes out
     near ``avg + min`` (cut-point skipping, FastCDC paper section 3.4).
     """
 
-    min: int = 16 * 1024
-    avg: int = 64 * 1024
-    max: int = 256 * 1024
+    __slots__ = ("avg", "max", "min")
+
+    def __init__(self, min: int = 16 * 1024, avg: int = 64 * 1024, max: int = 256 * 1024) -> None:
+        self.min = min
+        self.avg = avg
+        self.max = max
 
     def validate(self) -> ChunkParams:
         # the bounds pyfastcdc accepts, and min <= avg <= max

@@ -13,7 +13,6 @@ bounded by the per-object ids.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import xxhash
@@ -27,14 +26,25 @@ class Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-@dataclass(frozen=True)
 class HashAlgo:
     """A named digest function with a fixed digest size."""
 
-    name: str
-    digest_size: int
-    new: Callable[[], Hasher]
-    digest: Callable[[bytes | memoryview], bytes]
+    __slots__ = ("digest", "digest_size", "name", "new")
+
+    def __init__(
+        self,
+        name: str,
+        digest_size: int,
+        new: Callable[[], Hasher],
+        digest: Callable[[bytes | memoryview], bytes],
+    ) -> None:
+        self.name = name
+        self.digest_size = digest_size
+        self.new = new
+        self.digest = digest
+
+    def __repr__(self) -> str:
+        return f"HashAlgo({self.name!r})"
 
     @property
     def hex_size(self) -> int:

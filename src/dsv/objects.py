@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 import struct
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from dsv.errors import FormatError, UnsafePathError, UnsupportedFormatError
+from dsv.records import Record
 
 # --------------------------------------------------------------------------- chunk lists
 
@@ -27,12 +27,14 @@ _CL_LEN = struct.Struct("<I")
 MAX_CHUNKS = 1 << 26
 
 
-@dataclass(frozen=True)
-class ChunkList:
+class ChunkList(Record):
     """The ordered chunks of an object too large to be one chunk."""
 
-    ids: tuple[bytes, ...]
-    lengths: tuple[int, ...]
+    __slots__ = ("ids", "lengths")
+
+    def __init__(self, ids: tuple[bytes, ...], lengths: tuple[int, ...]) -> None:
+        self.ids = ids
+        self.lengths = lengths
 
     @property
     def total(self) -> int:
@@ -92,20 +94,25 @@ class Kind(IntEnum):
 KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(Record):
     """One name in a directory.
 
     ``size`` is the content length for files and symlinks (the link target's
     length) and the total size of all files below for directories.  ``mode``
-    holds the permission bits (``0o7777`` mask).
+    holds the permission bits (``0o7777`` mask).  Treat as immutable.
     """
 
-    name: str
-    kind: Kind
-    mode: int
-    size: int
-    id: bytes
+    __slots__ = ("id", "kind", "mode", "name", "size")
+
+    def __init__(self, name: str, kind: Kind, mode: int, size: int, id: bytes) -> None:
+        self.name = name
+        self.kind = kind
+        self.mode = mode
+        self.size = size
+        self.id = id
+
+    def renamed(self, name: str) -> TreeEntry:
+        return TreeEntry(name, self.kind, self.mode, self.size, self.id)
 
 
 def name_bytes(name: str) -> bytes:
@@ -227,18 +234,34 @@ def _typed(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], what: st
     return value
 
 
-@dataclass(frozen=True)
-class Commit:
-    """A dataset version: a root tree, its parents and what changed."""
+class Commit(Record):
+    """A dataset version: a root tree, its parents and what changed.
 
-    tree: bytes
-    parents: tuple[bytes, ...]
-    author: str
-    time: int  # seconds since the epoch, UTC
-    tz: int  # the author's UTC offset in minutes
-    message: str
-    summary: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, str] = field(default_factory=dict)
+    ``time`` is in seconds since the epoch (UTC), ``tz`` the author's UTC
+    offset in minutes.
+    """
+
+    __slots__ = ("author", "message", "meta", "parents", "summary", "time", "tree", "tz")
+
+    def __init__(
+        self,
+        tree: bytes,
+        parents: tuple[bytes, ...],
+        author: str,
+        time: int,
+        tz: int,
+        message: str,
+        summary: dict[str, Any] | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        self.tree = tree
+        self.parents = parents
+        self.author = author
+        self.time = time
+        self.tz = tz
+        self.message = message
+        self.summary: dict[str, Any] = summary if summary is not None else {}
+        self.meta: dict[str, str] = meta if meta is not None else {}
 
     def encode(self) -> bytes:
         return _canonical(
@@ -257,16 +280,26 @@ class Commit:
         )
 
 
-@dataclass(frozen=True)
-class Tag:
+class Tag(Record):
     """An annotated tag: a name and message attached to an object."""
 
-    object: bytes
-    name: str
-    tagger: str
-    time: int
-    tz: int
-    message: str
+    __slots__ = ("message", "name", "object", "tagger", "time", "tz")
+
+    def __init__(
+        self,
+        object: bytes,
+        name: str,
+        tagger: str,
+        time: int,
+        tz: int,
+        message: str,
+    ) -> None:
+        self.object = object
+        self.name = name
+        self.tagger = tagger
+        self.time = time
+        self.tz = tz
+        self.message = message
 
     def encode(self) -> bytes:
         return _canonical(

@@ -14,11 +14,11 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
 from dsv.errors import BadNameError, ConflictError, FormatError, LockedError, io_error
+from dsv.records import Record
 
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
@@ -47,21 +47,27 @@ class _Any:
 ANY = _Any()
 
 
-@dataclass(frozen=True)
-class Head:
-    """What HEAD says: a branch (possibly without commits yet) or a detached commit."""
+class Head(Record):
+    """What HEAD says: a branch (full ref name; it may have no commits yet) or a detached commit."""
 
-    branch: str | None  # full ref name, e.g. refs/heads/main
-    commit: bytes | None
+    __slots__ = ("branch", "commit")
+
+    def __init__(self, branch: str | None, commit: bytes | None) -> None:
+        self.branch = branch
+        self.commit = commit
 
 
-@dataclass(frozen=True)
-class ReflogEntry:
-    old: bytes | None
-    new: bytes | None
-    time: int
-    who: str
-    message: str
+class ReflogEntry(Record):
+    __slots__ = ("message", "new", "old", "time", "who")
+
+    def __init__(
+        self, old: bytes | None, new: bytes | None, time: int, who: str, message: str
+    ) -> None:
+        self.old = old
+        self.new = new
+        self.time = time
+        self.who = who
+        self.message = message
 
 
 class Refs:

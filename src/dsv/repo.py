@@ -14,7 +14,6 @@ Layout (docs/format.md)::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from collections import OrderedDict
@@ -164,7 +163,7 @@ class Repository:
                     if a in dirs:
                         break
                     dirs[a] = []
-            lst.append(e if e.name == name else dataclasses.replace(e, name=name))
+            lst.append(e if e.name == name else e.renamed(name))
         root = b""
         for d in sorted(dirs, key=lambda x: x.count("/") + (1 if x else 0), reverse=True):
             entries = dirs[d]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 # should not pay for modules they never run (start-up time is most of a no-op status).
 from dsv.objects import Commit, Kind, Tag, TreeEntry
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.refs import HEADS, TAGS, check_ref_name
 from dsv.repo import Repository, local_tz_minutes
 from dsv.worktree import snapshot
@@ -109,11 +109,15 @@ def commit(
         )
 
 
-@dataclass
-class CheckoutOutcome:
-    commit: bytes
-    branch: str | None  # full ref name when HEAD now names a branch
-    result: _co.CheckoutResult
+class CheckoutOutcome(Record):
+    """What a checkout did; ``branch`` is the full ref name when HEAD now names a branch."""
+
+    __slots__ = ("branch", "commit", "result")
+
+    def __init__(self, commit: bytes, branch: str | None, result: _co.CheckoutResult) -> None:
+        self.commit = commit
+        self.branch = branch
+        self.result = result
 
 
 def checkout(

@@ -13,12 +13,12 @@ import itertools
 import os
 import struct
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
 from dsv.errors import CorruptObjectError, FormatError, UnsupportedFormatError, io_error
 from dsv.hashing import ALGO_CODES, HashAlgo, algo_from_code, checksum, checksum_hasher
+from dsv.records import Record
 
 PACK_MAGIC = b"DSVPACK\0"
 PACK_END = b"DSVPEND\0"
@@ -42,16 +42,26 @@ MAX_LITERAL = 16 << 20
 MAX_RECORD = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """Where one object's record lives."""
+class Entry(Record):
+    """Where one object's record lives (``pack`` None: the pack being written)."""
 
-    pack: PackFile | None  # None: the pack being written
-    offset: int  # of the payload
-    stored_len: int
-    raw_len: int
-    kind: int
-    codec: int
+    __slots__ = ("codec", "kind", "offset", "pack", "raw_len", "stored_len")
+
+    def __init__(
+        self,
+        pack: PackFile | None,
+        offset: int,
+        stored_len: int,
+        raw_len: int,
+        kind: int,
+        codec: int,
+    ) -> None:
+        self.pack = pack
+        self.offset = offset  # of the payload
+        self.stored_len = stored_len
+        self.raw_len = raw_len
+        self.kind = kind
+        self.codec = codec
 
 
 def _check_header(data: bytes, magic: bytes, version: int, what: str, path: Path) -> HashAlgo:

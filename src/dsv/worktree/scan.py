@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK
@@ -20,12 +19,14 @@ from dsv.worktree.ignore import IGNORE_FILE, IgnoreRules
 DSV_DIR = ".dsv"
 
 
-@dataclass
 class Scan:
     """Files (regular and symlinks) found, by '/'-separated path relative to the root."""
 
-    files: dict[str, os.stat_result] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)  # special files
+    __slots__ = ("files", "skipped")
+
+    def __init__(self) -> None:
+        self.files: dict[str, os.stat_result] = {}
+        self.skipped: list[str] = []  # special files
 
 
 def _read_ignore(path: str) -> str | None:

@@ -12,13 +12,13 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import Commit, Kind, TreeEntry
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.refs import Head
 from dsv.repo import Repository, local_tz_minutes
 from dsv.worktree.scan import Scan, scan
@@ -69,26 +69,30 @@ def run_parallel(fn: Callable[[T], None], items: Sequence[T], total_bytes: int) 
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass
-class Status:
-    """Working tree against HEAD."""
+class Status(Record):
+    """Working tree against HEAD (``skipped``: special files dsv does not track)."""
 
-    head: Head
-    added: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # special files we do not track
+    __slots__ = ("added", "deleted", "head", "modified", "skipped")
+
+    def __init__(self, head: Head, skipped: list[str] | None = None) -> None:
+        self.head = head
+        self.added: list[str] = []
+        self.modified: list[str] = []
+        self.deleted: list[str] = []
+        self.skipped: list[str] = skipped if skipped is not None else []
 
     @property
     def clean(self) -> bool:
         return not (self.added or self.modified or self.deleted)
 
 
-@dataclass
-class CommitResult:
-    id: bytes
-    commit: Commit
-    branch: str | None
+class CommitResult(Record):
+    __slots__ = ("branch", "commit", "id")
+
+    def __init__(self, id: bytes, commit: Commit, branch: str | None) -> None:
+        self.id = id
+        self.commit = commit
+        self.branch = branch
 
 
 def cache_path(repo: Repository) -> Path:

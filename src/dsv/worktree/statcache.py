@@ -19,7 +19,6 @@ import os
 import stat as stat_mod
 import struct
 from pathlib import Path
-from typing import NamedTuple
 
 from dsv.atomic import write_atomic
 from dsv.errors import DsvError
@@ -38,17 +37,7 @@ FINE_GRANULARITY_NS = 50_000_000
 COARSE_GRANULARITY_NS = 2_500_000_000
 
 
-class CacheEntry(NamedTuple):
-    """One cached file.  Entries read from disk are plain tuples of these fields."""
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    st_mode: int
-    id: bytes
-
-
+# One cached file: (size, mtime_ns, ctime_ns, inode, st_mode, id).
 Entry = tuple[int, int, int, int, int, bytes]
 
 
