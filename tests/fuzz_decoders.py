@@ -166,7 +166,11 @@ def _mutated(draw: st.DrawFn, base: bytes) -> bytes:
 
 def fuzz_one(name: str, examples: int = 300) -> tuple[int, list[str]]:
     """Run ``examples`` random and mutated inputs through one decoder; returns (cases, failures)."""
-    tmp = Path(tempfile.mkdtemp(prefix="dsv-fuzz-"))
+    with tempfile.TemporaryDirectory(prefix="dsv-fuzz-") as d:
+        return _fuzz_in(Path(d), name, examples)
+
+
+def _fuzz_in(tmp: Path, name: str, examples: int) -> tuple[int, list[str]]:
     base = _samples(tmp)[name]
     decode = _decoders(tmp)[name]
     cases = [0]

@@ -240,9 +240,8 @@ class _ProbeRepo:
         from dsv.hashing import get_algo
 
         self.algo = get_algo(algo_name)
-        import tempfile
-
-        self.dsv_dir = Path(tempfile.mkdtemp(prefix="dsv-probe-"))
+        # only refs are read through it: the index cache below is never created
+        self.dsv_dir = Path("/nonexistent/dsv-probe")
 
 
 def clone(
