@@ -291,3 +291,18 @@ def test_cli_remote_commands(tmp_path: Path, dsv: Invoke, work: Path) -> None:
     )
     assert dsv("remote", "remove", "origin").exit_code == 0
     assert json.loads(dsv("remote", "list", "--json").output) == []
+
+
+def test_clone_at_a_commit_id(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    write(a.root / "f.txt", "one")
+    c1 = api.commit(a, "v1").id
+    write(a.root / "f.txt", "two")
+    api.commit(a, "v2")
+    rapi.remote_add(a, "origin", url)
+    rapi.push(a)
+    b, commit_id, branch, _ = rapi.clone(url, tmp_path / "b", rev=c1.hex()[:12])
+    assert commit_id == c1 and branch is None
+    assert (b.root / "f.txt").read_text() == "one"
+    assert b.refs.head().branch is None

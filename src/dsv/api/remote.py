@@ -303,44 +303,26 @@ def clone(
             target = refs[TAGS + rev][0]
         else:
             target = b""
+        repo.config.set("core", "partial", "true")
         if paths:
-            repo.config.set("core", "partial", "true")
             repo.config.set("core", "sparse", json.dumps(sorted(set(paths))))
-        else:
-            repo.config.set("core", "partial", "true")
         repo.config.save()
-        if not target:
-            # a commit id (full or short): fetch the history, then resolve it
-            result = transfer.fetch(
-                repo, remote, paths=paths, history_data=False, tips_data=False, progress=progress
-            )
-            from dsv.history import resolve
+        from dsv.history import resolve
 
-            target = resolve(repo, rev or "")
-            extra = transfer.fetch(
-                repo,
-                remote,
-                data_for=[target],
-                paths=paths,
-                history_data=False,
-                tips_data=False,
-                progress=progress,
-            )
-            result.objects += extra.objects
-            result.bytes += extra.bytes
-        else:
-            result = transfer.fetch(
-                repo,
-                remote,
-                data_for=[target],
-                paths=paths,
-                history_data=False,
-                tips_data=False,
-                progress=progress,
-            )
-        from dsv.history import resolve as _resolve
+        def wanted() -> list[bytes]:
+            # a commit id (full or short) resolves once the history is in
+            return [target or resolve(repo, rev or "")]
 
-        commit_id = _resolve(repo, target.hex())
+        result = transfer.fetch(
+            repo,
+            remote,
+            data_for=wanted,
+            paths=paths,
+            history_data=False,
+            tips_data=False,
+            progress=progress,
+        )
+        commit_id = resolve(repo, target.hex() if target else rev or "")
         with repo.lock("clone"):
             if branch is not None:
                 repo.refs.update(

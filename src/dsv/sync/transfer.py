@@ -432,7 +432,7 @@ def fetch(
     repo: Repository,
     remote: Remote,
     *,
-    data_for: list[bytes] | None = None,
+    data_for: list[bytes] | Callable[[], list[bytes]] | None = None,
     paths: list[str] | None = None,
     history_data: bool = True,
     tips_data: bool = True,
@@ -440,8 +440,9 @@ def fetch(
 ) -> TransferResult:
     """Fetch the remote's refs, all commit objects, and the data they name.
 
-    Data (trees and files) is fetched for ``data_for``, for every new commit
-    (``history_data``) and for the remote's ref tips (``tips_data``).
+    Data (trees and files) is fetched for ``data_for`` (ids, or a function
+    called once the commits are in, e.g. to resolve a revision), for every new
+    commit (``history_data``) and for the remote's ref tips (``tips_data``).
     ``paths`` limits the data to those paths (a partial clone).
     Remote-tracking refs and tags this repository lacks are updated.
     """
@@ -479,7 +480,7 @@ def fetch(
                 nxt.extend(c for c in cand if not repo.store.has(c) and c not in seen)
             frontier = list(dict.fromkeys(nxt))
         # which commits need their data
-        wanted: list[bytes] = list(data_for or [])
+        wanted: list[bytes] = list(data_for() if callable(data_for) else data_for or [])
         if history_data:
             wanted.extend(new_commits)
         for oid in tips if tips_data else []:
