@@ -216,6 +216,8 @@ class Store:
         out: set[bytes] = set()
         for p in self.packs:
             out.update(p.ids_with_prefix(prefix))
+        # and what this process wrote and has not sealed yet
+        out.update(oid for oid in self._session if oid.startswith(prefix))
         return out
 
     # ------------------------------------------------------------------ reads
