@@ -698,3 +698,4 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands defined in their own modules register themselves on `cli`.
 from dsv.cli import remote as _remote  # noqa: E402,F401
+from dsv.cli import training as _training  # noqa: E402,F401
