@@ -735,3 +735,53 @@ def test_read_range_matches_slices_of_the_content(tmp_path: Path) -> None:
         assert s.read_range(oid, off, n) == data[off : off + n]
     assert s.read_range(small, 2, 3) == b"ny "
     assert s.read_range(small, 50, 3) == b""
+
+
+def test_multi_pack_index_covers_many_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random as _random
+
+    import dsv.store as store_mod
+    from dsv.chunking import ChunkParams as _CP
+    from dsv.hashing import XXH3_128 as _X
+    from dsv.store import Store as _S
+    from dsv.store.pack import MIDX_NAME
+
+    monkeypatch.setattr(store_mod, "PACK_TARGET", 20_000)
+    monkeypatch.setattr(store_mod, "MIDX_AFTER", 4)
+    rng = _random.Random(3)
+    s = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    blobs = {
+        s.put_bytes(b): b for b in (rng.randbytes(rng.randrange(100, 9000)) for _ in range(120))
+    }
+    s.flush()
+    midx = tmp_path / "objects" / "pack" / MIDX_NAME
+    assert midx.exists()
+    fresh = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    assert len(fresh.packs) >= 4
+    assert fresh._midx is not None and not fresh._loose
+    assert all(fresh.get_bytes(oid) == data for oid, data in blobs.items())
+    assert not fresh.has(b"\x00" * 16)
+    assert fresh.all_ids() >= set(blobs)
+    # a later pack stays outside until the next rewrite, and is still found
+    extra = fresh.put_bytes(b"one more object")
+    fresh.flush()
+    again = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    assert again.get_bytes(extra) == b"one more object"
+    # a damaged multi-pack index is ignored: every object is still found
+    raw = bytearray(midx.read_bytes())
+    raw[40] ^= 0xFF
+    midx.write_bytes(bytes(raw))
+    damaged = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    assert damaged._midx is None
+    assert all(damaged.get_bytes(oid) == data for oid, data in blobs.items())
+    # a stale one (a listed pack is gone) too
+    s.write_multi_index(min_loose=1)
+    first = _S(tmp_path / "objects", _X, _CP()).packs[0]
+    gone, lost = first.path, set(first.ids())
+    gone.with_suffix(".idx").unlink()
+    gone.unlink()
+    stale = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
+    assert stale._midx is None
+    assert all(stale.get_bytes(oid) == data for oid, data in blobs.items() if oid not in lost)

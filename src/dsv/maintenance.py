@@ -16,8 +16,8 @@ from dsv.errors import CorruptObjectError, DsvError, FormatError, NotFoundError
 from dsv.objects import Commit, Kind, Tag
 from dsv.progress import Progress
 from dsv.repo import Repository
-from dsv.store import PACK_TARGET
-from dsv.store.pack import PackFile, PackWriter, scan_pack
+from dsv.store import PACK_TARGET, Store
+from dsv.store.pack import MIDX_NAME, PackFile, PackWriter, scan_pack
 
 
 @dataclass
@@ -241,6 +241,14 @@ def _locate_paths(repo: Repository, w: Walk, problems: list[Problem]) -> None:
         p.where.sort()
 
 
+def _refresh_multi_index(store: Store) -> None:
+    """After a repack: one multi-pack index over what is left (none for a single pack)."""
+    if not store.write_multi_index():
+        with contextlib.suppress(FileNotFoundError):
+            (store.pack_dir / MIDX_NAME).unlink()
+        store.reload()
+
+
 def _expire_reflogs(repo: Repository) -> None:
     logs = repo.dsv_dir / "logs"
     for dirpath, _dirs, files in os.walk(logs):
@@ -325,6 +333,7 @@ def gc(
     if not orphans and (not rewrite or (len(rewrite) == 1 and small_clean == rewrite)):
         if not keep_reflogs:
             _expire_reflogs(repo)
+        store.write_multi_index(min_loose=1)  # nothing to repack: just index what is loose
         return GcResult(
             len(packs), len(packs), objects_before, objects_before, bytes_before, bytes_before
         )
@@ -374,6 +383,7 @@ def gc(
         with contextlib.suppress(OSError):
             os.unlink(o)
     store.reload()
+    _refresh_multi_index(store)
     return GcResult(
         packs_before,
         len(store.packs),

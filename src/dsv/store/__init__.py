@@ -10,6 +10,7 @@ stores only the chunks it touched.  Every read verifies what it returns.
 from __future__ import annotations
 
 import contextlib
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import Any, BinaryIO
 
 from dsv.atomic import TEMP_MARK
 from dsv.chunking import Chunker, ChunkParams
-from dsv.errors import CorruptObjectError, FormatError, NotFoundError, UnsupportedFormatError
+from dsv.errors import (
+    CorruptObjectError,
+    DsvError,
+    FormatError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
 from dsv.hashing import HashAlgo
 from dsv.objects import decode_chunklist, encode_chunklist
 from dsv.store.pack import (
@@ -27,14 +34,20 @@ from dsv.store.pack import (
     KIND_LITERAL,
     MAX_LITERAL,
     MAX_RECORD,
+    MIDX_NAME,
     Entry,
+    MultiPackIndex,
     PackFile,
     PackWriter,
+    write_multi_index,
 )
 
 __all__ = ["ObjectInfo", "Store"]
 
 PACK_TARGET = 64 << 20
+# Packs outside the multi-pack index before a flush rewrites it (one search per
+# loose pack on every lookup until then).
+MIDX_AFTER = 8
 # Compression is kept only when it saves at least this fraction.
 _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
@@ -126,7 +139,8 @@ class Store:
         self.chunk_params = chunk_params
         self.max_chunk = chunk_params.max
         self._packs: list[PackFile] | None = None
-        self._disk_packs = 0
+        self._midx: MultiPackIndex | None = None
+        self._loose: list[PackFile] = []  # packs on disk that the multi-pack index does not cover
         self._writer: PackWriter | None = None
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -142,7 +156,6 @@ class Store:
     def packs(self) -> list[PackFile]:
         if self._packs is None:
             self._packs = self._load_packs()
-            self._disk_packs = len(self._packs)
         return self._packs
 
     def _load_packs(self) -> list[PackFile]:
@@ -156,13 +169,35 @@ class Store:
             if name.endswith(".idx") and not name.startswith(TEMP_MARK):
                 pack_name = name[:-4] + ".pack"
                 if pack_name in nameset:
-                    packs.append(PackFile(self.pack_dir / pack_name, self.algo))
+                    # indexes load on first use: with a multi-pack index most never do
+                    packs.append(PackFile(self.pack_dir / pack_name, self.algo, lazy=True))
+        self._midx = None
+        if MIDX_NAME in nameset:
+            try:
+                self._midx = MultiPackIndex(
+                    self.pack_dir / MIDX_NAME, self.algo, {p.path.stem: p for p in packs}
+                )
+            except (DsvError, OSError, struct.error):
+                self._midx = None  # a cache: stale or damaged means unused
+        covered = self._midx.names if self._midx is not None else set()
+        self._loose = [p for p in packs if p.path.stem not in covered]
         return packs
+
+    def write_multi_index(self, min_loose: int = 0) -> bool:
+        """Rewrite the multi-pack index if at least ``min_loose`` packs are outside it."""
+        packs = self.packs
+        if len(self._loose) < max(min_loose, 1) or len(packs) < 2:
+            return False
+        write_multi_index(self.pack_dir / MIDX_NAME, self.algo, packs)
+        self.reload()
+        return True
 
     def reload(self) -> None:
         for p in self._packs or []:
             p.close()
         self._packs = None
+        self._midx = None
+        self._loose = []
         self._session.clear()
 
     def close(self) -> None:
@@ -177,7 +212,12 @@ class Store:
             rec = w.index.get(oid)
             if rec is not None:
                 return Entry(None, *rec)
-        for p in self.packs:
+        _ = self.packs
+        if self._midx is not None:
+            e = self._midx.find(oid)
+            if e is not None:
+                return e
+        for p in self._loose:
             e = p.find(oid)
             if e is not None:
                 return e
@@ -187,7 +227,10 @@ class Store:
         if oid in self._session:
             return True
         # Packs sealed by this process are covered by the session set.
-        for p in self.packs[: self._disk_packs]:
+        _ = self.packs
+        if self._midx is not None and self._midx.find(oid) is not None:
+            return True
+        for p in self._loose:
             if p.find(oid) is not None:
                 return True
         return False
@@ -206,16 +249,18 @@ class Store:
 
     def all_ids(self) -> set[bytes]:
         ids: set[bytes] = set()
-        for p in self.packs:
-            ids.update(p.ids())
+        _ = self.packs
+        for src in [self._midx, *self._loose] if self._midx else self._loose:
+            ids.update(src.ids())
         if self._writer is not None:
             ids.update(self._writer.index)
         return ids
 
     def ids_with_prefix(self, prefix: bytes) -> set[bytes]:
         out: set[bytes] = set()
-        for p in self.packs:
-            out.update(p.ids_with_prefix(prefix))
+        _ = self.packs
+        for src in [self._midx, *self._loose] if self._midx else self._loose:
+            out.update(src.ids_with_prefix(prefix))
         # and what this process wrote and has not sealed yet
         out.update(oid for oid in self._session if oid.startswith(prefix))
         return out
@@ -434,7 +479,9 @@ class Store:
         self._writer = None
         path = w.finish()
         if path is not None:
-            self.packs.append(PackFile(path, self.algo))
+            p = PackFile(path, self.algo)
+            self.packs.append(p)
+            self._loose.append(p)
 
     def _compress(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
         if len(data) < 64:
@@ -568,6 +615,8 @@ class Store:
             self._background.drain()
         with self._lock:
             self._seal()
+            if len(self._loose) >= MIDX_AFTER:
+                self.write_multi_index()
 
     def abort(self) -> None:
         """Discard the pack being written (objects already sealed stay)."""

@@ -13,6 +13,7 @@ import itertools
 import os
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
@@ -80,49 +81,28 @@ def _check_header(data: bytes, magic: bytes, version: int, what: str, path: Path
     return algo
 
 
-class PackFile:
-    """A finished pack and its index, opened for reads."""
+class SortedIndex:
+    """Sorted ids with a 256-way fanout, binary-searched in place (pack and multi-pack indexes).
 
-    def __init__(self, pack_path: Path, algo: HashAlgo) -> None:
-        self.path = pack_path
-        self.idx_path = pack_path.with_suffix(".idx")
-        self.algo = algo
-        self._fd: int | None = None
-        try:
-            data = self.idx_path.read_bytes()
-        except OSError as exc:
-            raise io_error("read pack index", self.idx_path, exc) from exc
-        self._load_index(data)
+    Subclasses call ``_set_table`` with the raw file bytes and the layout, and
+    implement ``_entry(i)``.
+    """
 
-    def _load_index(self, data: bytes) -> None:
-        ds = self.algo.digest_size
-        got = _check_header(data, IDX_MAGIC, IDX_VERSION, "pack index", self.idx_path)
-        if got.name != self.algo.name:
-            raise FormatError(
-                f"pack index {self.idx_path.name}: hash {got.name} is not the repository's"
-            )
-        if len(data) < _FILE_HEADER.size + _FANOUT.size + 32:
-            raise FormatError(f"pack index {self.idx_path.name}: truncated")
-        if checksum(memoryview(data)[:-16]) != data[-16:]:
-            raise CorruptObjectError(f"pack index {self.idx_path.name}: checksum mismatch")
-        fan = _FANOUT.unpack_from(data, _FILE_HEADER.size)
-        count = fan[255]
-        ids_off = _FILE_HEADER.size + _FANOUT.size
-        ent_off = ids_off + count * ds
-        if ent_off + count * _IDX_ENTRY.size + 32 != len(data):
-            raise FormatError(f"pack index {self.idx_path.name}: size does not match its count")
-        if any(fan[i] > fan[i + 1] for i in range(255)):
-            raise FormatError(f"pack index {self.idx_path.name}: fanout not monotonic")
-        self.count = count
-        self.pack_checksum = data[-32:-16]
-        self._fanout = fan
+    _data: bytes
+    _ids_off: int
+    _ent_off: int
+    _ds: int
+    _fanout: tuple[int, ...]
+    count: int
+
+    def _set_table(self, data: bytes, fan: tuple[int, ...], ids_off: int, ds: int) -> None:
         # Kept as bytes: slicing bytes gives comparable bytes (memoryviews only compare equal).
         self._data = data
+        self._fanout = fan
+        self.count = fan[255]
         self._ids_off = ids_off
-        self._ent_off = ent_off
+        self._ent_off = ids_off + self.count * ds
         self._ds = ds
-
-    # -- lookups
 
     def _lower_bound(self, key: bytes) -> int:
         """First position whose id is >= ``key`` (a full id or a prefix)."""
@@ -149,10 +129,7 @@ class PackFile:
         return None
 
     def _entry(self, i: int) -> Entry:
-        off, slen, rlen, kind, codec = _IDX_ENTRY.unpack_from(
-            self._data, self._ent_off + i * _IDX_ENTRY.size
-        )
-        return Entry(self, off, slen, rlen, kind, codec)
+        raise NotImplementedError
 
     def ids(self) -> list[bytes]:
         ds = self._ds
@@ -176,6 +153,66 @@ class PackFile:
 
     def entries(self) -> list[tuple[bytes, Entry]]:
         return [(oid, self._entry(i)) for i, oid in enumerate(self.ids())]
+
+
+def _check_fanout(data: bytes, ds: int, entry_size: int, extra: int, where: str) -> tuple[int, ...]:
+    """Validate the fanout of an index and the total size it implies."""
+    fan: tuple[int, ...] = _FANOUT.unpack_from(data, _FILE_HEADER.size + extra)
+    count = fan[255]
+    if any(fan[i] > fan[i + 1] for i in range(255)):
+        raise FormatError(f"{where}: fanout not monotonic")
+    if _FILE_HEADER.size + extra + _FANOUT.size + count * (ds + entry_size) + 32 != len(data):
+        raise FormatError(f"{where}: size does not match its count")
+    return fan
+
+
+class PackFile(SortedIndex):
+    """A finished pack and its index, opened for reads (the index loads on first use)."""
+
+    def __init__(self, pack_path: Path, algo: HashAlgo, *, lazy: bool = False) -> None:
+        self.path = pack_path
+        self.idx_path = pack_path.with_suffix(".idx")
+        self.algo = algo
+        self._fd: int | None = None
+        self._loaded = False
+        if not lazy:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = self.idx_path.read_bytes()
+        except OSError as exc:
+            raise io_error("read pack index", self.idx_path, exc) from exc
+        self._load_index(data)
+        self._loaded = True
+
+    def __getattr__(self, name: str) -> object:
+        # the index of a pack covered by a multi-pack index is read only when needed
+        if name in ("_data", "_fanout", "count", "pack_checksum", "_ids_off", "_ent_off", "_ds"):
+            self._load()
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    def _load_index(self, data: bytes) -> None:
+        ds = self.algo.digest_size
+        got = _check_header(data, IDX_MAGIC, IDX_VERSION, "pack index", self.idx_path)
+        if got.name != self.algo.name:
+            raise FormatError(
+                f"pack index {self.idx_path.name}: hash {got.name} is not the repository's"
+            )
+        if len(data) < _FILE_HEADER.size + _FANOUT.size + 32:
+            raise FormatError(f"pack index {self.idx_path.name}: truncated")
+        if checksum(memoryview(data)[:-16]) != data[-16:]:
+            raise CorruptObjectError(f"pack index {self.idx_path.name}: checksum mismatch")
+        fan = _check_fanout(data, ds, _IDX_ENTRY.size, 0, f"pack index {self.idx_path.name}")
+        self.pack_checksum = data[-32:-16]
+        self._set_table(data, fan, _FILE_HEADER.size + _FANOUT.size, ds)
+
+    def _entry(self, i: int) -> Entry:
+        off, slen, rlen, kind, codec = _IDX_ENTRY.unpack_from(
+            self._data, self._ent_off + i * _IDX_ENTRY.size
+        )
+        return Entry(self, off, slen, rlen, kind, codec)
 
     # -- reads
 
@@ -204,6 +241,99 @@ class PackFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+MIDX_MAGIC = b"DSVMIDX\0"
+MIDX_VERSION = 1
+MIDX_NAME = "multi-pack-index"
+_MIDX_ENTRY = struct.Struct("<IQIIBB2x")  # pack number, offset, stored len, raw len, kind, codec
+
+
+class MultiPackIndex(SortedIndex):
+    """One sorted index over many packs (``objects/pack/multi-pack-index``).
+
+    With many packs, a lookup is one binary search instead of one per pack.
+    It covers the packs listed in it; packs written later are searched one by
+    one until the next rewrite.  It is a cache: a damaged or stale one (a
+    listed pack is gone) is ignored, and ``dsv gc`` rewrites it.
+    """
+
+    def __init__(self, path: Path, algo: HashAlgo, packs_by_name: dict[str, PackFile]) -> None:
+        self.path = path
+        data = path.read_bytes()
+        ds = algo.digest_size
+        where = f"multi-pack index {path.name}"
+        got = _check_header(data, MIDX_MAGIC, MIDX_VERSION, "multi-pack index", path)
+        if got.name != algo.name or len(data) < _FILE_HEADER.size + 32:
+            raise FormatError(f"{where}: not for this repository")
+        if checksum(memoryview(data)[:-16]) != data[-16:]:
+            raise CorruptObjectError(f"{where}: checksum mismatch")
+        npacks = struct.unpack_from("<I", data, 12)[0]
+        table = _FILE_HEADER.size
+        names = ["pack-" + data[table + 16 * i : table + 16 * i + 16].hex() for i in range(npacks)]
+        missing = [n for n in names if n not in packs_by_name]
+        if missing:
+            raise FormatError(f"{where}: lists {missing[0]}, which is gone")
+        self.packs = [packs_by_name[n] for n in names]
+        self.names = set(names)
+        fan = _check_fanout(data, ds, _MIDX_ENTRY.size, 16 * npacks, where)
+        self._set_table(data, fan, table + 16 * npacks + _FANOUT.size, ds)
+
+    def _entry(self, i: int) -> Entry:
+        n, off, slen, rlen, kind, codec = _MIDX_ENTRY.unpack_from(
+            self._data, self._ent_off + i * _MIDX_ENTRY.size
+        )
+        if n >= len(self.packs):
+            raise FormatError(f"multi-pack index {self.path.name}: bad pack number {n}")
+        return Entry(self.packs[n], off, slen, rlen, kind, codec)
+
+
+def write_multi_index(path: Path, algo: HashAlgo, packs: list[PackFile]) -> None:
+    """Merge the indexes of ``packs`` into one multi-pack index (atomic, not fsynced: a cache)."""
+    import heapq
+
+    packs = sorted(packs, key=lambda p: p.path.name)
+
+    def records(n: int, p: PackFile) -> Iterator[tuple[bytes, int, bytes]]:
+        ds, ids_off, ent_off, data = p._ds, p._ids_off, p._ent_off, p._data
+        es = _IDX_ENTRY.size
+        for i in range(p.count):
+            yield (
+                data[ids_off + i * ds : ids_off + (i + 1) * ds],
+                n,
+                data[ent_off + i * es : ent_off + (i + 1) * es],
+            )
+
+    streams = [records(n, p) for n, p in enumerate(packs)]
+    ids = bytearray()
+    ents = bytearray()
+    fan = [0] * 256
+    last = b""
+    for oid, n, ent in heapq.merge(*streams):
+        if oid == last:
+            continue  # the same object in two packs: either copy will do
+        last = oid
+        fan[oid[0]] += 1
+        off, slen, rlen, kind, codec = _IDX_ENTRY.unpack(ent)
+        ids += oid
+        ents += _MIDX_ENTRY.pack(n, off, slen, rlen, kind, codec)
+    total = 0
+    for i in range(256):
+        total += fan[i]
+        fan[i] = total
+    table = b"".join(p.pack_checksum for p in packs)
+    out = bytearray(
+        _FILE_HEADER.pack(
+            MIDX_MAGIC, MIDX_VERSION, ALGO_CODES[algo.name], algo.digest_size, len(packs)
+        )
+    )
+    out += table
+    out += _FANOUT.pack(*fan)
+    out += ids
+    out += ents
+    out += checksum(table)
+    out += checksum(bytes(out))
+    write_atomic(path, bytes(out), durable=False)
 
 
 def write_index(
