@@ -19,7 +19,7 @@ from dsv.api.versions import RemoteSource, shared_remote
 from dsv.repo import Repository
 
 from . import training_data
-from .conftest import write
+from .conftest import run_dsv, write
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +190,9 @@ def test_directory_remote_every_file(tmp_path: Path, work: Path, dataset: dict[s
     _check_every_file(fs, work, "v2")
     assert fs.cat_file(f"{dataset['v1'][:10]}/empty.txt") == b""
     assert fs.cat_file("main~1/big/zeros.bin") == bytes(1 << 20)
+    for path, data in training_data.checkout_files(work, "v1").items():
+        with dsv.open(path, "v1", remote=url) as f:
+            assert f.read() == data, path
     with dsv.open("big/blob.bin", "v2", remote=url) as f:
         f.seek(1_500_000)
         assert f.read(10) == b"0123456789"
@@ -227,6 +230,29 @@ def test_s3_remote_pandas_and_every_file(
     assert len(df) == 4000
     fs = fsspec.filesystem("dsv", **opts)
     _check_every_file(fs, work, "v2")
+    # dsv.open and `dsv get` (a real process) over S3 give the same bytes
+    want = training_data.checkout_files(work, "v2")
+    for path in ("big/blob.bin", "labels.parquet", "link", "empty.txt"):
+        with dsv.open(path, "v2", remote=url, endpoint_url=endpoint) as f:
+            assert f.read() == want[path]
+    out = work.parent / "got"
+    p = run_dsv(
+        "get",
+        url,
+        "big",
+        "--rev",
+        "v2",
+        "--endpoint-url",
+        endpoint,
+        "-o",
+        str(out),
+        cwd=work.parent,
+    )
+    assert p.returncode == 0, p.stderr
+    assert {q.name: q.read_bytes() for q in out.iterdir()} == {
+        "blob.bin": want["big/blob.bin"],
+        "zeros.bin": want["big/zeros.bin"],
+    }
 
 
 def test_s3_reading_one_file_fetches_only_its_chunks(
@@ -264,5 +290,50 @@ def test_s3_reading_one_file_fetches_only_its_chunks(
         with again.version("v1").open("one.bin") as f:
             assert f.read() == one
         assert again.stats.bytes_received < 64 << 10
+    finally:
+        again.close()
+
+
+_INHERITED: list[Any] = []
+
+
+def _child_read(path: str) -> bytes:
+    # the parent's objects, as a forked worker inherits them (nothing pickled)
+    fs, vf = _INHERITED
+    if path == "inherited-file":
+        vf.seek(1000)
+        return bytes(vf.read(5000))
+    return bytes(fs.cat_file(path))
+
+
+def test_forked_workers_share_an_inherited_remote_file_system(
+    tmp_path: Path, work: Path, dataset: dict[str, str]
+) -> None:
+    """DataLoader-style workers: forked after the parent read (and has unsealed cache data)."""
+    import multiprocessing
+
+    url = str(tmp_path / "remote")
+    _push(work, url)
+    want = training_data.checkout_files(work, "v1")
+    fs = DsvFileSystem(remote=url)
+    assert fs.cat_file("v1/big/blob.bin") == want["big/blob.bin"]  # parent's writer holds it
+    paths = ["labels.parquet", "big/zeros.bin", "images/dog/0005.png", "big/blob.bin"]
+    vf = dsv.open("tables/labels.csv", "v1", remote=url)
+    _INHERITED[:] = [fs, vf]
+    ctx = multiprocessing.get_context("fork")
+    try:
+        with ctx.Pool(2) as pool:
+            got = pool.map(_child_read, [f"v1/{p}" for p in paths] + ["inherited-file"])
+    finally:
+        _INHERITED.clear()
+    assert got == [want[p] for p in paths] + [want["tables/labels.csv"][1000:6000]]
+    assert fs.cat_file("v1/tables/labels.csv") == want["tables/labels.csv"]
+    fs.source.close()
+    # the cache holds only verified, readable data afterwards
+    again = RemoteSource(url)
+    try:
+        v = again.version("v1")
+        for p in [*paths, "tables/labels.csv"]:
+            assert v.open(p).readall() == want[p]
     finally:
         again.close()

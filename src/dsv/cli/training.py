@@ -72,7 +72,7 @@ def _with_remote_options(f: Any) -> Any:
 
 @cli.command(cls=_RevPathsCommand)
 @click.argument("rev", required=False)
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1)
 @click.option("--full", is_flag=True, help="Re-hash every file; do not trust the stat cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
@@ -121,7 +121,7 @@ def verify(
 @click.argument("url")
 @click.argument("path")
 @click.option("--rev", default="HEAD", show_default=True, help="Version to copy from.")
-@click.option("-o", "--output", "out", type=click.Path(), help="Where to write it.")
+@click.option("-o", "--output", "out", help="Where to write it.")
 @click.option("-f", "--force", is_flag=True, help="Write into an existing OUTPUT.")
 @click.option("--no-cache", is_flag=True, help="Do not keep the downloaded data in ~/.cache/dsv.")
 @_with_remote_options
@@ -195,8 +195,8 @@ def get(
 
 @cli.command(cls=_RevPathsCommand)
 @click.argument("rev", required=False)
-@click.argument("paths", nargs=-1, type=click.Path())
-@click.option("-o", "--output", "out", type=click.Path(), help="Write the pin file here.")
+@click.argument("paths", nargs=-1)
+@click.option("-o", "--output", "out", help="Write the pin file here.")
 @click.option("--remote", "remote_name", help="Remote to pin (default: origin).")
 @json_option
 @click.pass_context
@@ -246,8 +246,8 @@ def pin(
 
 
 @cli.command()
-@click.argument("pin_file", metavar="FILE", type=click.Path())
-@click.argument("directory", metavar="[DIR]", required=False, type=click.Path())
+@click.argument("pin_file", metavar="FILE")
+@click.argument("directory", metavar="[DIR]", required=False)
 @click.option("-f", "--force", is_flag=True, help="Discard local changes in DIR.")
 @click.option("--full", is_flag=True, help="Verify by re-hashing every file.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
