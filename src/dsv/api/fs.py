@@ -54,6 +54,9 @@ class _Meta(type(AbstractFileSystem)):  # type: ignore[misc]
     """
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:  # DsvFileSystem("data"): the repository, given by position
+            kwargs.setdefault("repo", args[0])
+            args = args[1:]
         if not kwargs.get("remote"):
             kwargs["repo"] = os.path.abspath(kwargs.get("repo") or ".")
         return super().__call__(*args, **kwargs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -138,8 +139,19 @@ class Source:
         pass
 
     def version(self, rev: str) -> Version:
+        """The version ``rev`` names now (one object per commit, reused: it caches lookups)."""
         cid = self.resolve(rev)
-        return Version(self, rev, cid, self.read_commit(cid))
+        cache: dict[bytes, Version] = self.__dict__.setdefault("_versions", {})
+        v = cache.get(cid)
+        if v is None:
+            v = Version(self, rev, cid, self.read_commit(cid))
+            cache[cid] = v
+            if len(cache) > 16:
+                cache.pop(next(iter(cache)))
+        elif v.rev != rev:
+            v = copy.copy(v)  # the same caches, named as asked (for messages)
+            v.rev = rev
+        return v
 
 
 class LocalSource(Source):
