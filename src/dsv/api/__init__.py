@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsv.chunking import ChunkParams
 from dsv.errors import ConflictError, DsvError, NotFoundError
@@ -105,8 +105,17 @@ def commit(
             meta=meta,
             allow_empty=allow_empty,
             progress=progress,
-            summarizer=summarizer,
+            summarizer=summarizer if summarizer is not None else _changelog_summary,
         )
+
+
+def _changelog_summary(
+    repo: Repository, old: dict[str, TreeEntry], new: dict[str, TreeEntry]
+) -> dict[str, Any]:
+    """What a commit stores by default: file counts plus the data changelog (tables, labels)."""
+    from dsv.api.diff import commit_summarizer  # pyarrow and the diff code load only here
+
+    return commit_summarizer(repo, old, new)
 
 
 class CheckoutOutcome(Record):

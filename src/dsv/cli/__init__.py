@@ -281,6 +281,7 @@ def commit(
     first = message.splitlines()[0] if message else ""
     click.echo(f"[{branch or 'detached HEAD'} {res.id.hex()[:10]}] {first}")
     click.echo(f" {_summary_line(res.commit.summary)}")
+    _echo_changelog(res.commit.summary, " ")
 
 
 @cli.command()
@@ -313,6 +314,7 @@ def log(
             click.echo(f"{oid.hex()[:10]}{dtext} {first}")
             if stat:
                 click.echo(f"    {_summary_line(c.summary)}")
+                _echo_changelog(c.summary, "    ")
             continue
         if i:
             click.echo("")
@@ -333,6 +335,15 @@ def _print_commit_body(c: Any, stat: bool = True) -> None:
     if stat and c.summary:
         click.echo("")
         click.echo(f"    {_summary_line(c.summary)}")
+        _echo_changelog(c.summary, "    ")
+
+
+def _echo_changelog(summary: dict[str, Any], indent: str) -> None:
+    """The data changelog stored in a commit (tables, labels), below its summary line."""
+    from dsv.cli.diff import changelog_lines
+
+    for line in changelog_lines(summary):
+        click.echo(f"{indent}{line}")
 
 
 @cli.command()
@@ -697,5 +708,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Commands defined in their own modules register themselves on `cli`.
+from dsv.cli import diff as _diff  # noqa: E402,F401
 from dsv.cli import remote as _remote  # noqa: E402,F401
 from dsv.cli import training as _training  # noqa: E402,F401

@@ -1,0 +1,238 @@
+"""Diffs that understand data: files, table rows and labels between two versions.
+
+A side of a diff is a flat ``{path: TreeEntry}`` map plus a :class:`Source`
+to read bytes from (the store for a commit, the disk for the working tree:
+the API assembles the latter, this package never scans a working tree).
+
+:func:`diff_sides` computes, in order:
+
+1. the file diff (added, removed, modified, moved by content id);
+2. row diffs of changed tables (Parquet, CSV/TSV, JSON Lines, Arrow), with
+   their label columns; a table that cannot be read falls back to the file
+   level with a warning;
+3. label diffs of class-folder layouts (configured or detected).
+
+Everything heavy (pyarrow, numpy) is imported only when a table is diffed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsv.config import Config
+from dsv.diff.files import FileDiff, diff_files
+from dsv.diff.formats import DEFAULT_MAX_TEXT_BYTES, TableError, TableFile, table_format
+from dsv.diff.labeldiff import LabelDiff, folder_label_diff
+from dsv.diff.source import DiskSource, Source, StoreSource
+from dsv.diff.tables import TableDiff, TableOptions
+from dsv.errors import NotFoundError
+from dsv.labels import Settings, folder_layouts
+from dsv.objects import TreeEntry
+from dsv.progress import Progress
+
+__all__ = [
+    "DiffOptions",
+    "DiskSource",
+    "FileDiff",
+    "LabelDiff",
+    "Side",
+    "Source",
+    "StoreSource",
+    "TableDiff",
+    "TreeDiff",
+    "diff_sides",
+    "settings_from_config",
+]
+
+# Added or removed tables are counted (rows, classes) up to this many per diff.
+MAX_ONE_SIDED_TABLES = 100
+
+
+@dataclass
+class Side:
+    """One version: its files and where to read their bytes."""
+
+    entries: Mapping[str, TreeEntry]
+    source: Source
+
+
+@dataclass
+class DiffOptions:
+    """What to compute.  ``labels_only`` compares only key, label and split columns."""
+
+    tables: bool = True
+    labels: bool = True
+    labels_only: bool = False
+    key: str | None = None
+    samples: int = 3
+    examples: int = 5
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+
+
+@dataclass
+class TreeDiff:
+    files: FileDiff
+    tables: list[TableDiff] = field(default_factory=list)
+    labels: list[LabelDiff] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.files.empty
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files.as_dict(),
+            "tables": [t.as_dict() for t in self.tables],
+            "labels": [ld.as_dict() for ld in self.labels],
+            "warnings": self.warnings,
+        }
+
+
+def settings_from_config(config: Config) -> Settings:
+    """The ``[data "PATH"]`` settings of a repository config."""
+    return Settings.from_sections({s: config.items(s) for s in config.sections()})
+
+
+def max_text_bytes(config: Config) -> int:
+    raw = config.get("diff", "max-text-table")
+    try:
+        return int(raw) if raw else DEFAULT_MAX_TEXT_BYTES
+    except ValueError:
+        return DEFAULT_MAX_TEXT_BYTES
+
+
+def _open(path: str, entry: TreeEntry, source: Source, fmt: str, limit: int) -> TableFile:
+    return TableFile(path, entry, source, fmt, limit).open()
+
+
+def diff_sides(
+    old: Side,
+    new: Side,
+    settings: Settings,
+    opts: DiffOptions,
+    progress: Progress | None = None,
+) -> TreeDiff:
+    """Diff two sides: files, then tables and labels as ``opts`` asks."""
+    files = diff_files(old.entries, new.entries)
+    out = TreeDiff(files)
+    if opts.tables or opts.labels:
+        _tables(out, old, new, settings, opts, progress or Progress())
+    if opts.labels:
+        _folders(out, old, new, settings, opts)
+    return out
+
+
+def _tables(
+    out: TreeDiff,
+    old: Side,
+    new: Side,
+    settings: Settings,
+    opts: DiffOptions,
+    progress: Progress,
+) -> None:
+    from dsv.diff.formats import arrow_errors, reason
+    from dsv.diff.tables import safe_diff_table
+
+    files = out.files
+    todo: list[tuple[str, TreeEntry | None, TreeEntry | None]] = []
+    for p, eo, en in files.modified:
+        if table_format(p, eo) is not None or table_format(p, en) is not None:
+            todo.append((p, eo, en))
+    one_sided: list[tuple[str, TreeEntry | None, TreeEntry | None]] = [
+        (p, None, e) for p, e in files.added if table_format(p, e)
+    ]
+    one_sided += [(p, e, None) for p, e in files.removed if table_format(p, e)]
+    if len(one_sided) > MAX_ONE_SIDED_TABLES:
+        out.warnings.append(
+            f"{len(one_sided) - MAX_ONE_SIDED_TABLES:,} more added or removed tables"
+            " are not counted (only the first 100 are)"
+        )
+    todo += sorted(one_sided, key=lambda t: t[0])[:MAX_ONE_SIDED_TABLES]
+    if not todo:
+        return
+    progress.start("diffing tables", len(todo))
+    warn = out.warnings.append
+    try:
+        for path, o, n in todo:
+            st = settings.for_path(path)
+            topts = TableOptions(
+                key=opts.key,
+                settings=st,
+                samples=opts.samples if opts.tables else 0,
+                labels_only=opts.labels_only or not opts.tables,
+                labels=opts.labels,
+            )
+            sides: list[TableFile | None] = []
+            try:
+                for side, e in ((old, o), (new, n)):
+                    if e is None:
+                        sides.append(None)
+                        continue
+                    fmt = table_format(path, e)
+                    if fmt is None:
+                        raise TableError("not a table on both sides")
+                    sides.append(_open(path, e, side.source, fmt, opts.max_text_bytes))
+            except TableError as exc:
+                warn(f"{path}: {exc}; showing a file-level change")
+                _close(sides)
+                progress.advance(1)
+                continue
+            except NotFoundError:
+                warn(f"{path}: its data is not in this clone; showing a file-level change")
+                _close(sides)
+                progress.advance(1)
+                continue
+            except arrow_errors() as exc:
+                warn(
+                    f"{path}: cannot be read as a table ({reason(exc)}); showing a file-level change"
+                )
+                _close(sides)
+                progress.advance(1)
+                continue
+            try:
+                td = safe_diff_table(path, sides[0], sides[1], topts, warn)
+            except NotFoundError:
+                warn(f"{path}: its data is not in this clone; showing a file-level change")
+                td = None
+            finally:
+                _close(sides)
+            progress.advance(1)
+            if td is None:
+                continue
+            out.warnings.extend(td.warnings)
+            out.tables.append(td)
+            if opts.labels and td.labels is not None:
+                out.labels.append(td.labels)
+    finally:
+        progress.finish()
+
+
+def _close(sides: list[TableFile | None]) -> None:
+    for t in sides:
+        if t is not None:
+            t.close()
+
+
+def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: DiffOptions) -> None:
+    files = out.files
+    if not (files.added or files.removed or files.moved):
+        return  # class counts only change when paths do
+    layouts = folder_layouts(settings, old.entries.keys(), new.entries.keys())
+    changed = _changed_paths(files)
+    for lay in layouts:
+        prefix = lay.prefix
+        if not any(p.startswith(prefix) for p in changed):
+            continue
+        ld = folder_label_diff(lay, files, old.entries.keys(), new.entries.keys(), opts.examples)
+        if ld.changed:
+            out.labels.append(ld)
+
+
+def _changed_paths(files: FileDiff) -> list[str]:
+    out = [p for p, _ in files.added] + [p for p, _ in files.removed]
+    for a, b, _ in files.moved:
+        out += (a, b)
+    return out

@@ -1,0 +1,146 @@
+"""File-level diff of two flat trees: added, removed, modified, moved.
+
+A path that disappears while the same content (same id and kind) appears at
+another path is a move, not a delete plus an add: ids are content digests, so
+renames cost nothing to find.  When several paths share one content, pairs
+with the same file name are made first, then the rest in path order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsv.objects import KIND_NAMES, Kind, TreeEntry
+
+__all__ = ["FileDiff", "diff_files"]
+
+
+@dataclass
+class FileDiff:
+    """What happened to each path.  Moved paths are not in ``added``/``removed``."""
+
+    added: list[tuple[str, TreeEntry]] = field(default_factory=list)
+    removed: list[tuple[str, TreeEntry]] = field(default_factory=list)
+    modified: list[tuple[str, TreeEntry, TreeEntry]] = field(default_factory=list)
+    moved: list[tuple[str, str, TreeEntry]] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.modified or self.moved)
+
+    @property
+    def bytes_added(self) -> int:
+        """Sizes of added files plus growth of modified ones."""
+        return sum(e.size for _, e in self.added) + sum(
+            max(0, n.size - o.size) for _, o, n in self.modified
+        )
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(e.size for _, e in self.removed) + sum(
+            max(0, o.size - n.size) for _, o, n in self.modified
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "modified": len(self.modified),
+            "moved": len(self.moved),
+            "unchanged": self.unchanged,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.counts(),
+            "bytes_added": self.bytes_added,
+            "bytes_removed": self.bytes_removed,
+            "paths": {
+                "added": [_entry_json(p, e) for p, e in self.added],
+                "removed": [_entry_json(p, e) for p, e in self.removed],
+                "modified": [
+                    {
+                        "path": p,
+                        "old_size": o.size,
+                        "new_size": n.size,
+                        "old_id": o.id.hex(),
+                        "new_id": n.id.hex(),
+                        **({"old_mode": f"{o.mode:04o}"} if o.mode != n.mode else {}),
+                        **({"old_type": KIND_NAMES[o.kind]} if o.kind != n.kind else {}),
+                    }
+                    for p, o, n in self.modified
+                ],
+                "moved": [
+                    {"from": a, "to": b, "size": e.size, "id": e.id.hex()} for a, b, e in self.moved
+                ],
+            },
+        }
+
+
+def _entry_json(path: str, e: TreeEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": path, "size": e.size, "id": e.id.hex()}
+    if e.kind != Kind.FILE:
+        out["type"] = KIND_NAMES[e.kind]
+    return out
+
+
+def diff_files(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> FileDiff:
+    """Compare two ``{path: entry}`` maps (files and symlinks)."""
+    out = FileDiff()
+    gone: dict[tuple[bytes, Kind], list[str]] = {}
+    for path, o in old.items():
+        n = new.get(path)
+        if n is None:
+            gone.setdefault((o.id, o.kind), []).append(path)
+        elif n.id == o.id and n.kind == o.kind and n.mode == o.mode:
+            out.unchanged += 1
+        else:
+            out.modified.append((path, o, n))
+    arrived: dict[tuple[bytes, Kind], list[str]] = {}
+    for path, n in new.items():
+        if path not in old:
+            arrived.setdefault((n.id, n.kind), []).append(path)
+    for key, srcs in gone.items():
+        dsts = arrived.get(key)
+        if not dsts:
+            out.removed.extend((p, old[p]) for p in srcs)
+            continue
+        pairs, left_src, left_dst = _pair(sorted(srcs), sorted(dsts))
+        out.moved.extend((a, b, new[b]) for a, b in pairs)
+        out.removed.extend((p, old[p]) for p in left_src)
+        if left_dst:
+            arrived[key] = left_dst
+        else:
+            del arrived[key]
+    for paths in arrived.values():
+        out.added.extend((p, new[p]) for p in paths)
+    out.added.sort(key=lambda t: t[0])
+    out.removed.sort(key=lambda t: t[0])
+    out.modified.sort(key=lambda t: t[0])
+    out.moved.sort(key=lambda t: t[0])
+    return out
+
+
+def _pair(srcs: list[str], dsts: list[str]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Pair removed and added paths of one content: same file name first, then in order."""
+    if len(srcs) == 1 and len(dsts) == 1:
+        return [(srcs[0], dsts[0])], [], []
+    by_name: dict[str, list[str]] = {}
+    for d in dsts:
+        by_name.setdefault(d.rpartition("/")[2], []).append(d)
+    pairs = []
+    rest = []
+    for s in srcs:
+        cands = by_name.get(s.rpartition("/")[2])
+        if cands:
+            pairs.append((s, cands.pop(0)))
+        else:
+            rest.append(s)
+    left = [d for ds in by_name.values() for d in ds]
+    left.sort()
+    n = min(len(rest), len(left))
+    pairs.extend(zip(rest[:n], left[:n]))
+    return pairs, rest[n:], left[n:]

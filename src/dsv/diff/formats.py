@@ -1,0 +1,272 @@
+"""Which files are tables, and reading them with pyarrow.
+
+A file is read as a table only when its extension names a table format *and*
+its first bytes agree (Parquet and Arrow magic numbers; for text formats:
+UTF-8 without NUL bytes, and ``{`` first for JSON Lines).  A PNG renamed to
+``.csv`` is therefore never parsed.
+
+pyarrow is imported inside the functions that need it: ``dsv status`` and
+``dsv log`` must not pay its import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dsv.diff.source import Source
+from dsv.errors import DsvError
+from dsv.objects import Kind, TreeEntry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["FORMATS", "TableError", "TableFile", "table_format"]
+
+FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+}
+TEXT_FORMATS = frozenset({"csv", "tsv", "jsonl"})
+# Text tables are parsed whole; larger ones get a file-level diff (config diff.max-text-table).
+DEFAULT_MAX_TEXT_BYTES = 1 << 30
+_SNIFF = 64 << 10
+
+
+class TableError(Exception):
+    """A file that cannot be read as a table (the diff falls back to the file level)."""
+
+
+def table_format(path: str, entry: TreeEntry | None = None) -> str | None:
+    """The table format named by ``path``'s extension (None: not a table)."""
+    if entry is not None and entry.kind != Kind.FILE:
+        return None
+    name = path.rpartition("/")[2].lower()
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    return FORMATS.get(name[dot:])
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character cut at the end of the sample is fine
+        return exc.start >= len(head) - 3 and len(head) == _SNIFF
+    return True
+
+
+def sniff(fmt: str, head: bytes, tail: bytes, size: int) -> str | None:
+    """Why the bytes are not a ``fmt`` table (None: they look like one)."""
+    if fmt == "parquet":
+        if size < 12 or head[:4] != b"PAR1" or tail[-4:] != b"PAR1":
+            return "no Parquet magic bytes"
+        return None
+    if fmt == "arrow":
+        if head[:6] == b"ARROW1" or head[:4] in (b"FEA1", b"\xff\xff\xff\xff"):
+            return None
+        return "no Arrow IPC magic bytes"
+    if not _looks_like_text(head):
+        return "binary content"
+    if fmt == "jsonl":
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if text and text[:1] != b"{":
+            return "does not start with a JSON object"
+    return None
+
+
+def _pa() -> Any:
+    import pyarrow
+
+    return pyarrow
+
+
+def arrow_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "pyarrow could not read or compare this"."""
+    pa = _pa()
+    return (pa.ArrowException, OSError, ValueError, TypeError, UnicodeDecodeError)
+
+
+class TableFile:
+    """One version of a table file; columns are read on demand.
+
+    Parquet reads only the columns asked for (so a diff can go column by
+    column with bounded memory); Arrow files are memory-mapped when on disk;
+    text formats (CSV, TSV, JSON Lines) are parsed once, whole.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        entry: TreeEntry,
+        source: Source,
+        fmt: str,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+    ) -> None:
+        self.path = path
+        self.entry = entry
+        self.source = source
+        self.format = fmt
+        self.max_text_bytes = max_text_bytes
+        self._files: list[Any] = []
+        self._parquet: Any = None
+        self._table: Any = None
+        self._schema: Any = None
+
+    # ------------------------------------------------------------------ opening
+
+    def open(self) -> TableFile:
+        """Check the magic bytes and read the schema; raises :class:`TableError`."""
+        try:
+            self._open()
+        except TableError:
+            self.close()
+            raise
+        except DsvError:
+            self.close()
+            raise
+        except arrow_errors() as exc:
+            self.close()
+            raise TableError(reason(exc)) from None
+        return self
+
+    def _raw(self) -> BinaryIO:
+        f = self.source.open(self.path, self.entry)
+        self._files.append(f)
+        return f
+
+    def _open(self) -> None:
+        size = self.entry.size
+        f = self._raw()
+        head = f.read(_SNIFF)
+        tail = b""
+        if size >= 4:
+            f.seek(max(0, size - 4))
+            tail = f.read(4)
+        f.seek(0)
+        why = sniff(self.format, head, tail, size)
+        if why is not None:
+            raise TableError(f"not a {self.format} table ({why})")
+        if self.format in TEXT_FORMATS and size > self.max_text_bytes:
+            raise TableError(
+                f"{size:,} bytes of {self.format} is more than the text-table limit"
+                f" ({self.max_text_bytes:,}; config diff.max-text-table)"
+            )
+        pa = _pa()
+        local = self.source.local_path(self.path, self.entry)
+        if not local:
+            data = self.source.content(self.path, self.entry)
+            if data is not None:
+                f.close()
+                f = pa.BufferReader(data)
+                self._files.append(f)
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._parquet = pq.ParquetFile(local if local else f, memory_map=bool(local))
+            self._schema = self._parquet.schema_arrow
+        elif self.format == "arrow":
+            self._table = self._read_arrow(pa, local, f)
+            self._schema = self._table.schema
+        else:
+            self._table = self._read_text(f)
+            self._schema = self._table.schema
+
+    def _read_arrow(self, pa: Any, local: str | None, f: BinaryIO) -> Any:
+        src: Any = pa.memory_map(local) if local else f
+        if local:
+            self._files.append(src)
+        head = f.read(8)
+        f.seek(0)
+        if head[:4] == b"FEA1":
+            import pyarrow.feather as feather
+
+            return feather.read_table(src)
+        if head[:6] == b"ARROW1":
+            return pa.ipc.open_file(src).read_all()
+        return pa.ipc.open_stream(src).read_all()
+
+    def _read_text(self, f: BinaryIO) -> Any:
+        pa = _pa()
+        if self.format == "jsonl":
+            import pyarrow.json as pajson
+
+            return pajson.read_json(f)
+        import pyarrow.csv as pacsv
+
+        parse = pacsv.ParseOptions(delimiter="\t" if self.format == "tsv" else ",")
+        try:
+            return pacsv.read_csv(f, parse_options=parse)
+        except pa.ArrowInvalid as exc:
+            if "conversion error" not in str(exc).lower():
+                raise
+        # A column changed type after the first block (e.g. ids that turn into
+        # text): read every column as text instead.
+        f.seek(0)
+        names = pacsv.open_csv(f, parse_options=parse).schema.names
+        f.seek(0)
+        conv = pacsv.ConvertOptions(column_types={n: pa.string() for n in names})
+        return pacsv.read_csv(f, parse_options=parse, convert_options=conv)
+
+    def close(self) -> None:
+        for f in self._files:
+            with contextlib.suppress(Exception):
+                f.close()
+        self._files = []
+        self._parquet = None
+        self._table = None
+
+    def __enter__(self) -> TableFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    @property
+    def num_rows(self) -> int:
+        if self._parquet is not None:
+            return int(self._parquet.metadata.num_rows)
+        return int(self._table.num_rows)
+
+    def read(self, columns: list[str]) -> pa.Table:
+        """The given columns, as a table."""
+        if self._parquet is not None:
+            return self._parquet.read(columns=columns, use_threads=True)
+        return self._table.select(columns)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the whole table is already parsed (text formats and Arrow)."""
+        return self._parquet is None
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line reason from a pyarrow error, for warnings."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+
+
+def open_table(
+    path: str, entry: TreeEntry, source: Source, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+) -> TableFile:
+    fmt = table_format(path, entry)
+    if fmt is None:
+        raise TableError("not a table format")
+    return TableFile(path, entry, source, fmt, max_text_bytes).open()

@@ -1,0 +1,237 @@
+"""Label diffs: per-class counts before and after, the transition matrix, per split.
+
+A label diff is built from counts keyed by ``(split, class)`` (split is None
+where there are no splits): the totals are sums over splits.  Folder layouts
+(``ROOT/[SPLIT/]CLASS/FILE``) are diffed here from the file diff alone; label
+columns of tables are counted by :mod:`dsv.diff.tables` and handed over as the
+same counters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsv.diff.files import FileDiff
+from dsv.labels import FolderLayout
+
+__all__ = ["ClassStats", "LabelDiff", "SplitCounts", "folder_label_diff"]
+
+Label = Any  # a class value: str for folders, any scalar of a label column
+SplitKey = Any  # a split name (None: no split)
+
+
+@dataclass
+class ClassStats:
+    """Counts of one group of items (all of them, or one split)."""
+
+    before: Counter[Label] = field(default_factory=Counter)
+    after: Counter[Label] = field(default_factory=Counter)
+    added: Counter[Label] = field(default_factory=Counter)
+    removed: Counter[Label] = field(default_factory=Counter)
+    transitions: Counter[tuple[Label, Label]] = field(default_factory=Counter)
+
+    @property
+    def relabeled(self) -> int:
+        return sum(self.transitions.values())
+
+    def classes(self) -> list[Label]:
+        """Every class seen, largest absolute change first, then by name."""
+        names = set(self.before) | set(self.after)
+        for a, b in self.transitions:
+            names.update((a, b))
+        return sorted(
+            names, key=lambda c: (-abs(self.after[c] - self.before[c]), -self.after[c], _sk(c))
+        )
+
+    def top_transitions(self) -> list[tuple[Label, Label, int]]:
+        """Transitions old -> new, largest first."""
+        return sorted(
+            ((a, b, n) for (a, b), n in self.transitions.items() if n),
+            key=lambda t: (-t[2], _sk(t[0]), _sk(t[1])),
+        )
+
+    def as_dict(self, keyed: bool) -> dict[str, Any]:
+        moved_out: Counter[Label] = Counter()
+        moved_in: Counter[Label] = Counter()
+        for (a, b), n in self.transitions.items():
+            moved_out[a] += n
+            moved_in[b] += n
+        return {
+            "relabeled": self.relabeled if keyed else None,
+            "added": sum(self.added.values()),
+            "removed": sum(self.removed.values()),
+            "before": sum(self.before.values()),
+            "after": sum(self.after.values()),
+            "transitions": [{"from": a, "to": b, "count": n} for a, b, n in self.top_transitions()],
+            "classes": [
+                {
+                    "class": c,
+                    "before": self.before[c],
+                    "after": self.after[c],
+                    "added": self.added[c],
+                    "removed": self.removed[c],
+                    "relabeled_in": moved_in[c],
+                    "relabeled_out": moved_out[c],
+                }
+                for c in self.classes()
+            ],
+        }
+
+
+def _sk(v: Any) -> tuple[int, str]:
+    """Sort key for class values of mixed types (None last)."""
+    return (1, "") if v is None else (0, str(v))
+
+
+class SplitCounts:
+    """Counters keyed by (split, class), filled by whoever reads the items."""
+
+    def __init__(self) -> None:
+        self.before: Counter[tuple[SplitKey, Label]] = Counter()
+        self.after: Counter[tuple[SplitKey, Label]] = Counter()
+        self.added: Counter[tuple[SplitKey, Label]] = Counter()
+        self.removed: Counter[tuple[SplitKey, Label]] = Counter()
+        self.transitions: Counter[tuple[SplitKey, Label, Label]] = Counter()
+
+    def split(self) -> tuple[ClassStats, dict[SplitKey, ClassStats]]:
+        """Totals and per-split stats."""
+        total = ClassStats()
+        splits: dict[SplitKey, ClassStats] = {}
+
+        def get(s: SplitKey) -> ClassStats:
+            st = splits.get(s)
+            if st is None:
+                st = splits[s] = ClassStats()
+            return st
+
+        for name in ("before", "after", "added", "removed"):
+            src: Counter[tuple[SplitKey, Label]] = getattr(self, name)
+            for (s, c), n in src.items():
+                getattr(total, name)[c] += n
+                getattr(get(s), name)[c] += n
+        for (s, a, b), n in self.transitions.items():
+            total.transitions[(a, b)] += n
+            get(s).transitions[(a, b)] += n
+        if set(splits) <= {None}:
+            splits = {}
+        return total, splits
+
+
+@dataclass
+class LabelDiff:
+    """How the labels of one source changed.
+
+    ``kind`` is ``folders`` (class directories under ``path``) or ``column``
+    (column ``column`` of table ``path``).  ``keyed`` says whether items can be
+    followed from one version to the next (files by content, rows by key):
+    only then are relabels known; otherwise a relabel shows as a removed plus
+    an added item.
+    """
+
+    kind: str
+    path: str
+    column: str | None
+    split_by: str | None
+    items: str
+    keyed: bool
+    total: ClassStats
+    splits: dict[SplitKey, ClassStats] = field(default_factory=dict)
+    resplit: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    key: str | None = None  # the key column rows were matched by (column sources)
+
+    @property
+    def changed(self) -> bool:
+        t = self.total
+        return bool(t.transitions or t.added or t.removed or self.resplit)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": {
+                "kind": self.kind,
+                "path": self.path,
+                "column": self.column,
+                "split_by": self.split_by,
+                **({"key": self.key} if self.kind == "column" else {}),
+            },
+            "items": self.items,
+            "keyed": self.keyed,
+            **self.total.as_dict(self.keyed),
+            "moved_between_splits": self.resplit if self.keyed else None,
+            "splits": [
+                {"split": s, **st.as_dict(self.keyed)}
+                for s, st in sorted(self.splits.items(), key=lambda kv: _sk(kv[0]))
+            ],
+            "examples": self.examples,
+        }
+
+
+def folder_label_diff(
+    layout: FolderLayout,
+    files: FileDiff,
+    old_paths: Iterable[str],
+    new_paths: Iterable[str],
+    examples: int = 5,
+) -> LabelDiff:
+    """Label diff of one class-folder layout, from the file diff of the whole tree.
+
+    A file moved between class folders with the same content is a relabel; a
+    move between split folders with the same class is counted in
+    ``resplit``; other files count as added to or removed from their class.
+    """
+    counts = SplitCounts()
+    classify = layout.classify
+    prefix = layout.prefix
+    for p in old_paths:
+        if p.startswith(prefix):
+            sc = classify(p)
+            if sc is not None:
+                counts.before[sc] += 1
+    for p in new_paths:
+        if p.startswith(prefix):
+            sc = classify(p)
+            if sc is not None:
+                counts.after[sc] += 1
+    for p, _ in files.added:
+        sc = classify(p)
+        if sc is not None:
+            counts.added[sc] += 1
+    for p, _ in files.removed:
+        sc = classify(p)
+        if sc is not None:
+            counts.removed[sc] += 1
+    resplit = 0
+    ex: list[dict[str, Any]] = []
+    for a, b, _ in files.moved:
+        old = classify(a)
+        new = classify(b)
+        if old is None and new is None:
+            continue
+        if old is None:
+            counts.added[new] += 1  # type: ignore[index]
+            continue
+        if new is None:
+            counts.removed[old] += 1
+            continue
+        if old[1] != new[1]:
+            counts.transitions[(new[0], old[1], new[1])] += 1
+            if len(ex) < examples:
+                ex.append({"from_path": a, "to_path": b, "from": old[1], "to": new[1]})
+        if old[0] != new[0]:
+            resplit += 1
+    total, splits = counts.split()
+    return LabelDiff(
+        kind="folders",
+        path=layout.root,
+        column=None,
+        split_by="folders" if layout.splits else None,
+        items="files",
+        keyed=True,
+        total=total,
+        splits=splits,
+        resplit=resplit,
+        examples=ex,
+    )

@@ -1,0 +1,948 @@
+"""Row-level diffs of two versions of a table, vectorised (pyarrow compute and numpy).
+
+Keyed tables (a unique key column: given, configured or detected) are matched
+row by row through the key: the keys of both versions are turned into dense
+integer codes (directly from the values for compact integer keys, through one
+joint dictionary encoding otherwise) and matched with numpy scatter/gather,
+never a Python loop per row.  Then every column common to both versions is
+compared on the matched rows, one column at a time (Parquet reads only that
+column), so memory holds the keys plus one column pair.
+
+Keyless tables (no usable key) are compared as multisets of rows: each row
+gets a 64-bit fingerprint mixed from exact per-column codes, and rows are
+counted per fingerprint on each side.
+
+Schema changes (columns added, removed, retyped) are reported; values are
+compared on the columns both versions have (a retyped column is compared
+after casting the old values to the new type, or both to text).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dsv.diff.formats import TableFile, arrow_errors, reason
+from dsv.diff.labeldiff import LabelDiff, SplitCounts
+from dsv.labels import NONE, PathSettings, detect_label_column, detect_split_column
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Arr = Any  # a numpy array (numpy is imported lazily, with pyarrow)
+
+__all__ = ["KeyProblem", "TableDiff", "TableOptions", "diff_table", "key_candidates"]
+
+# Key detection: column names that are ids, in order of preference (case-insensitive).
+KEY_NAMES = ("id", "key", "uuid", "guid", "uid", "pk")
+PATH_NAMES = (
+    "path",
+    "file",
+    "filename",
+    "file_name",
+    "filepath",
+    "file_path",
+    "image",
+    "image_path",
+    "url",
+    "uri",
+)
+# A detected label column with more distinct values than this is not a label.
+MAX_DETECTED_CLASSES = 10_000
+# Sample values longer than this are cut (JSON and terminal alike).
+MAX_VALUE_CHARS = 200
+
+
+class KeyProblem(Exception):
+    """A key column that cannot match rows (duplicates, nulls, missing)."""
+
+
+@dataclass
+class TableOptions:
+    """How to diff one table: ``key`` from the command line wins over ``settings.key``."""
+
+    key: str | None = None
+    settings: PathSettings | None = None
+    samples: int = 3
+    labels_only: bool = False
+    labels: bool = True
+
+
+@dataclass
+class TableDiff:
+    """Rows added, removed and modified of one table, with schema and label changes.
+
+    ``modified`` is None when rows cannot be matched (no key: a changed row
+    is a removed plus an added row) or when only label columns were compared.
+    """
+
+    path: str
+    status: str  # "modified", "added", "removed"
+    format: str
+    key: str | None = None
+    key_source: str | None = None  # "option", "config", "detected"
+    rows_old: int | None = None
+    rows_new: int | None = None
+    added: int = 0
+    removed: int = 0
+    modified: int | None = None
+    columns: dict[str, int] = field(default_factory=dict)
+    compared: list[str] = field(default_factory=list)
+    schema_added: list[tuple[str, str]] = field(default_factory=list)
+    schema_removed: list[tuple[str, str]] = field(default_factory=list)
+    schema_retyped: list[tuple[str, str, str]] = field(default_factory=list)
+    samples_added: list[dict[str, Any]] = field(default_factory=list)
+    samples_removed: list[dict[str, Any]] = field(default_factory=list)
+    samples_modified: list[dict[str, Any]] = field(default_factory=list)
+    labels: LabelDiff | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def schema_changed(self) -> bool:
+        return bool(self.schema_added or self.schema_removed or self.schema_retyped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "format": self.format,
+            "key": self.key,
+            "key_source": self.key_source,
+            "rows": {
+                "old": self.rows_old,
+                "new": self.rows_new,
+                "added": self.added,
+                "removed": self.removed,
+                "modified": self.modified,
+            },
+            "columns": {
+                "compared": self.compared,
+                "modified": dict(sorted(self.columns.items(), key=lambda kv: (-kv[1], kv[0]))),
+            },
+            "schema": {
+                "added": [{"name": n, "type": t} for n, t in self.schema_added],
+                "removed": [{"name": n, "type": t} for n, t in self.schema_removed],
+                "retyped": [{"name": n, "old": a, "new": b} for n, a, b in self.schema_retyped],
+            },
+            "samples": {
+                "added": self.samples_added,
+                "removed": self.samples_removed,
+                "modified": self.samples_modified,
+            },
+            "labels": self.labels.as_dict() if self.labels is not None else None,
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _np() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _pa() -> Any:
+    import pyarrow
+
+    return pyarrow
+
+
+def _pc() -> Any:
+    import pyarrow.compute
+
+    return pyarrow.compute
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """The type values are compared in: dictionaries decoded, large variants as small."""
+    pa = _pa()
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    return t
+
+
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    t = _plain_type(col.type)
+    return col if t == col.type else col.cast(t)
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return bool(_pa().types.is_nested(t))
+
+
+def _key_type_ok(t: pa.DataType) -> bool:
+    pa = _pa()
+    t = _plain_type(t)
+    return bool(
+        pa.types.is_integer(t)
+        or pa.types.is_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
+def _label_type_ok(t: pa.DataType) -> bool:
+    pa = _pa()
+    t = _plain_type(t)
+    return bool(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_boolean(t))
+
+
+def key_candidates(names: list[str]) -> list[str]:
+    """Column names that look like row ids, best first (uniqueness is checked later)."""
+    ranked: list[tuple[int, int, str]] = []
+    for i, n in enumerate(names):
+        low = n.lower()
+        if low in KEY_NAMES:
+            rank = KEY_NAMES.index(low)
+        elif (
+            low.endswith(("_id", "-id", "_key", "_uuid"))
+            or low.startswith("id_")
+            or (n.endswith("Id") and len(n) > 2)
+        ):
+            rank = 10
+        elif low in PATH_NAMES:
+            rank = 20 + PATH_NAMES.index(low)
+        else:
+            continue
+        ranked.append((rank, i, n))
+    return [n for _, _, n in sorted(ranked)]
+
+
+def _np_bool(arr: Any) -> Arr:
+    """A boolean (Chunked)Array without nulls as a numpy bool array."""
+    np = _np()
+    chunks = arr.chunks if hasattr(arr, "chunks") else [arr]
+    if not chunks:
+        return np.zeros(0, bool)
+    parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def changed_mask(x: Any, y: Any) -> Arr:
+    """Where two aligned columns differ (null vs value differs; null vs null and NaN vs NaN do not)."""
+    pa = _pa()
+    pc = _pc()
+    ne = pc.fill_null(pc.not_equal(x, y), False)
+    if x.null_count or y.null_count:
+        ne = pc.or_(ne, pc.not_equal(pc.is_valid(x), pc.is_valid(y)))
+    if pa.types.is_floating(x.type):
+        both_nan = pc.fill_null(pc.and_(pc.is_nan(x), pc.is_nan(y)), False)
+        ne = pc.and_not(ne, both_nan)
+    return _np_bool(ne)
+
+
+def _to_numpy(col: Any) -> Arr:
+    np = _np()
+    chunks = col.chunks if hasattr(col, "chunks") else [col]
+    if not chunks:
+        return np.zeros(0, np.int64)
+    parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def jsonable(v: Any) -> Any:
+    """A sample value as JSON: scalars as they are, the rest as text (bounded)."""
+    if v is None or isinstance(v, bool | int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, str):
+        return v if len(v) <= MAX_VALUE_CHARS else v[:MAX_VALUE_CHARS] + "…"
+    if isinstance(v, bytes):
+        h = v.hex()
+        return "0x" + (h if len(h) <= MAX_VALUE_CHARS else h[:MAX_VALUE_CHARS] + "…")
+    if isinstance(v, list | tuple):
+        return [jsonable(x) for x in v[:20]]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in list(v.items())[:20]}
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return jsonable(str(v))
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return [{k: jsonable(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+# ---------------------------------------------------------------------- key matching
+
+
+@dataclass
+class KeyMatch:
+    """Rows matched by key: old row ``ia[i]`` is new row ``ib[i]`` (ib ascending)."""
+
+    ia: Arr
+    ib: Arr
+    added: Arr  # new rows without an old row
+    removed: Arr  # old rows without a new row
+
+    def aligned(self, a: Any, b: Any) -> tuple[Any, Any]:
+        """The matched rows of two columns, in matched order (slices when contiguous)."""
+        pa = _pa()
+        m = len(self.ib)
+        if m == 0:
+            return a.slice(0, 0), b.slice(0, 0)
+        if self._contiguous():
+            return a.slice(int(self.ia[0]), m), b.slice(int(self.ib[0]), m)
+        return a.take(pa.array(self.ia)), b.take(pa.array(self.ib))
+
+    def _contiguous(self) -> bool:
+        c = getattr(self, "_contig", None)
+        if c is None:
+            np = _np()
+            m = len(self.ib)
+            c = bool(
+                self.ib[-1] - self.ib[0] == m - 1
+                and self.ia[-1] - self.ia[0] == m - 1
+                and (m < 2 or bool(np.all(np.diff(self.ia) == 1)))
+            )
+            self._contig = c
+        return c
+
+
+def _key_codes(ka: Any, kb: Any) -> tuple[Arr, Arr, int]:
+    """Dense integer codes of two key columns: equal keys get equal codes."""
+    np = _np()
+    pa = _pa()
+    pc = _pc()
+    ka, kb = _plain(ka), _plain(kb)
+    if ka.type != kb.type:
+        try:
+            ka, kb = ka.cast(pa.string()), kb.cast(pa.string())
+        except arrow_errors():
+            raise KeyProblem(
+                f"has type {ka.type} in one version and {kb.type} in the other"
+            ) from None
+    na, nb = len(ka), len(kb)
+    if pa.types.is_integer(ka.type) and (na + nb):
+        try:
+            a = _to_numpy(ka.cast(pa.int64())).astype(np.int64, copy=False)
+            b = _to_numpy(kb.cast(pa.int64())).astype(np.int64, copy=False)
+        except arrow_errors():
+            a = b = None
+        if a is not None and b is not None:
+            lo = min(int(a.min()) if na else 0, int(b.min()) if nb else 0)
+            hi = max(int(a.max()) if na else 0, int(b.max()) if nb else 0)
+            span = hi - lo + 1
+            if span <= 4 * (na + nb) + 1024:
+                # compact integer ids: the value itself is the code
+                return a - lo, b - lo, span
+            uniq, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+            inv = inv.astype(np.int64, copy=False)
+            return inv[:na], inv[na:], len(uniq)
+    joint = pa.chunked_array(list(ka.chunks) + list(kb.chunks), type=ka.type)
+    enc = pc.dictionary_encode(joint.combine_chunks())
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes[:na], codes[na:], len(enc.dictionary)
+
+
+def match_keys(ka: Any, kb: Any) -> KeyMatch:
+    """Match rows of two versions by a key column; raises :class:`KeyProblem`."""
+    np = _np()
+    for col, which in ((ka, "old"), (kb, "new")):
+        if col.null_count:
+            raise KeyProblem(f"has {col.null_count:,} empty values in the {which} version")
+    ca, cb, ncodes = _key_codes(ka, kb)
+    for codes, which in ((ca, "old"), (cb, "new")):
+        counts = np.bincount(codes, minlength=ncodes)
+        dups = int(np.count_nonzero(counts > 1))
+        if dups:
+            raise KeyProblem(f"is not unique in the {which} version ({dups:,} values repeat)")
+        del counts
+    pos = np.full(ncodes, -1, np.int64)
+    pos[ca] = np.arange(len(ca), dtype=np.int64)
+    m = pos[cb]
+    del pos
+    hit = m >= 0
+    ib = np.flatnonzero(hit)
+    ia = m[ib]
+    added = np.flatnonzero(~hit)
+    seen = np.zeros(len(ca), bool)
+    seen[ia] = True
+    removed = np.flatnonzero(~seen)
+    return KeyMatch(ia, ib, added, removed)
+
+
+# ---------------------------------------------------------------------- counting
+
+
+def _group_counts(table: Any, cols: list[str]) -> Counter[tuple[Any, ...]]:
+    """Rows per distinct value tuple of ``cols``."""
+    out: Counter[tuple[Any, ...]] = Counter()
+    if table.num_rows == 0:
+        return out
+    g = table.select(cols).group_by(cols, use_threads=False).aggregate([([], "count_all")])
+    vals = [g[c].to_pylist() for c in cols]
+    for row in zip(*vals, g["count_all"].to_pylist()):
+        out[tuple(row[:-1])] += int(row[-1])
+    return out
+
+
+def _split_label_counts(table: Any, label: str, split: str | None) -> Counter[tuple[Any, Any]]:
+    if split is None:
+        return Counter({(None, k[0]): n for k, n in _group_counts(table, [label]).items()})
+    return Counter({(k[0], k[1]): n for k, n in _group_counts(table, [split, label]).items()})
+
+
+# ---------------------------------------------------------------------- the diff
+
+
+class _Pair:
+    """Reads the same columns of both versions, the two reads in parallel."""
+
+    def __init__(self, old: TableFile, new: TableFile) -> None:
+        self.old = old
+        self.new = new
+        self._pool: ThreadPoolExecutor | None = None
+
+    def read(self, cols_old: list[str], cols_new: list[str] | None = None) -> tuple[Any, Any]:
+        cols_new = cols_old if cols_new is None else cols_new
+        if self.old.in_memory and self.new.in_memory:
+            return self.old.read(cols_old), self.new.read(cols_new)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="dsv-diff")
+        fa = self._pool.submit(self.old.read, cols_old)
+        fb = self._pool.submit(self.new.read, cols_new)
+        return fa.result(), fb.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _label_columns(
+    names_old: list[str], names_new: list[str], types: dict[str, Any], opts: TableOptions
+) -> tuple[str | None, str | None, bool]:
+    """(label column, split column, configured) for a table."""
+    st = opts.settings
+    common = [n for n in names_new if n in set(names_old)]
+    label: str | None
+    configured = False
+    if st is not None and st.label is not None:
+        if st.label == NONE:
+            return None, None, True
+        label, configured = st.label, True
+    else:
+        label = detect_label_column(common)
+        if label is not None and not _label_type_ok(types[label]):
+            label = None
+    split = st.split if st is not None and st.split else detect_split_column(common)
+    if split == label:
+        split = None
+    return label, split, configured
+
+
+def diff_table(
+    path: str,
+    old: TableFile | None,
+    new: TableFile | None,
+    opts: TableOptions,
+) -> TableDiff:
+    """Diff two versions of a table (one of them None for an added or removed table)."""
+    fmt = (new or old).format  # type: ignore[union-attr]
+    if old is None or new is None:
+        return _one_sided(path, old, new, fmt, opts)
+    d = TableDiff(path=path, status="modified", format=fmt)
+    sa, sb = old.schema, new.schema
+    d.rows_old, d.rows_new = old.num_rows, new.num_rows
+    ta = {f.name: f.type for f in sa}
+    tb = {f.name: f.type for f in sb}
+    d.schema_added = [(n, str(tb[n])) for n in sb.names if n not in ta]
+    d.schema_removed = [(n, str(ta[n])) for n in sa.names if n not in tb]
+    common = [n for n in sb.names if n in ta]
+    d.schema_retyped = [
+        (n, str(ta[n]), str(tb[n])) for n in common if _plain_type(ta[n]) != _plain_type(tb[n])
+    ]
+    if len(set(sa.names)) != len(sa.names) or len(set(sb.names)) != len(sb.names):
+        raise KeyProblem("has duplicate column names")
+    label, split, label_configured = (
+        _label_columns(sa.names, sb.names, tb, opts) if opts.labels else (None, None, False)
+    )
+    if label is not None and label not in common:
+        if label_configured:
+            d.warnings.append(f"{path}: label column {label!r} is not in both versions")
+        label = None
+    if split is not None and split not in common:
+        split = None
+    pair = _Pair(old, new)
+    try:
+        key, source, match, keys = _choose_key(d, pair, common, ta, opts)
+        d.key, d.key_source = key, source
+        if match is not None and keys is not None:
+            _diff_keyed(d, pair, match, keys, common, ta, tb, label, split, label_configured, opts)
+        else:
+            _diff_keyless(d, pair, common, ta, tb, label, split, label_configured, opts)
+    finally:
+        pair.close()
+    return d
+
+
+_NoKey = (None, None, None, None)
+
+
+def _choose_key(
+    d: TableDiff, pair: _Pair, common: list[str], types: dict[str, Any], opts: TableOptions
+) -> tuple[str | None, str | None, KeyMatch | None, tuple[Any, Any] | None]:
+    """The key column, where it came from, the row match and both versions' key columns."""
+    given: str | None = None
+    source = None
+    if opts.key:
+        given, source = opts.key, "option"
+    elif opts.settings is not None and opts.settings.key:
+        given, source = opts.settings.key, "config"
+    if given is not None:
+        if given not in common:
+            d.warnings.append(
+                f"{d.path}: key column {given!r} is not in both versions;"
+                " rows are compared as a multiset instead"
+            )
+            return _NoKey
+        a, b = pair.read([given])
+        try:
+            return given, source, match_keys(a[given], b[given]), (a[given], b[given])
+        except KeyProblem as exc:
+            d.warnings.append(
+                f"{d.path}: key column {given!r} {exc}; rows are compared as a multiset instead"
+            )
+            return _NoKey
+    for cand in key_candidates(common):
+        if not _key_type_ok(types[cand]):
+            continue
+        a, b = pair.read([cand])
+        try:
+            return cand, "detected", match_keys(a[cand], b[cand]), (a[cand], b[cand])
+        except KeyProblem:
+            continue
+    return _NoKey
+
+
+def _comparable(
+    d: TableDiff, name: str, a: Any, b: Any, ta: Any, tb: Any
+) -> tuple[Any, Any] | None:
+    """Two columns in one comparable type, or None (with a warning) if they cannot be compared."""
+    pa = _pa()
+    if _is_nested(_plain_type(ta)) or _is_nested(_plain_type(tb)):
+        d.warnings.append(
+            f"{d.path}: column {name!r} ({tb}) is nested; its values are not compared"
+        )
+        return None
+    a, b = _plain(a), _plain(b)
+    if a.type == b.type:
+        return a, b
+    try:
+        return a.cast(b.type), b
+    except arrow_errors():
+        pass
+    try:
+        return a.cast(pa.string()), b.cast(pa.string())
+    except arrow_errors():
+        d.warnings.append(f"{d.path}: column {name!r} changed from {ta} to {tb}; not compared")
+        return None
+
+
+def _diff_keyed(
+    d: TableDiff,
+    pair: _Pair,
+    match: KeyMatch,
+    keys: tuple[Any, Any],
+    common: list[str],
+    ta: dict[str, Any],
+    tb: dict[str, Any],
+    label: str | None,
+    split: str | None,
+    label_configured: bool,
+    opts: TableOptions,
+) -> None:
+    np = _np()
+    pa = _pa()
+    assert d.key is not None
+    key = d.key
+    d.added, d.removed = len(match.added), len(match.removed)
+    n = max(0, opts.samples)
+    m = len(match.ib)
+    any_changed = np.zeros(m, bool)
+    first: dict[str, tuple[Arr, list[Any], list[Any]]] = {}
+    add_idx = pa.array(match.added[:n])
+    rem_idx = pa.array(match.removed[:n])
+    add_rows: dict[str, list[Any]] = {}
+    rem_rows: dict[str, list[Any]] = {}
+
+    lab_cols = [c for c in (label, split) if c is not None]
+    others = [c for c in common if c != key and c not in lab_cols]
+    groups: list[list[str]] = [lab_cols] if lab_cols else []
+    if not opts.labels_only:
+        groups += [[c] for c in others]
+    keys_new = keys[1]
+    if n:
+        add_rows[key] = keys[1].take(add_idx).to_pylist()
+        rem_rows[key] = keys[0].take(rem_idx).to_pylist()
+    label_masks: dict[str, Arr] = {}
+    for cols in groups:
+        a_t, b_t = pair.read(cols)
+        for c in cols:
+            a, b = a_t[c], b_t[c]
+            if n:
+                add_rows[c] = b.take(add_idx).to_pylist()
+                rem_rows[c] = a.take(rem_idx).to_pylist()
+            ab = _comparable(d, c, a, b, ta[c], tb[c])
+            if ab is None:
+                continue
+            am, bm = match.aligned(*ab)
+            try:
+                mask = changed_mask(am, bm)
+            except arrow_errors() as exc:
+                d.warnings.append(f"{d.path}: column {c!r} not compared ({reason(exc)})")
+                continue
+            d.compared.append(c)
+            cnt = int(np.count_nonzero(mask))
+            if cnt:
+                d.columns[c] = cnt
+            any_changed |= mask
+            if c in lab_cols:
+                label_masks[c] = mask
+            if n and cnt:
+                idx = np.flatnonzero(mask)[:n]
+                ix = pa.array(idx)
+                first[c] = (idx, am.take(ix).to_pylist(), bm.take(ix).to_pylist())
+        if cols is groups[0] and label is not None:
+            if label in label_masks:
+                ld = _keyed_labels(d, a_t, b_t, match, label, split, label_masks, keys_new, n)
+                if label_configured or _classes(ld) <= MAX_DETECTED_CLASSES:
+                    d.labels = ld
+            elif label_configured:
+                d.warnings.append(f"{d.path}: label column {label!r} could not be compared")
+        del a_t, b_t
+    d.modified = None if opts.labels_only else int(np.count_nonzero(any_changed))
+    if n:
+        order = [c for c in common if c in add_rows]
+        d.samples_added = [
+            {c: jsonable(add_rows[c][i]) for c in order} for i in range(len(match.added[:n]))
+        ]
+        d.samples_removed = [
+            {c: jsonable(rem_rows[c][i]) for c in order} for i in range(len(match.removed[:n]))
+        ]
+        rows = np.flatnonzero(any_changed)[:n]
+        if len(rows) and keys_new is not None:
+            kv = keys_new.take(pa.array(match.ib[rows])).to_pylist()
+            for r, k in zip(rows.tolist(), kv):
+                changes: dict[str, list[Any]] = {}
+                for c in d.compared:
+                    f = first.get(c)
+                    if f is None:
+                        continue
+                    hit = np.flatnonzero(f[0] == r)
+                    if len(hit):
+                        j = int(hit[0])
+                        changes[c] = [jsonable(f[1][j]), jsonable(f[2][j])]
+                d.samples_modified.append({"key": jsonable(k), "changes": changes})
+
+
+def _classes(ld: LabelDiff) -> int:
+    return len(set(ld.total.before) | set(ld.total.after))
+
+
+def _keyed_labels(
+    d: TableDiff,
+    a_t: Any,
+    b_t: Any,
+    match: KeyMatch,
+    label: str,
+    split: str | None,
+    masks: dict[str, Arr],
+    keys_new: Any,
+    n: int,
+) -> LabelDiff:
+    np = _np()
+    pa = _pa()
+    cols = [label] if split is None else [split, label]
+    a_l, b_l = a_t.select(cols), b_t.select(cols)
+    counts = SplitCounts()
+    counts.before = _split_label_counts(a_l, label, split)
+    counts.after = _split_label_counts(b_l, label, split)
+    counts.added = _split_label_counts(b_l.take(pa.array(match.added)), label, split)
+    counts.removed = _split_label_counts(a_l.take(pa.array(match.removed)), label, split)
+    rel = np.flatnonzero(masks[label])
+    ex: list[dict[str, Any]] = []
+    if len(rel):
+        old_rows = pa.array(match.ia[rel])
+        new_rows = pa.array(match.ib[rel])
+        t = pa.table(
+            {
+                "s": b_l[split].take(new_rows) if split else pa.nulls(len(rel)),
+                "a": a_l[label].take(old_rows),
+                "b": b_l[label].take(new_rows),
+            }
+        )
+        for (s, x, y), k in _group_counts(t, ["s", "a", "b"]).items():
+            counts.transitions[(s, x, y)] += k
+        if n and keys_new is not None:
+            kv = keys_new.take(new_rows.slice(0, n)).to_pylist()
+            for i, k in enumerate(kv):
+                ex.append(
+                    {
+                        "key": jsonable(k),
+                        "from": jsonable(t["a"][i].as_py()),
+                        "to": jsonable(t["b"][i].as_py()),
+                    }
+                )
+    resplit = int(np.count_nonzero(masks[split])) if split and split in masks else 0
+    total, splits = counts.split()
+    return LabelDiff(
+        kind="column",
+        path=d.path,
+        column=label,
+        split_by=split,
+        items="rows",
+        keyed=True,
+        total=total,
+        splits=splits,
+        resplit=resplit,
+        examples=ex,
+        key=d.key,
+    )
+
+
+# ---------------------------------------------------------------------- keyless
+
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(x: Arr) -> Arr:
+    """splitmix64's finaliser, on a uint64 array (wrapping arithmetic)."""
+    np = _np()
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(_MIX1)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(_MIX2)
+    return x ^ (x >> np.uint64(31))
+
+
+def _column_codes(a: Any, b: Any) -> tuple[Arr, Arr]:
+    """Exact uint64 codes of two aligned-type columns: equal values, equal codes (nulls: 0 + flag)."""
+    np = _np()
+    pa = _pa()
+    pc = _pc()
+    t = a.type
+    na = len(a)
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        width = pa.float64() if pa.types.is_floating(t) else pa.int64()
+        if pa.types.is_unsigned_integer(t) and t.bit_width == 64:
+            width = pa.uint64()
+        codes = []
+        for col in (a, b):
+            v = pc.fill_null(col.cast(width), 0)
+            arr = _to_numpy(v)
+            if arr.dtype == np.float64:
+                arr = np.where(arr == 0.0, 0.0, arr)  # -0.0 and 0.0 are the same value
+            codes.append(arr.view(np.uint64) if arr.dtype != np.uint64 else arr)
+    else:
+        joint = pa.chunked_array(list(a.chunks) + list(b.chunks), type=t).combine_chunks()
+        enc = pc.dictionary_encode(joint)
+        idx = pc.fill_null(enc.indices, -1)
+        allc = _to_numpy(idx).astype(np.int64).view(np.uint64)
+        codes = [allc[:na], allc[na:]]
+    out = []
+    for col, c in zip((a, b), codes):
+        if col.null_count:
+            valid = _np_bool(pc.is_valid(col))
+            c = np.where(valid, c, np.uint64(0)) ^ (~valid).astype(np.uint64) * np.uint64(_GOLDEN)
+        out.append(c)
+    return out[0], out[1]
+
+
+def _excess(inv: Arr, keep: Arr) -> Arr:
+    """Rows beyond the first ``keep[code]`` occurrences of their code (in row order)."""
+    np = _np()
+    order = np.argsort(inv, kind="stable")
+    sorted_codes = inv[order]
+    starts = np.searchsorted(sorted_codes, sorted_codes, side="left")
+    rank = np.arange(len(order)) - starts
+    mask = np.empty(len(order), bool)
+    mask[order] = rank >= keep[sorted_codes]
+    return mask
+
+
+def _diff_keyless(
+    d: TableDiff,
+    pair: _Pair,
+    common: list[str],
+    ta: dict[str, Any],
+    tb: dict[str, Any],
+    label: str | None,
+    split: str | None,
+    label_configured: bool,
+    opts: TableOptions,
+) -> None:
+    np = _np()
+    pa = _pa()
+    a_t, b_t = pair.read(common)
+    na, nb = a_t.num_rows, b_t.num_rows
+    ha = np.full(na, np.uint64(_GOLDEN), np.uint64)
+    hb = np.full(nb, np.uint64(_GOLDEN), np.uint64)
+    with np.errstate(over="ignore"):
+        for i, c in enumerate(common):
+            ab = _comparable(d, c, a_t[c], b_t[c], ta[c], tb[c])
+            if ab is None:
+                continue
+            try:
+                ca, cb = _column_codes(*ab)
+            except arrow_errors() as exc:
+                d.warnings.append(f"{d.path}: column {c!r} not compared ({reason(exc)})")
+                continue
+            d.compared.append(c)
+            salt = np.uint64((i + 1) * _GOLDEN & 0xFFFFFFFFFFFFFFFF)
+            ha = _mix(ha ^ _mix(ca + salt))
+            hb = _mix(hb ^ _mix(cb + salt))
+    uniq, inv = np.unique(np.concatenate([ha, hb]), return_inverse=True)
+    inv = inv.astype(np.int64, copy=False).reshape(-1)
+    del ha, hb, uniq
+    ia, ib = inv[:na], inv[na:]
+    ncodes = int(inv.max()) + 1 if len(inv) else 0
+    ca = np.bincount(ia, minlength=ncodes)
+    cb = np.bincount(ib, minlength=ncodes)
+    added_mask = _excess(ib, ca)
+    removed_mask = _excess(ia, cb)
+    added = np.flatnonzero(added_mask)
+    removed = np.flatnonzero(removed_mask)
+    d.added, d.removed = len(added), len(removed)
+    d.modified = None
+    n = max(0, opts.samples)
+    if n:
+        d.samples_added = _rows(b_t.take(pa.array(added[:n])))
+        d.samples_removed = _rows(a_t.take(pa.array(removed[:n])))
+    if label is not None and label in d.compared:
+        cols = [label] if split is None else [split, label]
+        a_l, b_l = a_t.select(cols), b_t.select(cols)
+        counts = SplitCounts()
+        counts.before = _split_label_counts(a_l, label, split)
+        counts.after = _split_label_counts(b_l, label, split)
+        counts.added = _split_label_counts(b_l.take(pa.array(added)), label, split)
+        counts.removed = _split_label_counts(a_l.take(pa.array(removed)), label, split)
+        total, splits = counts.split()
+        ld = LabelDiff(
+            kind="column",
+            path=d.path,
+            column=label,
+            split_by=split,
+            items="rows",
+            keyed=False,
+            total=total,
+            splits=splits,
+        )
+        if label_configured or _classes(ld) <= MAX_DETECTED_CLASSES:
+            d.labels = ld
+
+
+# ---------------------------------------------------------------------- one side only
+
+
+def _one_sided(
+    path: str, old: TableFile | None, new: TableFile | None, fmt: str, opts: TableOptions
+) -> TableDiff:
+    t = new if new is not None else old
+    assert t is not None
+    d = TableDiff(path=path, status="added" if new is not None else "removed", format=fmt)
+    rows = t.num_rows
+    if new is not None:
+        d.rows_new, d.added = rows, rows
+    else:
+        d.rows_old, d.removed = rows, rows
+    names = t.schema.names
+    types = {f.name: f.type for f in t.schema}
+    label, split, _ = (
+        _label_columns(names, names, types, opts) if opts.labels else (None, None, False)
+    )
+    if label is None or label not in types or not _label_type_ok(types[label]):
+        return d
+    if split is not None and split not in types:
+        split = None
+    cols = [label] if split is None else [split, label]
+    tab = t.read(cols)
+    counts = SplitCounts()
+    c = _split_label_counts(tab, label, split)
+    if new is not None:
+        counts.after = c
+        counts.added = Counter(c)
+    else:
+        counts.before = c
+        counts.removed = Counter(c)
+    total, splits = counts.split()
+    if len(total.before) + len(total.after) > MAX_DETECTED_CLASSES:
+        return d
+    d.labels = LabelDiff(
+        kind="column",
+        path=path,
+        column=label,
+        split_by=split,
+        items="rows",
+        keyed=True,
+        total=total,
+        splits=splits,
+    )
+    return d
+
+
+def describe_table(t: TableFile, st: PathSettings | None) -> dict[str, Any]:
+    """Format, rows, columns, and the key and label columns a diff of this table would use."""
+    names = t.schema.names
+    types = {f.name: f.type for f in t.schema}
+    label, split, configured = _label_columns(names, names, types, TableOptions(settings=st))
+    key = source = None
+    problem = None
+    given = st.key if st is not None else None
+    cands = [given] if given else [c for c in key_candidates(names) if _key_type_ok(types[c])]
+    for c in cands:
+        if c not in types:
+            problem = f"key column {c!r} is not in the table"
+            break
+        col = t.read([c])[c]
+        try:
+            match_keys(col, col)
+        except KeyProblem as exc:
+            if given:
+                problem = f"key column {c!r} {exc.args[0].replace(' in the old version', '')}"
+                break
+            continue
+        key, source = c, "config" if given else "detected"
+        break
+    return {
+        "format": t.format,
+        "rows": t.num_rows,
+        "columns": [{"name": f.name, "type": str(f.type)} for f in t.schema],
+        "key": key,
+        "key_source": source,
+        "label": label if label in types else None,
+        "split": split if split in types else None,
+        "label_source": ("config" if configured else "detected") if label in types else None,
+        "problem": problem,
+    }
+
+
+def safe_diff_table(
+    path: str,
+    old: TableFile | None,
+    new: TableFile | None,
+    opts: TableOptions,
+    warn: Callable[[str], None],
+) -> TableDiff | None:
+    """:func:`diff_table`, or None (with a warning) when the table cannot be diffed."""
+    try:
+        return diff_table(path, old, new, opts)
+    except KeyProblem as exc:
+        warn(f"{path}: {exc}; showing a file-level change")
+    except arrow_errors() as exc:
+        warn(f"{path}: cannot diff rows ({reason(exc)}); showing a file-level change")
+    return None
