@@ -23,7 +23,9 @@ from tests.crash_harness import ALL  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--only", default=",".join(sorted(ALL)))
