@@ -103,17 +103,17 @@ class _CountingInput:
         self._inner, self._add = inner, add
 
     def read(self, *args: Any) -> bytes:
-        data = self._inner.read(*args)
+        data: bytes = self._inner.read(*args)
         self._add(len(data))
         return data
 
     def readline(self, *args: Any) -> bytes:
-        data = self._inner.readline(*args)
+        data: bytes = self._inner.readline(*args)
         self._add(len(data))
         return data
 
     def readlines(self, *args: Any) -> list[bytes]:
-        lines = self._inner.readlines(*args)
+        lines: list[bytes] = self._inner.readlines(*args)
         self._add(sum(map(len, lines)))
         return lines
 
@@ -167,7 +167,10 @@ def start_s3_server() -> Any:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     try:
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.server import (  # type: ignore[attr-defined]
+            DomainDispatcherApplication,
+            create_backend_app,
+        )
         from tests.s3server import CountingMotoServer
         from werkzeug.serving import make_server
     except ImportError as e:
@@ -177,7 +180,7 @@ def start_s3_server() -> Any:
         )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
 
-    class ByteCountingMotoServer(CountingMotoServer):  # type: ignore[misc, valid-type]
+    class ByteCountingMotoServer(CountingMotoServer):
         def __init__(self) -> None:
             super().__init__()
             self.bytes_in = 0
