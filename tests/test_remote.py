@@ -227,10 +227,12 @@ def test_corrupt_pack_on_remote_is_rejected_and_nothing_bad_is_stored(tmp_path: 
     r = run_dsv("clone", str(url), str(tmp_path / "b"), cwd=tmp_path)
     assert r.returncode == ExitCode.CORRUPT, r.stderr
     assert b"Traceback" not in r.stderr
-    b = Repository(tmp_path / "b")
-    assert api.fsck(b).ok  # whatever was stored is verified and consistent
+    assert not (tmp_path / "b").exists()  # a failed clone leaves nothing behind
+    b = _repo(tmp_path / "c")
+    rapi.remote_add(b, "origin", str(url))
     with pytest.raises(CorruptObjectError):
         transfer.fetch(b, Remote(b, get_remote_config(b, "origin")))
+    assert api.fsck(Repository(b.root)).ok  # whatever was stored is verified and consistent
 
 
 def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Path) -> None:

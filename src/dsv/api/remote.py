@@ -53,7 +53,7 @@ def remote_add(
 ) -> RemoteConfig:
     """Record a remote.  Local paths are stored absolute."""
     if "://" not in url:
-        url = str(Path(url).expanduser().absolute())
+        url = os.path.abspath(os.path.expanduser(url))
     opts = {"endpoint-url": endpoint_url or "", "region": region or "", "profile": profile or ""}
     with repo.lock("remote add"):
         return add_remote(repo, name, url, opts)
@@ -170,9 +170,10 @@ def pull(
             raise RejectedError(
                 f"cannot fast-forward {local_branch}: it and {name}/{branch or local_branch} have"
                 " diverged",
-                hint="dsv does not merge: keep your commits on another branch"
-                " (dsv branch NAME), then reset this one to the remote"
-                f" (dsv checkout {name}/{branch or local_branch})",
+                hint="dsv does not merge. To take the remote's version and keep yours on a side"
+                f" branch: dsv branch mine; dsv checkout {name}/{branch or local_branch};"
+                f" dsv branch -f {local_branch} {name}/{branch or local_branch};"
+                f" dsv checkout {local_branch}",
             )
         tree = repo.read_commit(theirs).tree
         res = _co.checkout(repo, tree, sparse=repo.sparse_paths(), progress=progress)
@@ -269,7 +270,7 @@ def clone(
 
     opts = {"endpoint-url": endpoint_url or "", "region": region or "", "profile": profile or ""}
     if "://" not in url:
-        url = str(Path(url).expanduser().absolute())
+        url = os.path.abspath(os.path.expanduser(url))
     backend = RetryingBackend(open_backend(url, {k: v for k, v in opts.items() if v}))
     try:
         info = json.loads(backend.get(FORMAT_KEY))
@@ -281,7 +282,8 @@ def clone(
     if directory is None:
         directory = Path(url.rstrip("/")).name or "dataset"
     target_dir = Path(directory)
-    if target_dir.exists() and any(target_dir.iterdir()):
+    existed = target_dir.exists()
+    if existed and any(target_dir.iterdir()):
         raise ConflictError(f"{target_dir} exists and is not empty")
     repo = Repository.init(target_dir, algo)
     try:
@@ -322,6 +324,10 @@ def clone(
             tips_data=False,
             progress=progress,
         )
+        # the whole clone's requests, including reading the format and refs first
+        result.requests = backend.stats.requests
+        result.bytes_received = backend.stats.bytes_received
+        result.bytes_sent = backend.stats.bytes_sent
         commit_id = resolve(repo, target.hex() if target else rev or "")
         with repo.lock("clone"):
             if branch is not None:
@@ -344,5 +350,16 @@ def clone(
         remote.close()
         return repo, commit_id, branch, result
     except BaseException:
+        # a failed clone leaves nothing behind (the directory was empty or absent)
         repo.close()
+        import shutil
+
+        if existed:
+            for child in target_dir.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(target_dir, ignore_errors=True)
         raise

@@ -20,6 +20,13 @@ jobs_option = click.option(
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 
 
+def _local_url(ctx: click.Context, url: str) -> str:
+    """A relative directory URL is relative to -C DIR when given, like every other path."""
+    if "://" in url or os.path.isabs(url):
+        return url
+    return os.path.normpath(os.path.join(ctx.obj.get("cwd") or ".", url))
+
+
 def _transfer_json(r: Any) -> dict[str, Any]:
     return {
         "objects": r.objects,
@@ -69,7 +76,12 @@ def remote_add(
     from dsv.api import remote as api
 
     cfg = api.remote_add(
-        _repo(ctx), name, url, endpoint_url=endpoint_url, region=region, profile=profile
+        _repo(ctx),
+        name,
+        _local_url(ctx, url),
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
     )
     click.echo(f"Added remote {cfg.name} -> {cfg.url}")
 
@@ -240,7 +252,7 @@ def clone(
     target = os.path.join(base, directory) if directory else None
     clean_paths = [p.strip("/") for p in paths] or None
     repo, commit_id, branch, r = api.clone(
-        url,
+        _local_url(ctx, url),
         target,
         rev=rev,
         paths=clean_paths,
@@ -279,7 +291,9 @@ def ls_remote(ctx: click.Context, remote_name: str, as_json: bool) -> None:
         repo = _repo(ctx)
     except NotARepositoryError:
         repo = None
-    refs = api.ls_remote(repo, remote_name)
+    refs = api.ls_remote(
+        repo, _local_url(ctx, remote_name) if os.sep in remote_name else remote_name
+    )
     if as_json:
         _emit_json([{"ref": k, "id": v.hex()} for k, v in refs.items()])
         return

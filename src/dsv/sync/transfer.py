@@ -36,7 +36,9 @@ from dsv.sync import PACKS, Remote
 READ_ATTEMPTS = 3
 # Ranged reads of the same pack closer than this are merged into one request.
 COALESCE_GAP = 128 << 10
-MAX_RANGE = 32 << 20
+# Bounds memory: ranges in flight are at most jobs * MAX_RANGE, a batch BATCH_BYTES.
+MAX_RANGE = 8 << 20
+BATCH_BYTES = 16 << 20
 
 
 @dataclass
@@ -351,7 +353,7 @@ class ObjectFetcher:
                 out.update(one(r))
         return out
 
-    def _batches(self, oids: list[bytes], budget: int = 64 << 20) -> list[list[bytes]]:
+    def _batches(self, oids: list[bytes], budget: int = BATCH_BYTES) -> list[list[bytes]]:
         """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most."""
         out: list[list[bytes]] = []
         cur: list[bytes] = []

@@ -335,11 +335,7 @@ def commit(
     unchanged = tree == parent_tree or (parent_tree is None and not new_flat)
     if unchanged and not allow_empty:
         store.abort()
-        raise NothingToCommitError(
-            "nothing to commit, working tree clean"
-            if paths is None
-            else "nothing to commit in the given paths"
-        )
+        raise NothingToCommitError("nothing to commit, working tree clean")
     summary = (summarizer or _file_summary)(repo, old_flat, new_flat)
     summary["stored_bytes"] = store.written_bytes - written_before
     now = time.time()
