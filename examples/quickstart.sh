@@ -26,9 +26,11 @@ mv train/cat/0000.png train/dog/0000.png
 head -c 100000 /dev/urandom >> big.bin
 head -c 5000 /dev/urandom > train/bird/9999.png
 dsv status
+dsv diff                       # the move cat/ -> dog/ is a relabel; per-class counts before -> after
 dsv commit -m "v2: relabel, append, add"
 dsv tag v2
 dsv log --stat
+dsv changelog HEAD~1..HEAD
 dsv checkout HEAD~1
 dsv status
 dsv checkout main

@@ -360,3 +360,48 @@ def test_store_file_random_access(repo: Repository, work: Path) -> None:
         assert f.read(n) == data[off : off + n]
     f.seek(-4, os.SEEK_END)
     assert f.read() == data[-4:]
+
+
+def test_parquet_row_groups_with_equal_bytes_are_not_decoded(
+    repo: Repository, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsv.diff.formats import TableFile
+
+    n = 1000
+    ids = list(range(n))
+    text = [f"row-{i:05d}" for i in ids]
+    pq.write_table(
+        table(id=ids, text=text, v=[i % 7 for i in ids]), work / "t.parquet", row_group_size=100
+    )
+    commit(repo)
+    text2 = list(text)
+    text2[345] = "changed"
+    pq.write_table(
+        table(id=[*ids, n, n + 1], text=[*text2, "new1", "new2"], v=[i % 7 for i in [*ids, 0, 1]]),
+        work / "t.parquet",
+        row_group_size=100,
+    )
+    decoded: list[int] = []
+    real = TableFile.read_row_group
+
+    def spy(self: TableFile, i: int, columns: list[str]) -> Any:
+        if columns == ["text"]:
+            decoded.append(i)
+        return real(self, i, columns)
+
+    monkeypatch.setattr(TableFile, "read_row_group", spy)
+    t = one(diff(repo), "t.parquet")
+    assert (t.added, t.removed, t.modified) == (2, 0, 1)
+    assert t.columns == {"text": 1}
+    assert t.samples_modified == [{"key": 345, "changes": {"text": ["row-00345", "changed"]}}]
+    assert [r["text"] for r in t.samples_added] == ["new1", "new2"]
+    # old and new group 3 (the change), and new group 10 (the samples of added rows)
+    assert sorted(decoded) == [3, 3, 10]
+    # another row-group layout: whole columns are compared, with the same result
+    pq.write_table(
+        table(id=[*ids, n, n + 1], text=[*text2, "new1", "new2"], v=[i % 7 for i in [*ids, 0, 1]]),
+        work / "t.parquet",
+        row_group_size=64,
+    )
+    t = one(diff(repo), "t.parquet")
+    assert (t.added, t.removed, t.modified, t.columns) == (2, 0, 1, {"text": 1})

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dsv.cli import _emit_json, _fmt_time, _progress, _repo, _summary_line, cli, json_option
+from dsv.cli import _emit_json, _fmt_time, _n, _progress, _repo, _summary_line, cli, json_option
 
 # Bounds of the text output.
 FILE_LINES = 20
@@ -447,7 +447,7 @@ def changelog_lines(summary: dict[str, Any]) -> list[str]:
         return out
     moved = summary.get("moved")
     if isinstance(moved, int) and moved:
-        out.append(f"moved {moved:,} files (same content, new path)")
+        out.append(f"moved {_n(moved, 'file')} (same content, new path)")
     tables = summary.get("tables")
     if isinstance(tables, dict):
         for path, t in list(tables.items())[:10]:
@@ -587,7 +587,7 @@ def changelog_markdown(
     f = totals.get("files", {})
     b = totals.get("bytes", {})
     line = (
-        f"{totals.get('commits', 0):,} commits: files +{f.get('added', 0):,}"
+        f"{_n(totals.get('commits', 0), 'commit')}: files +{f.get('added', 0):,}"
         f" -{f.get('removed', 0):,} ~{f.get('modified', 0):,}"
     )
     if totals.get("moved"):

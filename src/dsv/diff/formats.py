@@ -123,6 +123,7 @@ class TableFile:
         self._parquet: Any = None
         self._table: Any = None
         self._schema: Any = None
+        self._raw_chunks: BinaryIO | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -165,12 +166,6 @@ class TableFile:
             )
         pa = _pa()
         local = self.source.local_path(self.path, self.entry)
-        if not local:
-            data = self.source.content(self.path, self.entry)
-            if data is not None:
-                f.close()
-                f = pa.BufferReader(data)
-                self._files.append(f)
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -226,6 +221,7 @@ class TableFile:
         self._files = []
         self._parquet = None
         self._table = None
+        self._raw_chunks = None
 
     def __enter__(self) -> TableFile:
         return self
@@ -250,6 +246,53 @@ class TableFile:
         if self._parquet is not None:
             return self._parquet.read(columns=columns, use_threads=True)
         return self._table.select(columns)
+
+    # ------------------------------------------------------------------ Parquet row groups
+
+    def row_group_rows(self) -> list[int] | None:
+        """Rows per row group (None: not Parquet)."""
+        if self._parquet is None:
+            return None
+        md = self._parquet.metadata
+        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+
+    def read_row_group(self, i: int, columns: list[str]) -> pa.Table:
+        return self._parquet.read_row_group(i, columns=columns, use_threads=False)
+
+    def chunk_bytes(self, i: int, name: str) -> tuple[str, bytes] | None:
+        """The stored bytes (and codec) of column ``name`` in row group ``i``.
+
+        Equal bytes (same codec, same column type) mean equal values: a diff can
+        skip decoding them.  None when the column is not one leaf column.
+        """
+        if self._parquet is None:
+            return None
+        leaves = [
+            j
+            for j in range(len(self._parquet.schema))
+            if self._parquet.schema.column(j).path == name
+        ]
+        if len(leaves) != 1 or "." in name:
+            return None
+        col = self._parquet.metadata.row_group(i).column(leaves[0])
+        start = col.data_page_offset
+        if col.has_dictionary_page and col.dictionary_page_offset:
+            start = min(start, col.dictionary_page_offset)
+        if self._raw_chunks is None:
+            self._raw_chunks = self._raw()
+        self._raw_chunks.seek(start)
+        return str(col.compression), self._raw_chunks.read(col.total_compressed_size)
+
+    def chunk_size(self, i: int, name: str) -> int | None:
+        """Stored size of column ``name`` in row group ``i`` (from the footer; no read)."""
+        if self._parquet is None:
+            return None
+        md = self._parquet.metadata.row_group(i)
+        for j in range(md.num_columns):
+            c = md.column(j)
+            if c.path_in_schema == name:
+                return int(c.total_compressed_size)
+        return None
 
     @property
     def in_memory(self) -> bool:

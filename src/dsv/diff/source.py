@@ -19,10 +19,6 @@ from dsv.store import Store
 
 __all__ = ["DiskSource", "Source", "StoreFile", "StoreSource"]
 
-# Stored tables up to this size are read into memory whole (verified) before parsing;
-# larger ones are read through a seekable StoreFile, chunk by chunk.
-IN_MEMORY_MAX = 512 << 20
-
 
 class Source(Protocol):
     """Where the bytes of one side come from."""
@@ -33,10 +29,6 @@ class Source(Protocol):
 
     def local_path(self, path: str, entry: TreeEntry) -> str | None:
         """A file on disk with that content, if there is one (readers can memory-map it)."""
-        ...
-
-    def content(self, path: str, entry: TreeEntry) -> bytes | None:
-        """The whole content in memory, verified, if it is small enough to hold (else None)."""
         ...
 
 
@@ -136,13 +128,6 @@ class StoreSource:
     def local_path(self, path: str, entry: TreeEntry) -> str | None:
         return None
 
-    def content(self, path: str, entry: TreeEntry) -> bytes | None:
-        # One sequential pass verifies every chunk and the whole content, and is
-        # much faster than the many small ranged reads of a Parquet reader.
-        if entry.size > IN_MEMORY_MAX:
-            return None
-        return b"".join(self.store.iter_content(entry.id))
-
 
 class DiskSource:
     """Content of the working tree, read from disk."""
@@ -155,6 +140,3 @@ class DiskSource:
 
     def local_path(self, path: str, entry: TreeEntry) -> str | None:
         return os.path.join(self.root, path)
-
-    def content(self, path: str, entry: TreeEntry) -> bytes | None:
-        return None  # readers memory-map local_path instead
