@@ -193,6 +193,12 @@ def test_configured_key_and_label(repo: Repository, work: Path) -> None:
     assert t.labels.total.transitions == {("x", "y"): 1}
     dapi.label_set(repo, "t.parquet", label="none")
     assert one(diff(repo), "t.parquet").labels is None
+    # class folders configured above a table do not name a column of it
+    dapi.label_unset(repo, "t.parquet")
+    dapi.label_set(repo, "", label="folders")
+    d = diff(repo)
+    lab = one(d, "t.parquet").labels
+    assert d.warnings == [] and lab is not None and lab.column == "label"
 
 
 def test_keyless_tables_are_multisets(repo: Repository, work: Path) -> None:

@@ -67,10 +67,13 @@ def test_settings_most_specific_path_wins() -> None:
         }
     )
     assert s.for_path("data/labels.csv") == PathSettings("data/labels.csv", "id", "label", "split")
-    assert s.for_path("data/other.csv") == PathSettings("data", None, "none", None)
+    assert s.for_path("data/other.csv") == PathSettings("data/other.csv", None, "none", None)
     assert s.for_path("elsewhere.csv") is None
     assert s.label_for("data/x/y") == "none"
     assert s.folder_roots() == ["images"]
+    # each setting comes from the nearest path that sets it
+    s = Settings([PathSettings("d", key="id", label="none"), PathSettings("d/t.csv", split="s")])
+    assert s.for_path("d/t.csv") == PathSettings("d/t.csv", "id", "none", "s")
 
 
 def test_configured_and_disabled_layouts() -> None:

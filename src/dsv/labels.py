@@ -160,27 +160,27 @@ class Settings:
             )
         return cls(out)
 
-    def for_path(self, path: str) -> PathSettings | None:
-        """The settings of the most specific configured path at or above ``path``."""
+    def _nearest(self, path: str, name: str) -> str | None:
         p = path
         while True:
             e = self.entries.get(p)
-            if e is not None:
-                return e
+            if e is not None and getattr(e, name) is not None:
+                return str(getattr(e, name))
             if not p:
                 return None
             p = p.rpartition("/")[0]
 
+    def for_path(self, path: str) -> PathSettings | None:
+        """The settings that apply to ``path``: each one from the nearest path at or above it
+        that sets it (None: nothing applies)."""
+        key, label, split = (self._nearest(path, n) for n in ("key", "label", "split"))
+        if key is None and label is None and split is None:
+            return None
+        return PathSettings(path, key, label, split)
+
     def label_for(self, path: str) -> str | None:
         """The nearest ``label`` setting at or above ``path`` (None: not configured)."""
-        p = path
-        while True:
-            e = self.entries.get(p)
-            if e is not None and e.label is not None:
-                return e.label
-            if not p:
-                return None
-            p = p.rpartition("/")[0]
+        return self._nearest(path, "label")
 
     def folder_roots(self) -> list[str]:
         return sorted(p for p, e in self.entries.items() if e.label == FOLDERS)

@@ -162,6 +162,7 @@ def _tables(
                 key=opts.key,
                 settings=st,
                 samples=opts.samples if opts.tables else 0,
+                examples=opts.examples,
                 labels_only=opts.labels_only or not opts.tables,
                 labels=opts.labels,
             )

@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dsv.diff.formats import TableFile, arrow_errors, reason
 from dsv.diff.labeldiff import LabelDiff, SplitCounts
-from dsv.labels import NONE, PathSettings, detect_label_column, detect_split_column
+from dsv.labels import FOLDERS, NONE, PathSettings, detect_label_column, detect_split_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,6 +69,7 @@ class TableOptions:
     key: str | None = None
     settings: PathSettings | None = None
     samples: int = 3
+    examples: int = 5
     labels_only: bool = False
     labels: bool = True
 
@@ -218,16 +220,6 @@ def key_candidates(names: list[str]) -> list[str]:
     return [n for _, _, n in sorted(ranked)]
 
 
-def _np_bool(arr: Any) -> Arr:
-    """A boolean (Chunked)Array without nulls as a numpy bool array."""
-    np = _np()
-    chunks = arr.chunks if hasattr(arr, "chunks") else [arr]
-    if not chunks:
-        return np.zeros(0, bool)
-    parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
 def changed_mask(x: Any, y: Any) -> Arr:
     """Where two aligned columns differ (null vs value differs; null vs null and NaN vs NaN do not)."""
     pa = _pa()
@@ -241,13 +233,18 @@ def changed_mask(x: Any, y: Any) -> Arr:
     return _np_bool(ne)
 
 
-def _to_numpy(col: Any) -> Arr:
+def _to_numpy(col: Any, empty: Any = "int64") -> Arr:
+    """A (Chunked)Array without nulls as one numpy array (``empty``: dtype when it has no chunk)."""
     np = _np()
     chunks = col.chunks if hasattr(col, "chunks") else [col]
     if not chunks:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, empty)
     parts = [c.to_numpy(zero_copy_only=False) for c in chunks]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _np_bool(arr: Any) -> Arr:
+    return _to_numpy(arr, bool)
 
 
 def jsonable(v: Any) -> Any:
@@ -293,22 +290,21 @@ class KeyMatch:
         m = len(self.ib)
         if m == 0:
             return a.slice(0, 0), b.slice(0, 0)
-        if self._contiguous():
+        if self.contiguous:
             return a.slice(int(self.ia[0]), m), b.slice(int(self.ib[0]), m)
         return a.take(pa.array(self.ia)), b.take(pa.array(self.ib))
 
-    def _contiguous(self) -> bool:
-        c = getattr(self, "_contig", None)
-        if c is None:
-            np = _np()
-            m = len(self.ib)
-            c = bool(
-                self.ib[-1] - self.ib[0] == m - 1
-                and self.ia[-1] - self.ia[0] == m - 1
-                and (m < 2 or bool(np.all(np.diff(self.ia) == 1)))
-            )
-            self._contig = c
-        return c
+    @cached_property
+    def contiguous(self) -> bool:
+        """Both sides' matched rows are one run each, in the same order (no gather needed)."""
+        m = len(self.ib)
+        if self.identity or m < 2:
+            return True
+        return bool(
+            self.ib[-1] - self.ib[0] == m - 1
+            and self.ia[-1] - self.ia[0] == m - 1
+            and _np().all(_np().diff(self.ia) == 1)
+        )
 
 
 def _key_codes(ka: Any, kb: Any) -> tuple[Arr, Arr, int]:
@@ -419,23 +415,23 @@ class _Pair:
         self.new = new
         self._pool: ThreadPoolExecutor | None = None
 
-    def read(self, cols_old: list[str], cols_new: list[str] | None = None) -> tuple[Any, Any]:
-        cols_new = cols_old if cols_new is None else cols_new
-        if self.old.in_memory and self.new.in_memory:
-            return self.old.read(cols_old), self.new.read(cols_new)
+    def _both(self, fa: Callable[[], Any], fb: Callable[[], Any]) -> tuple[Any, Any]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="dsv-diff")
-        fa = self._pool.submit(self.old.read, cols_old)
-        fb = self._pool.submit(self.new.read, cols_new)
-        return fa.result(), fb.result()
+        a, b = self._pool.submit(fa), self._pool.submit(fb)
+        return a.result(), b.result()
+
+    def read(self, cols: list[str]) -> tuple[Any, Any]:
+        if self.old.in_memory and self.new.in_memory:
+            return self.old.read(cols), self.new.read(cols)
+        return self._both(lambda: self.old.read(cols), lambda: self.new.read(cols))
 
     def read_group(self, i: int, col: str) -> tuple[Any, Any]:
         """Column ``col`` of row group ``i`` of both (Parquet) versions."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(2, thread_name_prefix="dsv-diff")
-        fa = self._pool.submit(self.old.read_row_group, i, [col])
-        fb = self._pool.submit(self.new.read_row_group, i, [col])
-        return fa.result()[col], fb.result()[col]
+        a, b = self._both(
+            lambda: self.old.read_row_group(i, [col]), lambda: self.new.read_row_group(i, [col])
+        )
+        return a[col], b[col]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -451,7 +447,7 @@ def _label_columns(
     common = [n for n in names_new if n in set(names_old)]
     label: str | None
     configured = False
-    if st is not None and st.label is not None:
+    if st is not None and st.label is not None and st.label != FOLDERS:
         if st.label == NONE:
             return None, None, True
         label, configured = st.label, True
@@ -653,7 +649,9 @@ def _diff_keyed(
                 first[c] = (idx, am.take(ix).to_pylist(), bm.take(ix).to_pylist())
         if cols is groups[0] and label is not None:
             if label in label_masks:
-                ld = _keyed_labels(d, a_t, b_t, match, label, split, label_masks, keys_new, n)
+                ld = _keyed_labels(
+                    d, a_t, b_t, match, label, split, label_masks, keys_new, opts.examples
+                )
                 if label_configured or _classes(ld) <= MAX_DETECTED_CLASSES:
                     d.labels = ld
             elif label_configured:
