@@ -259,3 +259,22 @@ def test_status_and_log_do_not_import_pyarrow(dsv: Invoke, work: Path) -> None:
             [sys.executable, "-c", code, *cmd], cwd=work, capture_output=True, text=True
         )
         assert r.stderr.endswith("False"), (cmd, r.stderr)
+
+
+def test_colour_only_on_a_terminal(dsv: Invoke, work: Path, monkeypatch: Any) -> None:
+    from click.testing import CliRunner
+
+    from dsv.cli import cli
+    from dsv.cli import diff as cdiff
+
+    dataset(work, dsv)
+    run = CliRunner().invoke
+    monkeypatch.setattr(cdiff, "_use_color", lambda: True)
+    out = run(cli, ["-C", str(work), "diff"], color=True).stdout
+    assert "\x1b[32m+1\x1b[0m" in out and "\x1b[1m" in out
+    monkeypatch.undo()
+    assert "\x1b[" not in run(cli, ["-C", str(work), "diff"], color=True).stdout  # not a tty
+    monkeypatch.setattr(cdiff.sys.stdout, "isatty", lambda: True)
+    assert cdiff._use_color()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cdiff._use_color()

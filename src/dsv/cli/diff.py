@@ -32,7 +32,7 @@ def _use_color() -> bool:
 
 
 def _c(text: str, fg: str | None, color: bool, bold: bool = False) -> str:
-    return click.style(text, fg=fg, bold=bold) if color and (fg or bold) else text
+    return click.style(text, fg=fg, bold=bold or None) if color and (fg or bold) else text
 
 
 def _human(n: int) -> str:
