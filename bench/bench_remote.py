@@ -71,6 +71,7 @@ from bench_foundation import (
     fmt_ratio,
     fmt_value,
     human_bytes,
+    ensure_bytecode,
     judge,
     load_make_data,
     print_table,
@@ -969,6 +970,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    ensure_bytecode()
     md = load_make_data(args.make_data)
     if args.workdir is not None:
         wd = args.workdir.resolve()
