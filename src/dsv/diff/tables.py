@@ -649,11 +649,18 @@ def _diff_keyed(
                 first[c] = (idx, am.take(ix).to_pylist(), bm.take(ix).to_pylist())
         if cols is groups[0] and label is not None:
             if label in label_masks:
-                ld = _keyed_labels(
-                    d, a_t, b_t, match, label, split, label_masks, keys_new, opts.examples
+                d.labels = _keyed_labels(
+                    d,
+                    a_t,
+                    b_t,
+                    match,
+                    label,
+                    split,
+                    label_masks,
+                    keys_new,
+                    opts.examples,
+                    label_configured,
                 )
-                if label_configured or _classes(ld) <= MAX_DETECTED_CLASSES:
-                    d.labels = ld
             elif label_configured:
                 d.warnings.append(f"{d.path}: label column {label!r} could not be compared")
         del a_t, b_t
@@ -752,6 +759,51 @@ def _classes(ld: LabelDiff) -> int:
     return len(set(ld.total.before) | set(ld.total.after))
 
 
+def _column_counts(
+    a_t: Any, b_t: Any, added: Arr, removed: Arr, label: str, split: str | None
+) -> SplitCounts:
+    """Rows per (split, class) of a label column: in each version, and among added and removed rows."""
+    pa = _pa()
+    counts = SplitCounts()
+    counts.before = _split_label_counts(a_t, label, split)
+    counts.after = _split_label_counts(b_t, label, split)
+    counts.added = _split_label_counts(b_t.take(pa.array(added)), label, split)
+    counts.removed = _split_label_counts(a_t.take(pa.array(removed)), label, split)
+    return counts
+
+
+def _column_labels(
+    path: str,
+    label: str,
+    split: str | None,
+    counts: SplitCounts,
+    *,
+    keyed: bool,
+    configured: bool,
+    key: str | None = None,
+    resplit: int = 0,
+    examples: list[dict[str, Any]] | None = None,
+) -> LabelDiff | None:
+    """The label diff of a column; None for a detected column with too many classes to be labels."""
+    total, splits = counts.split()
+    ld = LabelDiff(
+        kind="column",
+        path=path,
+        column=label,
+        split_by=split,
+        items="rows",
+        keyed=keyed,
+        total=total,
+        splits=splits,
+        resplit=resplit,
+        examples=examples or [],
+        key=key,
+    )
+    if not configured and _classes(ld) > MAX_DETECTED_CLASSES:
+        return None
+    return ld
+
+
 def _keyed_labels(
     d: TableDiff,
     a_t: Any,
@@ -762,16 +814,12 @@ def _keyed_labels(
     masks: dict[str, Arr],
     keys_new: Any,
     n: int,
-) -> LabelDiff:
+    configured: bool,
+) -> LabelDiff | None:
     np = _np()
     pa = _pa()
-    cols = [label] if split is None else [split, label]
-    a_l, b_l = a_t.select(cols), b_t.select(cols)
-    counts = SplitCounts()
-    counts.before = _split_label_counts(a_l, label, split)
-    counts.after = _split_label_counts(b_l, label, split)
-    counts.added = _split_label_counts(b_l.take(pa.array(match.added)), label, split)
-    counts.removed = _split_label_counts(a_l.take(pa.array(match.removed)), label, split)
+    counts = _column_counts(a_t, b_t, match.added, match.removed, label, split)
+    a_l, b_l = a_t, b_t
     rel = np.flatnonzero(masks[label])
     ex: list[dict[str, Any]] = []
     if len(rel):
@@ -797,19 +845,16 @@ def _keyed_labels(
                     }
                 )
     resplit = int(np.count_nonzero(masks[split])) if split and split in masks else 0
-    total, splits = counts.split()
-    return LabelDiff(
-        kind="column",
-        path=d.path,
-        column=label,
-        split_by=split,
-        items="rows",
+    return _column_labels(
+        d.path,
+        label,
+        split,
+        counts,
         keyed=True,
-        total=total,
-        splits=splits,
+        configured=configured,
+        key=d.key,
         resplit=resplit,
         examples=ex,
-        key=d.key,
     )
 
 
@@ -924,26 +969,10 @@ def _diff_keyless(
         d.samples_added = _rows(b_t.take(pa.array(added[:n])))
         d.samples_removed = _rows(a_t.take(pa.array(removed[:n])))
     if label is not None and label in d.compared:
-        cols = [label] if split is None else [split, label]
-        a_l, b_l = a_t.select(cols), b_t.select(cols)
-        counts = SplitCounts()
-        counts.before = _split_label_counts(a_l, label, split)
-        counts.after = _split_label_counts(b_l, label, split)
-        counts.added = _split_label_counts(b_l.take(pa.array(added)), label, split)
-        counts.removed = _split_label_counts(a_l.take(pa.array(removed)), label, split)
-        total, splits = counts.split()
-        ld = LabelDiff(
-            kind="column",
-            path=d.path,
-            column=label,
-            split_by=split,
-            items="rows",
-            keyed=False,
-            total=total,
-            splits=splits,
+        counts = _column_counts(a_t, b_t, added, removed, label, split)
+        d.labels = _column_labels(
+            d.path, label, split, counts, keyed=False, configured=label_configured
         )
-        if label_configured or _classes(ld) <= MAX_DETECTED_CLASSES:
-            d.labels = ld
 
 
 # ---------------------------------------------------------------------- one side only
@@ -962,10 +991,10 @@ def _one_sided(
         d.rows_old, d.removed = rows, rows
     names = t.schema.names
     types = {f.name: f.type for f in t.schema}
-    label, split, _ = (
+    label, split, configured = (
         _label_columns(names, names, types, opts) if opts.labels else (None, None, False)
     )
-    if label is None or label not in types or not _label_type_ok(types[label]):
+    if label is None or label not in types:
         return d
     if split is not None and split not in types:
         split = None
@@ -979,19 +1008,7 @@ def _one_sided(
     else:
         counts.before = c
         counts.removed = Counter(c)
-    total, splits = counts.split()
-    if len(total.before) + len(total.after) > MAX_DETECTED_CLASSES:
-        return d
-    d.labels = LabelDiff(
-        kind="column",
-        path=path,
-        column=label,
-        split_by=split,
-        items="rows",
-        keyed=True,
-        total=total,
-        splits=splits,
-    )
+    d.labels = _column_labels(path, label, split, counts, keyed=True, configured=configured)
     return d
 
 
