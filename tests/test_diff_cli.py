@@ -265,7 +265,7 @@ def test_colour_only_on_a_terminal(dsv: Invoke, work: Path, monkeypatch: Any) ->
     from click.testing import CliRunner
 
     from dsv.cli import cli
-    from dsv.cli import diff as cdiff
+    from dsv.cli import diffview as cdiff
 
     dataset(work, dsv)
     run = CliRunner().invoke

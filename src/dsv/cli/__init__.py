@@ -340,7 +340,7 @@ def _print_commit_body(c: Any, stat: bool = True) -> None:
 
 def _echo_changelog(summary: dict[str, Any], indent: str) -> None:
     """The data changelog stored in a commit (tables, labels), below its summary line."""
-    from dsv.cli.diff import changelog_lines
+    from dsv.cli.diffview import changelog_lines
 
     for line in changelog_lines(summary):
         click.echo(f"{indent}{line}")
