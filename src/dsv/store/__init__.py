@@ -141,6 +141,7 @@ class Store:
         self._packs: list[PackFile] | None = None
         self._midx: MultiPackIndex | None = None
         self._loose: list[PackFile] = []  # packs on disk that the multi-pack index does not cover
+        self._found = 0  # how many of them were on disk at load (the rest this process sealed)
         self._writer: PackWriter | None = None
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -181,6 +182,7 @@ class Store:
                 self._midx = None  # a cache: stale or damaged means unused
         covered = self._midx.names if self._midx is not None else set()
         self._loose = [p for p in packs if p.path.stem not in covered]
+        self._found = len(self._loose)
         return packs
 
     def write_multi_index(self, min_loose: int = 0) -> bool:
@@ -198,6 +200,7 @@ class Store:
         self._packs = None
         self._midx = None
         self._loose = []
+        self._found = 0
         self._session.clear()
 
     def close(self) -> None:
@@ -226,11 +229,13 @@ class Store:
     def has(self, oid: bytes) -> bool:
         if oid in self._session:
             return True
-        # Packs sealed by this process are covered by the session set.
+        # Packs sealed by this process are covered by the session set: a big
+        # commit seals one pack per 64 MiB and would otherwise search them all
+        # for every chunk.
         _ = self.packs
         if self._midx is not None and self._midx.find(oid) is not None:
             return True
-        for p in self._loose:
+        for p in self._loose[: self._found]:
             if p.find(oid) is not None:
                 return True
         return False
