@@ -263,6 +263,33 @@ def test_vanishing_file_fails_commit_and_leaves_repo_valid(
     assert api.fsck(Repository(repo.root)).ok
 
 
+@pytest.mark.parametrize("change", ["rewrite", "replace"])
+def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    write(repo.root / "a.txt", "a")
+    api.commit(repo, "v1")
+    write(repo.root / "b.txt", "b" * 1000)
+    real_scan = snap.scan
+
+    def scan_then_change(root: Path, limit: object = None) -> snap.Scan:
+        out = real_scan(root, limit)  # type: ignore[arg-type]
+        if change == "rewrite":  # other bytes, other size
+            write(repo.root / "b.txt", "B" * 999)
+        else:  # the same size, but another file renamed over it
+            write(repo.root / "b.new", "B" * 1000)
+            os.replace(repo.root / "b.new", repo.root / "b.txt")
+        return out
+
+    monkeypatch.setattr(snap, "scan", scan_then_change)
+    head = repo.refs.head().commit
+    with pytest.raises(DsvIOError) as e:
+        api.commit(repo, "v2")
+    assert "b.txt" in str(e.value) and "changed while" in str(e.value)
+    assert repo.refs.head().commit == head
+    assert api.fsck(Repository(repo.root)).ok
+
+
 def test_unreadable_file_fails_commit_cleanly(
     repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,10 +208,11 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
             target = os.fsencode(os.readlink(full))
             st2 = os.lstat(full)
             return st2, repo.store.put_bytes(target)
+        # The scan's lstat stands for the state before the read: one fstat
+        # after it tells whether the file changed since it was scanned (by a
+        # write, a rename over it or a replacement), saving a call per file.
+        before = st
         with open(full, "rb", buffering=0) as f:
-            before = os.fstat(f.fileno())
-            if not stat_mod.S_ISREG(before.st_mode):
-                raise DsvIOError(f"{rel} stopped being a regular file while being committed")
             oid, size = repo.store.put_file(f, before.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
@@ -223,6 +224,8 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
         raise io_error("read", rel, exc) from exc
     if (
         size != before.st_size
+        or not stat_mod.S_ISREG(after.st_mode)
+        or after.st_ino != before.st_ino
         or after.st_size != before.st_size
         or after.st_mtime_ns != before.st_mtime_ns
         or after.st_ctime_ns != before.st_ctime_ns
