@@ -18,7 +18,7 @@ Scenarios, per dataset of ../shared/bench/make_data.py (images, table, big):
   gc          `dsv gc`                   vs `dvc gc -w -f`            (info)
   peak RSS    every command runs via Popen + os.wait4 (in a ~10 MB launcher, see LAUNCHER), so
               ru_maxrss is that child's own peak; about 10 MB is the floor of the figure
-plus `--status-files N` (no-op status on N tiny files) and `--rss-big GIB` (commit of GIB GiB).
+plus `--status-files N` (no-op status on N tiny files) and `--rss-big GIB` (one GIB GiB file: commit, status, small edit + commit, checkout, peak RSS of each).
 Each tool's workspace holds the dataset under data/ (dsv commits the whole tree; DVC tracks
 `data`). dsv is found beside this python, else on PATH, else run as `python -m dsv` from src/.
 
@@ -239,6 +239,28 @@ def write_random_file(path: Path, size: int, seed: int = 20240601) -> None:
             n = min(64 * MiB, left)
             f.write(bitgen.random_raw((n + 7) // 8).tobytes()[:n])
             left -= n
+
+
+def edit_big(path: Path, overwrite: int, append: int, seed: int = 1) -> None:
+    """Overwrite ``overwrite`` bytes 12,345 bytes past the middle and append ``append`` bytes."""
+    import numpy as np
+
+    bitgen = np.random.PCG64(seed)
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2 + 12345)
+        f.write(bitgen.random_raw((overwrite + 7) // 8).tobytes()[:overwrite])
+        f.seek(0, os.SEEK_END)
+        f.write(bitgen.random_raw((append + 7) // 8).tobytes()[:append])
+
+
+def file_digest(path: Path) -> bytes:
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while block := f.read(16 * MiB):
+            h.update(block)
+    return h.digest()
 
 
 # ---------------------------------------------------------------------------- report
@@ -828,6 +850,7 @@ class Bench:
     # ------------------------------------------------------------------ big-file peak RSS
 
     def rss_big(self, gib: float) -> None:
+        """One file of ``gib`` GiB: commit, status, a small edit + commit, checkout; RSS of each."""
         name = f"rss-big-{gib:g}GiB"
         if self.dsv is None:
             print(f"\n== {name}: skipped (--skip-dsv)")
@@ -835,48 +858,58 @@ class Bench:
         dsv = self.dsv
         size = int(gib * GiB)
         ws = self.run_dir / name
-        (ws / "data").mkdir(parents=True)
+        big = ws / "data" / "big.bin"
+        big.parent.mkdir(parents=True)
         t0 = time.perf_counter()
-        write_random_file(ws / "data" / "big.bin", size)
+        write_random_file(big, size)
         print(
             f"\n== {name}: {human_bytes(size)} of random bytes written in "
             f"{time.perf_counter() - t0:.1f} s",
             flush=True,
         )
-        try:
-            dsv.run(["init"], ws, name, "init")
-            r = dsv.run(["commit", "-m", "big"], ws, name, "commit v1")
+
+        def rss_row(step: str, r: Run, rate: bool = True) -> None:
             self.add(
                 Row(
-                    "big commit peak RSS",
+                    f"big {step} peak RSS",
                     name,
                     "MB",
                     dsv=r.maxrss_mb,
                     target=f"dsv < {RSS_MAX_MB:g} MB",
                     result=judge(r.maxrss_mb < RSS_MAX_MB),
+                    note=f"{r.seconds:.1f} s"
+                    + (f", {size / r.seconds / GB:.2f} GB/s" if rate else ""),
                 )
             )
+
+        try:
+            dsv.run(["init"], ws, name, "init")
+            rss_row("commit v1", dsv.run(["commit", "-m", "big"], ws, name, "commit v1"))
+            rss_row("status", dsv.run(["status", "--json"], ws, name, "status clean"), rate=False)
+            # the small edit of make_data.py's `big`, at this size: 1 MiB overwritten past the
+            # middle (not chunk-aligned), 10 MiB appended
+            before = tree_bytes(ws / ".dsv")
+            edit_big(big, overwrite=MiB, append=10 * MiB)
+            rss_row("commit v2", dsv.run(["commit", "-m", "edit"], ws, name, "commit v2"))
+            grown = tree_bytes(ws / ".dsv") - before
+            limit = 11 * MiB + V2_BIG_SLACK
             self.add(
                 Row(
-                    "big commit throughput",
+                    "big v2 store growth",
                     name,
-                    "GB/s",
-                    dsv=size / r.seconds / GB,
-                    note=f"{r.seconds:.1f} s",
+                    "B",
+                    dsv=grown,
+                    target=f"< {human_bytes(limit)}",
+                    result=judge(grown < limit),
+                    note="1 MiB overwritten + 10 MiB appended",
                 )
             )
-            s = dsv.run(["status", "--json"], ws, name, "status clean")
-            self.add(
-                Row(
-                    "big status peak RSS",
-                    name,
-                    "MB",
-                    dsv=s.maxrss_mb,
-                    target=f"dsv < {RSS_MAX_MB:g} MB",
-                    result=judge(s.maxrss_mb < RSS_MAX_MB),
-                    note=f"{s.seconds:.2f} s",
-                )
-            )
+            want = file_digest(big)
+            big.unlink()
+            rss_row("checkout", dsv.run(["checkout", "--force", "HEAD"], ws, name, "checkout"))
+            if file_digest(big) != want:
+                self.fail(f"{name}: the checked-out file differs from v2")
+                self.add(Row("ERROR", name, "s", result="error", note="checkout differs from v2"))
         except CommandFailed as e:
             self.fail(f"{name}: command failed: {e}")
             self.add(Row("ERROR", name, "s", result="error", note=str(e).splitlines()[0][:120]))
