@@ -114,10 +114,16 @@ def temp_files(store: Store) -> list[str]:
     return [p.name for p in store.pack_dir.iterdir() if p.name.startswith(TEMP_MARK)]
 
 
+def runs_content(store: Store, oid: bytes) -> bytes:
+    # each run's views are only valid until the next run is asked for
+    return b"".join(b"".join(bytes(x) for x in run) for run in store.iter_content_runs(oid))
+
+
 def assert_content(store: Store, oid: bytes, data: bytes) -> None:
     assert store.has(oid)
     assert store.get_bytes(oid) == data
     assert b"".join(store.iter_content(oid)) == data
+    assert runs_content(store, oid) == data
     assert store.info(oid).size == len(data)
     ids, lengths = store.chunk_table(oid)
     assert sum(lengths) == len(data)
@@ -451,6 +457,26 @@ def test_flipped_bit_in_raw_payload_is_detected(new_store, patcher) -> None:
     assert reader.get_bytes(oid) == data
 
 
+def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> None:
+    s = new_store()
+    # chunks of random and of compressible bytes, neighbours in one pack
+    data = b"".join(rand(3000, i) + text_data(3000) for i in range(6))
+    oid = s.put_bytes(data)
+    s.flush()
+    ids, _ = s.chunk_table(oid)
+    codecs = {_payload(s, c)[1][5] for c in ids}
+    assert len(ids) > 4 and codecs == {CODEC_NONE, CODEC_ZSTD}
+    reader = new_store()
+    assert runs_content(reader, oid) == data
+    for cid in ids:
+        pack, (_, off, stored, _, _, _) = _payload(s, cid)
+        with patcher(pack).flipped(off + stored // 2):
+            with pytest.raises(CorruptObjectError) as e:
+                runs_content(reader, oid)
+            assert cid.hex() in str(e.value)
+    assert runs_content(reader, oid) == data
+
+
 ZSTD_FRAME_HEADER_DESCRIPTOR = 4  # after the 4-byte magic
 
 
@@ -518,8 +544,11 @@ def test_flipped_byte_in_chunk_list_never_returns_wrong_data(new_store, patcher)
                 got = reader.get_bytes(oid)
             except DsvError:
                 errors += 1
+                with pytest.raises(DsvError):
+                    runs_content(reader, oid)
             else:
                 assert got == data
+                assert runs_content(reader, oid) == data
                 assert 1 <= pos - off <= 3  # only the header's padding is not checked
     assert errors == stored - 3
 

@@ -36,7 +36,7 @@ class HashAlgo:
         name: str,
         digest_size: int,
         new: Callable[[], Hasher],
-        digest: Callable[[bytes | memoryview], bytes],
+        digest: Callable[[bytes | bytearray | memoryview], bytes],
     ) -> None:
         self.name = name
         self.digest_size = digest_size
@@ -57,7 +57,7 @@ def _blake3_new() -> Hasher:
     return blake3.blake3()
 
 
-def _blake3_digest(data: bytes | memoryview) -> bytes:
+def _blake3_digest(data: bytes | bytearray | memoryview) -> bytes:
     import blake3
 
     return blake3.blake3(data).digest()

@@ -216,14 +216,19 @@ class PackFile(SortedIndex):
 
     # -- reads
 
-    def read_stored(self, e: Entry) -> bytes:
-        """The stored (possibly compressed) payload of a record."""
+    def _open(self) -> int:
         if self._fd is None:
             try:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except OSError as exc:
                 raise io_error("open pack", self.path, exc) from exc
             self._size = os.fstat(self._fd).st_size
+        return self._fd
+
+    def read_stored(self, e: Entry) -> bytes:
+        """The stored (possibly compressed) payload of a record."""
+        self._open()
+        assert self._fd is not None
         if (
             e.offset < _FILE_HEADER.size
             or e.offset + e.stored_len > self._size - _PACK_TRAILER.size
@@ -236,6 +241,18 @@ class PackFile(SortedIndex):
         if len(data) != e.stored_len:
             raise CorruptObjectError(f"pack {self.path.name}: truncated")
         return data
+
+    def read_span(self, into: memoryview, offset: int) -> None:
+        """Fill ``into`` with the pack's bytes from ``offset`` (several records at once)."""
+        fd = self._open()
+        if offset < _FILE_HEADER.size or offset + len(into) > self._size - _PACK_TRAILER.size:
+            raise FormatError(f"pack index {self.idx_path.name}: entry points outside its pack")
+        try:
+            n = os.preadv(fd, [into], offset)
+        except OSError as exc:
+            raise io_error("read pack", self.path, exc) from exc
+        if n != len(into):
+            raise CorruptObjectError(f"pack {self.path.name}: truncated")
 
     def close(self) -> None:
         if self._fd is not None:

@@ -22,6 +22,7 @@ from dsv.errors import ConflictError, DsvError, NotFoundError, UnsafePathError, 
 from dsv.objects import Kind, TreeEntry
 from dsv.progress import Progress
 from dsv.repo import Repository
+from dsv.store.pack import Buffer
 from dsv.worktree.scan import DSV_DIR, scan
 from dsv.worktree.snapshot import hash_path, load_cache, run_parallel
 from dsv.worktree.statcache import entry_from_stat, granularity_for
@@ -218,11 +219,8 @@ def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:
             return
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            for data in repo.store.iter_content(t.id):
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
+            for parts in repo.store.iter_content_runs(t.id):
+                _write_all(fd, parts)
             os.fchmod(fd, t.mode)
         finally:
             os.close(fd)
@@ -230,6 +228,19 @@ def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:
         raise type(exc)(f"{p}: {exc.message}") from None
     except OSError as exc:
         raise io_error("write", p, exc) from exc
+
+
+def _write_all(fd: int, parts: list[Buffer]) -> None:
+    """Write the parts in order with as few calls as the OS allows."""
+    left = sum(len(x) for x in parts)
+    while left:
+        n = os.writev(fd, parts[:1024])  # IOV_MAX
+        left -= n
+        while parts and n >= len(parts[0]):
+            n -= len(parts[0])
+            parts = parts[1:]
+        if n:
+            parts = [memoryview(parts[0])[n:], *parts[1:]]
 
 
 def _remove(root: Path, p: str) -> None:
