@@ -25,7 +25,6 @@ import bisect
 import contextlib
 import copy
 import hashlib
-import io
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from dsv.objects import Commit, Kind, Tag, TreeEntry, decode_object
 from dsv.progress import Progress
 from dsv.refs import HEADS, TAGS
 from dsv.repo import MAX_COMMIT_BYTES, Repository
+from dsv.store.reader import SeekableReader
 
 __all__ = [
     "LocalSource",
@@ -656,7 +656,7 @@ class Version:
         return VersionFile(self.source, e.id, e.size, path)
 
 
-class VersionFile(io.RawIOBase):
+class VersionFile(SeekableReader):
     """A read-only, seekable view of one file of a version.
 
     Reads touch only the chunks that overlap them (a remote source fetches
@@ -665,12 +665,10 @@ class VersionFile(io.RawIOBase):
     """
 
     def __init__(self, source: Source, oid: bytes, size: int, name: str = "") -> None:
-        super().__init__()
+        super().__init__(size)
         self.source = source
         self.oid = oid
-        self.size = size
         self.name = name
-        self._pos = 0
         self._table: tuple[tuple[bytes, ...], list[int]] | None = None
         self._last: tuple[int, bytes] = (-1, b"")
         self._hash: Any = source.repo.algo.new()
@@ -679,48 +677,6 @@ class VersionFile(io.RawIOBase):
         self.owns_source = False  # close the source with the file (dsv.open's own)
         self._seq_end = -1  # where the previous read ended
         self._ahead = 0  # read-ahead window, grows while reads are sequential
-
-    # -- io.RawIOBase
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        data = self.pread(self._pos, len(view))
-        n = len(data)
-        view[:n] = data
-        self._pos += n
-        return n
-
-    def readall(self) -> bytes:
-        out = bytearray()
-        while True:
-            data = self.pread(self._pos, 8 << 20)
-            if not data:
-                return bytes(out)
-            out += data
-            self._pos += len(data)
 
     # -- random access
 
