@@ -640,62 +640,58 @@ def fsck(
         rc = rapi.fsck_remote(
             _repo(ctx), remote_name, full=full, progress=_progress(quiet or as_json)
         )
-        if as_json:
-            _emit_json(
-                {
-                    "ok": rc.ok,
-                    "remote": remote_name,
-                    "refs": rc.refs,
-                    "packs": rc.packs,
-                    "commits": rc.commits,
-                    "trees": rc.trees,
-                    "files": rc.files,
-                    "chunks": rc.chunks,
-                    "bytes_read": rc.bytes_read,
-                    "problems": [p.as_dict() for p in rc.problems],
-                }
-            )
-        else:
-            for rp in rc.problems:
-                click.echo(f"{rp.kind}: {rp.oid}: {rp.message}", err=True)
-                for w in rp.where[:20]:
-                    click.echo(f"    affects {w}", err=True)
-            click.echo(
-                f"checked remote {remote_name}: {rc.refs} refs, {rc.packs} packs, {rc.commits}"
-                f" commits, {rc.trees} trees, {rc.files:,} files, {rc.chunks:,} chunks"
-                f" (read {human_bytes(rc.bytes_read)}): "
-                + ("ok" if rc.ok else f"{len(rc.problems)} problems")
-            )
-        if not rc.ok:
-            raise SystemExit(int(ExitCode.FAILURE))
+        _fsck_report(
+            as_json,
+            rc.problems,
+            {
+                "ok": rc.ok,
+                "remote": remote_name,
+                "refs": rc.refs,
+                "packs": rc.packs,
+                "commits": rc.commits,
+                "trees": rc.trees,
+                "files": rc.files,
+                "chunks": rc.chunks,
+                "bytes_read": rc.bytes_read,
+            },
+            f"checked remote {remote_name}: {rc.refs} refs, {rc.packs} packs, {rc.commits}"
+            f" commits, {rc.trees} trees, {rc.files:,} files, {rc.chunks:,} chunks"
+            f" (read {human_bytes(rc.bytes_read)}): "
+            + ("ok" if rc.ok else f"{len(rc.problems)} problems"),
+        )
         return
     r = api.fsck(_repo(ctx), _progress(quiet or as_json))
+    _fsck_report(
+        as_json,
+        r.problems,
+        {
+            "ok": r.ok,
+            "packs": r.packs,
+            "commits": r.commits,
+            "trees": r.trees,
+            "files": r.files,
+            "chunks": r.chunks,
+            "bytes_checked": r.bytes_checked,
+            "not_fetched": r.not_fetched,
+        },
+        f"checked {r.packs} packs, {r.commits} commits, {r.trees} trees, {r.files:,} files, "
+        f"{r.chunks:,} chunks ({human_bytes(r.bytes_checked)}): "
+        + ("ok" if r.ok else f"{len(r.problems)} problems")
+        + (f" ({r.not_fetched:,} trees and files not fetched)" if r.not_fetched else ""),
+    )
+
+
+def _fsck_report(as_json: bool, problems: Any, counts: dict[str, Any], line: str) -> None:
+    """Print an fsck result (problems first, with the paths they affect); exit 1 if not ok."""
     if as_json:
-        _emit_json(
-            {
-                "ok": r.ok,
-                "packs": r.packs,
-                "commits": r.commits,
-                "trees": r.trees,
-                "files": r.files,
-                "chunks": r.chunks,
-                "bytes_checked": r.bytes_checked,
-                "not_fetched": r.not_fetched,
-                "problems": [p.as_dict() for p in r.problems],
-            }
-        )
+        _emit_json({**counts, "problems": [p.as_dict() for p in problems]})
     else:
-        for p in r.problems:
+        for p in problems:
             click.echo(f"{p.kind}: {p.oid}: {p.message}", err=True)
             for w in p.where[:20]:
                 click.echo(f"    affects {w}", err=True)
-        click.echo(
-            f"checked {r.packs} packs, {r.commits} commits, {r.trees} trees, {r.files:,} files, "
-            f"{r.chunks:,} chunks ({human_bytes(r.bytes_checked)}): "
-            + ("ok" if r.ok else f"{len(r.problems)} problems")
-            + (f" ({r.not_fetched:,} trees and files not fetched)" if r.not_fetched else "")
-        )
-    if not r.ok:
+        click.echo(line)
+    if not counts["ok"]:
         raise SystemExit(int(ExitCode.FAILURE))
 
 
