@@ -216,7 +216,7 @@ def drill_disk_full_checkout(base: Path, seed: int) -> tuple[str, bool]:
     v2 = _tree(repo.root)
     fresh = Repository(repo.root)
     clear = False
-    with _failing(os, "write", errno.ENOSPC, 3):
+    with _failing(os, "writev", errno.ENOSPC, 0):  # checkout writes files with writev
         try:
             api.checkout(fresh, "HEAD~1")
         except DsvIOError as exc:
