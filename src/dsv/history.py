@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dsv.errors import CorruptObjectError, FormatError, NotFoundError
 from dsv.objects import Commit, Tag
@@ -100,8 +100,8 @@ def _is_commit_or_tag(repo: Repository, oid: bytes) -> bool:
     return True
 
 
-def resolve(repo: Repository, rev: str) -> bytes:
-    """The commit a revision names."""
+def split_rev(rev: str) -> tuple[str, list[str]]:
+    """A revision's base name and its ``~N``/``^N`` suffixes, in order (git syntax)."""
     rev = rev.strip()
     if not rev:
         raise NotFoundError("empty revision")
@@ -110,7 +110,33 @@ def resolve(repo: Repository, rev: str) -> bytes:
     # ref names cannot contain ~ or ^, so everything after the first one is suffixes
     if not base or (suffix and not _SUFFIXES.fullmatch(suffix)):
         raise NotFoundError(f"bad revision syntax: {rev}")
-    ops = _SUFFIX.findall(suffix)
+    return base, _SUFFIX.findall(suffix)
+
+
+def follow_suffixes(
+    read_commit: Callable[[bytes], Commit], oid: bytes, ops: list[str], rev: str
+) -> bytes:
+    """Apply ``~N`` (first parents) and ``^N`` (the N-th parent) to a commit."""
+    for op in ops:
+        n = int(op[1:]) if len(op) > 1 else 1
+        c = read_commit(oid)
+        if op[0] == "~":
+            for _ in range(n):
+                if not c.parents:
+                    raise NotFoundError(f"{rev}: history is not that deep")
+                oid = c.parents[0]
+                c = read_commit(oid)
+        elif n:
+            if n > len(c.parents):
+                raise NotFoundError(f"{rev}: commit has no parent {n}")
+            oid = c.parents[n - 1]
+    return oid
+
+
+def resolve(repo: Repository, rev: str) -> bytes:
+    """The commit a revision names."""
+    rev = rev.strip()
+    base, ops = split_rev(rev)
     hit = resolve_ref_name(repo, base)
     if hit is None:
         if base in ("HEAD", "@"):
@@ -122,22 +148,7 @@ def resolve(repo: Repository, rev: str) -> bytes:
         oid = _peel(repo, oid, rev)
     except FormatError:
         raise NotFoundError(f"{base} does not name a commit") from None
-    for op in ops:
-        n = int(op[1:]) if len(op) > 1 else 1
-        c = repo.read_commit(oid)
-        if op[0] == "~":
-            for _ in range(n):
-                if not c.parents:
-                    raise NotFoundError(f"{rev}: history is not that deep")
-                oid = c.parents[0]
-                c = repo.read_commit(oid)
-        else:
-            if n == 0:
-                continue
-            if n > len(c.parents):
-                raise NotFoundError(f"{rev}: commit has no parent {n}")
-            oid = c.parents[n - 1]
-    return oid
+    return follow_suffixes(repo.read_commit, oid, ops, rev)
 
 
 def short_id(repo: Repository, oid: bytes, length: int = DEFAULT_SHORT) -> str:

@@ -41,6 +41,7 @@ from dsv.errors import (
     FormatError,
     NotFoundError,
 )
+from dsv.history import follow_suffixes, split_rev
 from dsv.objects import Commit, Kind, Tag, TreeEntry, decode_object
 from dsv.progress import Progress
 from dsv.refs import HEADS, TAGS
@@ -57,8 +58,6 @@ __all__ = [
     "remote_options",
 ]
 
-_SUFFIX = re.compile(r"~\d*|\^\d*")
-_SUFFIXES = re.compile(r"(?:~\d*|\^\d*)+")
 _HEX = re.compile(r"^[0-9a-f]{4,}$")
 MAX_LINK_HOPS = 40
 MIN_AHEAD = 1 << 20
@@ -428,12 +427,7 @@ class RemoteSource(Source):
     def resolve(self, rev: str) -> bytes:
         """The commit a revision names, with the remote's branches and tags (git syntax)."""
         rev = rev.strip()
-        if not rev:
-            raise NotFoundError("empty revision")
-        cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
-        base, suffix = rev[:cut], rev[cut:]
-        if not base or (suffix and not _SUFFIXES.fullmatch(suffix)):
-            raise NotFoundError(f"bad revision syntax: {rev}")
+        base, ops = split_rev(rev)
         oid = self._by_name(base)
         if oid is None:
             oid = self._by_hex(base)
@@ -447,20 +441,7 @@ class RemoteSource(Source):
             oid = obj.object
         else:
             raise NotFoundError(f"{rev}: tag chain too long")
-        for op in _SUFFIX.findall(suffix):
-            n = int(op[1:]) if len(op) > 1 else 1
-            c = self.read_commit(oid)
-            if op[0] == "~":
-                for _ in range(n):
-                    if not c.parents:
-                        raise NotFoundError(f"{rev}: history is not that deep")
-                    oid = c.parents[0]
-                    c = self.read_commit(oid)
-            elif n:
-                if n > len(c.parents):
-                    raise NotFoundError(f"{rev}: commit has no parent {n}")
-                oid = c.parents[n - 1]
-        return oid
+        return follow_suffixes(self.read_commit, oid, ops, rev)
 
     # -- lifetime
 
