@@ -169,6 +169,18 @@ class LabelDiff:
         }
 
 
+def _by_class(layout: FolderLayout, paths: Iterable[str]) -> Counter[tuple[SplitKey, Label]]:
+    """Files per (split, class) of a layout: counted per directory, each directory classified once."""
+    prefix = layout.prefix
+    dirs = Counter(p[: p.rfind("/") + 1] for p in paths if p.startswith(prefix))
+    out: Counter[tuple[SplitKey, Label]] = Counter()
+    for d, n in dirs.items():
+        sc = layout.classify(d + "f")  # the class of any file in that directory
+        if sc is not None:
+            out[sc] += n
+    return out
+
+
 def folder_label_diff(
     layout: FolderLayout,
     files: FileDiff,
@@ -184,25 +196,10 @@ def folder_label_diff(
     """
     counts = SplitCounts()
     classify = layout.classify
-    prefix = layout.prefix
-    for p in old_paths:
-        if p.startswith(prefix):
-            sc = classify(p)
-            if sc is not None:
-                counts.before[sc] += 1
-    for p in new_paths:
-        if p.startswith(prefix):
-            sc = classify(p)
-            if sc is not None:
-                counts.after[sc] += 1
-    for p, _ in files.added:
-        sc = classify(p)
-        if sc is not None:
-            counts.added[sc] += 1
-    for p, _ in files.removed:
-        sc = classify(p)
-        if sc is not None:
-            counts.removed[sc] += 1
+    counts.before = _by_class(layout, old_paths)
+    counts.after = _by_class(layout, new_paths)
+    counts.added = _by_class(layout, (p for p, _ in files.added))
+    counts.removed = _by_class(layout, (p for p, _ in files.removed))
     resplit = 0
     ex: list[dict[str, Any]] = []
     for a, b, _ in files.moved:
