@@ -36,6 +36,7 @@ from dsv.objects import (
 from dsv.refs import Refs
 from dsv.store import Store
 from dsv.store.pack import PackFile, scan_pack
+from dsv.worktree.scan import STAT
 from dsv.worktree.statcache import StatCache
 
 D = 16
@@ -60,10 +61,10 @@ def _samples(tmp: Path) -> dict[str, bytes]:
     store.flush()
     pack = next((tmp / "objects" / "pack").glob("*.pack"))
     cache = StatCache(tmp / "index", XXH3_128)
-    cache.entries = {
-        "a": (1, 2, 3, 4, 0o100644, b"\7" * D),
-        "b/c": (5, 6, 7, 8, 0o100755, b"\x08" * D),
-    }
+    cache.merge("", {"a": (STAT.pack(1, 2, 3, 4, 0o100644), b"\7" * D)})
+    cache.merge("b", {"c": (STAT.pack(5, 6, 7, 8, 0o100755), b"\x08" * D)})
+    cache.set_block("b", cache.blocks["b"].with_tree(b"\x09" * D, 5))
+    cache.loose["d"] = (STAT.pack(9, 10, 11, 12, 0o100644), b"\x0a" * D)
     cache.save(10**18, 50_000_000)
     return {
         "tree": tree,
@@ -92,7 +93,7 @@ def _decoders(tmp: Path) -> dict[str, Callable[[bytes], object]]:
     def statcache(data: bytes) -> object:
         (tmp / "fz-index").write_bytes(data)
         c = StatCache(tmp / "fz-index", XXH3_128).load()  # a cache never raises: it resets
-        assert isinstance(c.entries, dict)
+        assert isinstance(c.blocks, dict) and isinstance(c.loose, dict)
         return c
 
     def config(data: bytes) -> object:

@@ -12,6 +12,7 @@ from dsv import api
 from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToCommitError
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
+from dsv.worktree.scan import Listing, Scanner
 from dsv.worktree.statcache import FINE_GRANULARITY_NS, StatCache
 
 from .conftest import snapshot, write
@@ -120,14 +121,7 @@ def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
     f = write(tmp_path / "f", "abc")
     st = f.stat()
     cache = StatCache(tmp_path / "index", XXH3_128)
-    cache.entries["f"] = (
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        st.st_mode,
-        b"x" * 16,
-    )
+    cache.record({"f": (st, b"x" * 16)})
     # the cache was written within the timestamp granularity of the file's mtime
     cache.ref_ns = st.st_mtime_ns + FINE_GRANULARITY_NS // 2
     cache.granularity_ns = FINE_GRANULARITY_NS
@@ -246,14 +240,15 @@ def test_vanishing_file_fails_commit_and_leaves_repo_valid(
     api.commit(repo, "v1")
     write(repo.root / "b.txt", "b" * 1000)
     write(repo.root / "c.txt", "c" * 1000)
-    real_scan = snap.scan
+    real_listing = Scanner.listing
 
-    def scan_then_delete(root: Path, limit: object = None) -> snap.Scan:
-        out = real_scan(root, limit)  # type: ignore[arg-type]
-        (repo.root / "c.txt").unlink()
+    def scan_then_delete(self: Scanner, d: str) -> Listing | None:
+        out = real_listing(self, d)
+        if d == "":
+            (repo.root / "c.txt").unlink()
         return out
 
-    monkeypatch.setattr(snap, "scan", scan_then_delete)
+    monkeypatch.setattr(Scanner, "listing", scan_then_delete)
     head = repo.refs.head().commit
     with pytest.raises(DsvIOError) as e:
         api.commit(repo, "v2")
@@ -270,10 +265,12 @@ def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
     write(repo.root / "a.txt", "a")
     api.commit(repo, "v1")
     write(repo.root / "b.txt", "b" * 1000)
-    real_scan = snap.scan
+    real_listing = Scanner.listing
 
-    def scan_then_change(root: Path, limit: object = None) -> snap.Scan:
-        out = real_scan(root, limit)  # type: ignore[arg-type]
+    def scan_then_change(self: Scanner, d: str) -> Listing | None:
+        out = real_listing(self, d)
+        if d != "":
+            return out
         if change == "rewrite":  # other bytes, other size
             write(repo.root / "b.txt", "B" * 999)
         else:  # the same size, but another file renamed over it
@@ -281,7 +278,7 @@ def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
             os.replace(repo.root / "b.new", repo.root / "b.txt")
         return out
 
-    monkeypatch.setattr(snap, "scan", scan_then_change)
+    monkeypatch.setattr(Scanner, "listing", scan_then_change)
     head = repo.refs.head().commit
     with pytest.raises(DsvIOError) as e:
         api.commit(repo, "v2")

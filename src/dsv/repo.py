@@ -17,7 +17,7 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dsv.chunking import ChunkParams
@@ -29,9 +29,9 @@ from dsv.objects import (
     Kind,
     Tag,
     TreeEntry,
+    TreeTable,
     decode_commit,
     decode_object,
-    decode_tree,
     encode_tree,
 )
 from dsv.refs import HEADS, Refs, RepoLock, ensure_dirs
@@ -42,6 +42,8 @@ DEFAULT_BRANCH = "main"
 # Trees and commits are read whole; this bounds what a corrupt one can make us allocate.
 MAX_TREE_BYTES = 1 << 30
 MAX_COMMIT_BYTES = 64 << 20
+# Decoded tree entries kept for repeated lookups (about 200 bytes each).
+TREE_CACHE_ENTRIES = 200_000
 
 
 class Repository:
@@ -55,6 +57,7 @@ class Repository:
         self.store = Store(self.dsv_dir / "objects", self.algo, self.config.chunk_params)
         self.refs = Refs(self.dsv_dir, self.algo.digest_size)
         self._trees: OrderedDict[bytes, list[TreeEntry]] = OrderedDict()
+        self._cached_entries = 0
 
     # ------------------------------------------------------------------ opening
 
@@ -119,14 +122,21 @@ class Repository:
         if cached is not None:
             self._trees.move_to_end(oid)
             return cached
+        entries = self.tree_table(oid).entries()
+        # a bounded cache: by entries, not trees (one directory may hold millions)
+        self._trees[oid] = entries
+        self._cached_entries += len(entries)
+        while self._cached_entries > TREE_CACHE_ENTRIES and len(self._trees) > 1:
+            _, gone = self._trees.popitem(last=False)
+            self._cached_entries -= len(gone)
+        return entries
+
+    def tree_table(self, oid: bytes) -> TreeTable:
+        """A tree, validated, without an object per entry (see TreeTable)."""
         try:
-            entries = decode_tree(self.store.get_bytes(oid, MAX_TREE_BYTES), self.algo.digest_size)
+            return TreeTable(self.store.get_bytes(oid, MAX_TREE_BYTES), self.algo.digest_size)
         except FormatError as exc:
             raise type(exc)(f"tree {oid.hex()}: {exc}") from None
-        self._trees[oid] = entries
-        if len(self._trees) > 4096:
-            self._trees.popitem(last=False)
-        return entries
 
     def write_tree(self, entries: list[TreeEntry]) -> bytes:
         data = encode_tree(entries)
@@ -141,7 +151,7 @@ class Repository:
         stack = [(prefix, tree_id)]
         while stack:
             base, tid = stack.pop()
-            for e in self.read_tree(tid):
+            for e in self.tree_table(tid).entries():
                 if e.kind == Kind.DIR:
                     stack.append((f"{base}{e.name}/", e.id))
                 else:
@@ -230,6 +240,62 @@ class Repository:
 
             email = f"{name}@{socket.gethostname() or 'localhost'}"
         return f"{name} <{email}>"
+
+
+class TreeFiles(Mapping[str, TreeEntry]):
+    """The files and symlinks below a tree by path, read as they are asked for.
+
+    For code that wants a ``{path: entry}`` map of a version but may only look
+    at a few paths, or walk them once: nothing is held per path.
+    """
+
+    def __init__(self, repo: Repository, tree_id: bytes | None) -> None:
+        self.repo = repo
+        self.tree_id = tree_id
+        self._len: int | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for path, _ in self.items():
+            yield path
+
+    def items(self) -> Iterator[tuple[str, TreeEntry]]:  # type: ignore[override]
+        if self.tree_id is None:
+            return
+        stack = [("", self.tree_id)]
+        while stack:
+            base, tid = stack.pop()
+            table = self.repo.tree_table(tid)
+            subdirs = []
+            for i in range(len(table)):
+                e = table.entry(i)
+                if e.kind == Kind.DIR:
+                    subdirs.append((f"{base}{e.name}/", e.id))
+                else:
+                    yield base + e.name, e
+            stack.extend(reversed(subdirs))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(1 for _ in self.items())
+        return self._len
+
+    def __getitem__(self, path: str) -> TreeEntry:
+        tid = self.tree_id
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            if tid is None:
+                break
+            table = self.repo.tree_table(tid)
+            j = table.find(part)
+            if j < 0:
+                break
+            e = table.entry(j)
+            if i == len(parts) - 1:
+                if e.kind != Kind.DIR:
+                    return e
+                break
+            tid = e.id if e.kind == Kind.DIR else None
+        raise KeyError(path)
 
 
 def local_tz_minutes(t: float | None = None) -> int:

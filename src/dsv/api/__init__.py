@@ -109,13 +109,11 @@ def commit(
         )
 
 
-def _changelog_summary(
-    repo: Repository, old: dict[str, TreeEntry], new: dict[str, TreeEntry]
-) -> dict[str, Any]:
+def _changelog_summary(repo: Repository, changes: snapshot.Changes) -> dict[str, Any]:
     """What a commit stores by default: file counts plus the data changelog (tables, labels)."""
     from dsv.api.diff import commit_summarizer  # pyarrow and the diff code load only here
 
-    return commit_summarizer(repo, old, new)
+    return commit_summarizer(repo, changes)
 
 
 class CheckoutOutcome(Record):
@@ -257,9 +255,12 @@ def lookup(repo: Repository, tree: bytes, path: str) -> TreeEntry | None:
     cur = tree
     parts = path.split("/")
     for i, part in enumerate(parts):
-        entry = next((e for e in repo.read_tree(cur) if e.name == part), None)
-        if entry is None:
+        # a binary search in the encoded tree: no object per entry of a huge directory
+        table = repo.tree_table(cur)
+        j = table.find(part)
+        if j < 0:
             return None
+        entry = table.entry(j)
         if i == len(parts) - 1:
             return entry
         if entry.kind != Kind.DIR:

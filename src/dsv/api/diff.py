@@ -7,6 +7,7 @@ changed are hashed.  :mod:`dsv.diff` then compares two flat maps.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,9 @@ from dsv.history import resolve, walk
 from dsv.labels import NONE, PathSettings, Settings, folder_layouts, section_name
 from dsv.objects import Commit, TreeEntry
 from dsv.progress import Progress
-from dsv.repo import Repository
+from dsv.repo import Repository, TreeFiles
 from dsv.worktree import snapshot
 from dsv.worktree.scan import scan
-from dsv.worktree.statcache import entry_from_stat, granularity_for
 
 __all__ = [
     "DiffResult",
@@ -91,20 +91,18 @@ def worktree_entries(repo: Repository, paths: list[str] | None = None) -> dict[s
     sc = scan(repo.root, paths)
     cache = snapshot.load_cache(repo)
     out: dict[str, TreeEntry] = {}
-    changed = False
+    learnt: dict[str, tuple[os.stat_result, bytes]] = {}
     for rel, st in sc.files.items():
         oid = cache.lookup(rel, st)
         if oid is None:
             oid = snapshot.hash_path(repo, rel, st)
-            cache.entries[rel] = entry_from_stat(st, oid)
-            changed = True
+            learnt[rel] = (st, oid)
         out[rel] = TreeEntry(
             rel.rpartition("/")[2], snapshot.kind_of(st), st.st_mode & 0o7777, st.st_size, oid
         )
-    if changed:
-        # entries now include files HEAD lacks: the cache no longer mirrors one tree
-        cache.tree = None
-        cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    if learnt:
+        cache.record(learnt)
+        cache.save(ref_ns)
     return out
 
 
@@ -162,13 +160,14 @@ def diff(
     return DiffResult(a, a_id, b, b_id, d)
 
 
-def commit_summarizer(
-    repo: Repository, old: dict[str, TreeEntry], new: dict[str, TreeEntry]
-) -> dict[str, Any]:
+def commit_summarizer(repo: Repository, changes: snapshot.Changes) -> dict[str, Any]:
     """The summary ``dsv commit`` stores: file counts plus the data changelog."""
     from dsv.diff.changelog import commit_summary
+    from dsv.diff.files import diff_changes
 
-    return {**snapshot.summarize(old, new), **commit_summary(repo, old, new)}
+    files = diff_changes(changes.added, changes.removed, changes.modified)
+    old, new = TreeFiles(repo, changes.old_tree), TreeFiles(repo, changes.new_tree)
+    return {**snapshot.summarize(changes), **commit_summary(repo, old, new, files)}
 
 
 # ---------------------------------------------------------------------- changelog

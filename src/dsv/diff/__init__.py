@@ -114,9 +114,11 @@ def diff_sides(
     settings: Settings,
     opts: DiffOptions,
     progress: Progress | None = None,
+    files: FileDiff | None = None,
 ) -> TreeDiff:
-    """Diff two sides: files, then tables and labels as ``opts`` asks."""
-    files = diff_files(old.entries, new.entries)
+    """Diff two sides: files (unless given), then tables and labels as ``opts`` asks."""
+    if files is None:
+        files = diff_files(old.entries, new.entries)
     out = TreeDiff(files)
     if opts.tables or opts.labels:
         _tables(out, old, new, settings, opts, progress or Progress())

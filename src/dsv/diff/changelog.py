@@ -21,6 +21,7 @@ from dsv.diff import (
     max_text_bytes,
     settings_from_config,
 )
+from dsv.diff.files import FileDiff
 from dsv.diff.labeldiff import ClassStats, LabelDiff
 from dsv.diff.tables import TableDiff
 from dsv.objects import TreeEntry
@@ -112,12 +113,17 @@ def summary_of(diff: TreeDiff) -> dict[str, Any]:
 
 
 def commit_summary(
-    repo: Repository, old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]
+    repo: Repository,
+    old: Mapping[str, TreeEntry],
+    new: Mapping[str, TreeEntry],
+    files: FileDiff | None = None,
 ) -> dict[str, Any]:
     """The changelog keys of a commit from ``old`` to ``new`` (both in the store).
 
-    ``[diff] changelog = files`` in the config keeps only the file-level keys
-    (no table or label diffs at commit time).
+    ``files``: their file diff, when the caller knows it already (a commit
+    does: it saw what changed), so that the two versions are only walked if
+    labels need every path.  ``[diff] changelog = files`` in the config keeps
+    only the file-level keys (no table or label diffs at commit time).
     """
     mode = (repo.config.get("diff", "changelog") or "full").strip().lower()
     full = mode != "files"
@@ -125,7 +131,9 @@ def commit_summary(
     opts = DiffOptions(
         tables=full, labels=full, samples=0, examples=0, max_text_bytes=max_text_bytes(repo.config)
     )
-    d = diff_sides(Side(old, src), Side(new, src), settings_from_config(repo.config), opts)
+    d = diff_sides(
+        Side(old, src), Side(new, src), settings_from_config(repo.config), opts, files=files
+    )
     out = summary_of(d)
     if d.warnings:
         out["warnings"] = len(d.warnings)

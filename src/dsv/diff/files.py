@@ -14,7 +14,7 @@ from typing import Any
 
 from dsv.objects import KIND_NAMES, Kind, TreeEntry
 
-__all__ = ["FileDiff", "diff_files"]
+__all__ = ["FileDiff", "diff_changes", "diff_files"]
 
 
 @dataclass
@@ -89,37 +89,54 @@ def _entry_json(path: str, e: TreeEntry) -> dict[str, Any]:
 
 def diff_files(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> FileDiff:
     """Compare two ``{path: entry}`` maps (files and symlinks)."""
-    out = FileDiff()
-    gone: dict[tuple[bytes, Kind], list[str]] = {}
+    removed: list[tuple[str, TreeEntry]] = []
+    modified: list[tuple[str, TreeEntry, TreeEntry]] = []
+    unchanged = 0
     for path, o in old.items():
         n = new.get(path)
         if n is None:
-            gone.setdefault((o.id, o.kind), []).append(path)
+            removed.append((path, o))
         elif n.id == o.id and n.kind == o.kind and n.mode == o.mode:
-            out.unchanged += 1
+            unchanged += 1
         else:
-            out.modified.append((path, o, n))
-    arrived: dict[tuple[bytes, Kind], list[str]] = {}
-    for path, n in new.items():
-        if path not in old:
-            arrived.setdefault((n.id, n.kind), []).append(path)
+            modified.append((path, o, n))
+    added = [(path, n) for path, n in new.items() if path not in old]
+    out = diff_changes(added, removed, modified)
+    out.unchanged = unchanged
+    return out
+
+
+def diff_changes(
+    added: list[tuple[str, TreeEntry]],
+    removed: list[tuple[str, TreeEntry]],
+    modified: list[tuple[str, TreeEntry, TreeEntry]],
+) -> FileDiff:
+    """The file diff of known changes: pairs of removed and added paths with the
+    same content become moves (``unchanged`` is left at 0)."""
+    out = FileDiff(modified=sorted(modified, key=lambda t: t[0]))
+    gone: dict[tuple[bytes, Kind], list[tuple[str, TreeEntry]]] = {}
+    for path, o in removed:
+        gone.setdefault((o.id, o.kind), []).append((path, o))
+    arrived: dict[tuple[bytes, Kind], list[tuple[str, TreeEntry]]] = {}
+    for path, n in added:
+        key = (n.id, n.kind)
+        if key in gone:
+            arrived.setdefault(key, []).append((path, n))
+        else:
+            out.added.append((path, n))  # nothing removed has its content: not a move
     for key, srcs in gone.items():
         dsts = arrived.get(key)
         if not dsts:
-            out.removed.extend((p, old[p]) for p in srcs)
+            out.removed.extend(srcs)
             continue
-        pairs, left_src, left_dst = _pair(sorted(srcs), sorted(dsts))
+        old = dict(srcs)
+        new = dict(dsts)
+        pairs, left_src, left_dst = _pair(sorted(old), sorted(new))
         out.moved.extend((a, b, new[b]) for a, b in pairs)
         out.removed.extend((p, old[p]) for p in left_src)
-        if left_dst:
-            arrived[key] = left_dst
-        else:
-            del arrived[key]
-    for paths in arrived.values():
-        out.added.extend((p, new[p]) for p in paths)
+        out.added.extend((p, new[p]) for p in left_dst)
     out.added.sort(key=lambda t: t[0])
     out.removed.sort(key=lambda t: t[0])
-    out.modified.sort(key=lambda t: t[0])
     out.moved.sort(key=lambda t: t[0])
     return out
 

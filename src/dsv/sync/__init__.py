@@ -34,7 +34,7 @@ from dsv.errors import (
 )
 from dsv.refs import check_ref_name
 from dsv.repo import Repository
-from dsv.store.pack import PackFile
+from dsv.store.pack import Entry, PackFile
 
 REMOTE_FORMAT = 1
 FORMAT_KEY = "dsv-remote.json"
@@ -119,6 +119,7 @@ class Remote:
         self.jobs = max(1, jobs)
         self.cache = repo.dsv_dir / "remotes" / cfg.name / "packs"
         self._packs: dict[str, PackFile] | None = None
+        self._last: str | None = None
         self._lock = threading.Lock()
 
     @property
@@ -262,15 +263,31 @@ class Remote:
         return self._listing
 
     def has(self, oid: bytes) -> bool:
-        return any(p.find(oid) is not None for p in self.packs().values())
+        return self._find(oid) is not None
+
+    def _find(self, oid: bytes) -> tuple[str, Entry] | None:
+        # Objects are looked up in the order a push wrote them, so the pack of
+        # the last hit is tried first: one search per object, not one per pack.
+        packs = self.packs()
+        last = self._last
+        if last is not None and last in packs:
+            e = packs[last].find(oid)
+            if e is not None:
+                return last, e
+        for name, p in packs.items():
+            e = p.find(oid)
+            if e is not None:
+                self._last = name
+                return name, e
+        return None
 
     def locate(self, oid: bytes) -> tuple[str, int, int, int, int, int] | None:
         """(pack name, offset, stored length, raw length, kind, codec) of an object."""
-        for name, p in self.packs().items():
-            e = p.find(oid)
-            if e is not None:
-                return name, e.offset, e.stored_len, e.raw_len, e.kind, e.codec
-        return None
+        hit = self._find(oid)
+        if hit is None:
+            return None
+        name, e = hit
+        return name, e.offset, e.stored_len, e.raw_len, e.kind, e.codec
 
     def close(self) -> None:
         for p in (self._packs or {}).values():

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError
-from dsv.objects import Commit, Kind, Tag, decode_object, decode_tree
+from dsv.objects import Commit, Kind, Tag, decode_object
 from dsv.progress import Progress
 from dsv.refs import HEADS, REMOTES, TAGS
-from dsv.repo import MAX_COMMIT_BYTES, MAX_TREE_BYTES, Repository
+from dsv.repo import MAX_COMMIT_BYTES, Repository
 from dsv.store import PACK_TARGET
 from dsv.store.pack import KIND_LITERAL, PackWriter
 from dsv.sync import PACKS, Remote
@@ -133,11 +133,11 @@ def objects_to_push(
                 place_object(tid)
                 continue
             todo.append((tid, True))
-            for e in repo.read_tree(tid):
-                if e.kind == Kind.DIR:
-                    todo.append((e.id, False))
+            for kind, oid in repo.tree_table(tid).kinds_and_ids():
+                if kind == Kind.DIR:
+                    todo.append((oid, False))
                 else:
-                    place_object(e.id)
+                    place_object(oid)
         place_object(c)
     for t in tags:
         place_object(t)
@@ -421,11 +421,11 @@ def missing_data(repo: Repository, commit: bytes, paths: list[str] | None) -> bo
         tid, prefix = stack.pop()
         if not store.has(tid):
             return True
-        for e in repo.read_tree(tid):
-            path = prefix + e.name
-            if e.kind == Kind.DIR:
-                stack.append((e.id, path + "/"))
-            elif _under(path, paths) and not store.has(e.id):
+        for name, kind, _mode, _size, oid in repo.tree_table(tid).rows():
+            path = prefix + name
+            if kind == Kind.DIR:
+                stack.append((oid, path + "/"))
+            elif _under(path, paths) and not store.has(oid):
                 return True
     return False
 
@@ -540,15 +540,22 @@ def _fetch_trees_and_files(
             if tid in seen_trees:
                 continue
             seen_trees.add(tid)
-            entries = decode_tree(repo.store.get_bytes(tid, MAX_TREE_BYTES), repo.algo.digest_size)
-            for e in entries:
-                path = prefix + e.name
-                # all trees come along (they are small, and status, diff and
-                # commit need the whole shape); file data only below ``paths``
-                if e.kind == Kind.DIR:
-                    nxt.append((e.id, path + "/"))
-                elif _under(path, paths) and not repo.store.has(e.id):
-                    files.append(e.id)
+            table = repo.tree_table(tid)
+            # all trees come along (they are small, and status, diff and commit
+            # need the whole shape); file data only below ``paths``
+            if paths is None:
+                for kind, oid in table.kinds_and_ids():
+                    if kind == Kind.DIR:
+                        nxt.append((oid, ""))
+                    elif not repo.store.has(oid):
+                        files.append(oid)
+                continue
+            for name, kind, _mode, _size, oid in table.rows():
+                path = prefix + name
+                if kind == Kind.DIR:
+                    nxt.append((oid, path + "/"))
+                elif _under(path, paths) and not repo.store.has(oid):
+                    files.append(oid)
         level = nxt
     files = list(dict.fromkeys(files))
     for i in range(0, len(files), 8192):

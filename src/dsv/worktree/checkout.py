@@ -15,17 +15,19 @@ import os
 import shutil
 import stat as stat_mod
 import time
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsv.errors import ConflictError, DsvError, NotFoundError, UnsafePathError, io_error
-from dsv.objects import Kind, TreeEntry
+from dsv.objects import Kind, TreeEntry, TreeTable
 from dsv.progress import Progress
 from dsv.repo import Repository
 from dsv.store.pack import Buffer
-from dsv.worktree.scan import DSV_DIR, scan
-from dsv.worktree.snapshot import hash_path, load_cache, run_parallel
-from dsv.worktree.statcache import entry_from_stat, granularity_for
+from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
+from dsv.worktree.snapshot import Compare, hash_path, load_cache, row_of, run_parallel
+from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 
 STAGING = "tmp"
 
@@ -38,17 +40,166 @@ class CheckoutResult:
     bytes_written: int = 0
 
 
-def _state(e: TreeEntry | None) -> tuple[int, int, bytes] | None:
-    return None if e is None else (int(e.kind), e.mode, e.id)
-
-
 def clean_staging(repo: Repository) -> None:
     """Remove what an interrupted checkout left in the staging area (caller holds the lock)."""
     shutil.rmtree(repo.dsv_dir / STAGING, ignore_errors=True)
 
 
-def _under(path: str, prefixes: list[str]) -> bool:
-    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+class _Writes:
+    """The files of one directory to write: positions in its target tree, or entries."""
+
+    __slots__ = ("dir", "entries", "idx", "table")
+
+    def __init__(self, d: str, table: TreeTable | None) -> None:
+        self.dir = d
+        self.table = table
+        self.idx = array("I")
+        self.entries: list[TreeEntry] = []
+
+    def add(self, name: str, target: RefDir) -> None:
+        if self.table is not None:
+            self.idx.append(target.pos[name])
+        else:
+            k, m, sz, oid = target.files[name]
+            self.entries.append(TreeEntry(name, Kind(k), m, sz, oid))
+
+    def __iter__(self) -> Iterator[tuple[str, TreeEntry]]:
+        if self.table is not None:
+            for i in self.idx:
+                e = self.table.entry(i)
+                yield join(self.dir, e.name), e
+        else:
+            for e in self.entries:
+                yield join(self.dir, e.name), e
+
+    def __len__(self) -> int:
+        return len(self.idx) + len(self.entries)
+
+
+class _Plan:
+    """Decides, directory by directory, what a checkout writes, removes, keeps or refuses."""
+
+    def __init__(self, repo: Repository, walk: Walk, paths_only: bool, force: bool) -> None:
+        self.repo = repo
+        self.walk = walk
+        self.paths_only = paths_only
+        self.force = force
+        self.local = Compare(repo, walk, Progress())  # the working tree against HEAD
+        self.writes: list[_Writes] = []
+        self.count = 0
+        self.bytes = 0
+        self.deletes: list[str] = []
+        self.conflicts: list[str] = []
+        self.kept: list[str] = []
+        self.in_way: set[str] = set()  # directories where files will be written
+        self.blocked: dict[str, str] = {}  # directory -> the file on disk in its way
+
+    def finish(self) -> None:
+        """Conflicts only known once every directory was seen."""
+        deleting = set(self.deletes)
+        for p in self.in_way:
+            full = os.path.join(self.repo.root, p)
+            if any(join(p, b) not in deleting for b in _files_below(full)):
+                self.conflicts.append(p)
+
+    def enter(self, st: DirState) -> None:
+        loc = self.local
+        marks = (len(loc.added), len(loc.modified), len(loc.deleted))
+        loc.enter(st)
+        added = set(loc.added[marks[0] :])
+        changed = set(loc.modified[marks[1] :])
+        gone = set(loc.deleted[marks[2] :])
+        same_version = st.ref_id == st.target_id
+        if same_version and not (changed or gone) and st.path not in self.blocked:
+            return  # the version changes nothing here, nor did anyone locally
+        d = st.path
+        head = self.walk.ref_dir(st)
+        target = self.walk.target_dir(st)
+        names = set(changed) | gone
+        if not same_version:
+            names |= {join(d, n) for n in head.files.keys() | target.files.keys()}
+        writes = _Writes(d, target.table)
+        lst = st.listing
+        on_disk = set(lst.names) if lst is not None else set()
+        dels: set[str] = set()
+        for rel in sorted(names):
+            name = rel.rpartition("/")[2]
+            if st.scope != FULL and not self.walk.scanner.limit.covers(rel):
+                continue
+            t, h = target.files.get(name), head.files.get(name)
+            ts, hs = _state(t), _state(h)
+            if not self.paths_only and not self.force and ts == hs:
+                # this version does not change the path: a local change to it is kept
+                if rel in changed or rel in gone:
+                    self.kept.append(rel)
+                continue
+            if rel in gone or name not in on_disk:
+                ws = None
+            elif rel in changed or rel in added:
+                ws = self._disk_state(st, name)
+            else:
+                ws = hs
+            if ws == ts:
+                continue
+            if ws is not None and ws != hs and not self.force:
+                self.conflicts.append(rel)  # a local change would be lost
+            elif t is None:
+                self.deletes.append(rel)
+                dels.add(rel)
+            else:
+                writes.add(name, target)
+                self.bytes += t[2]
+        # a file or link where the new version needs a directory with files to write
+        blocker = self.blocked.pop(d, None)
+        if blocker is not None and len(writes):
+            self.conflicts.append(blocker)
+        for name in target.dirs:
+            kid = join(d, name)
+            if blocker is not None:
+                self.blocked[kid] = blocker
+            elif name in on_disk and kid not in dels:
+                self.blocked[kid] = kid
+        # a directory where the new version has a file (ignored ones are not listed)
+        if lst is not None:
+            for p, e in writes:
+                if e.name in on_disk:
+                    continue
+                full = os.path.join(self.repo.root, p)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    self.in_way.add(p)
+        if len(writes):
+            self.writes.append(writes)
+            self.count += len(writes)
+
+    def _disk_state(self, st: DirState, name: str) -> tuple[int, int, bytes]:
+        """(kind, mode, id) of a file on disk that differs from HEAD (hashed unless cached)."""
+        lst = st.listing
+        assert lst is not None
+        i = lst.find(name)
+        rec = lst.stats[i * STAT.size : (i + 1) * STAT.size]
+        rel = join(st.path, name)
+        oid = self.local.known_id(st, name, rel, rec)
+        if oid is None:
+            oid = hash_path(self.repo, rel, stat_result(rec))
+        k, m, _, _ = row_of(rec, oid)
+        return (k, m, oid)
+
+
+def _state(row: Row | None) -> tuple[int, int, bytes] | None:
+    return None if row is None else (row[0], row[1], row[3])
+
+
+def _has_path(repo: Repository, tree: bytes | None, path: str) -> bool:
+    """Whether ``path`` (a file, or a directory with files) is in ``tree``."""
+    for part in path.split("/"):
+        if tree is None:
+            return False
+        table = read_table(repo, tree)
+        i = table.find(part)
+        if i < 0:
+            return False
+        tree = table.id(i) if table.kind(i) == Kind.DIR else None
+    return True
 
 
 def checkout(
@@ -72,75 +223,35 @@ def checkout(
     ref_ns = time.time_ns()
     head = repo.refs.head()
     head_tree = repo.read_commit(head.commit).tree if head.commit else None
-    H = repo.flatten(head_tree)
-    T = repo.flatten(target_tree)
     if paths is not None:
         for want in paths:
-            if want and not any(_under(q, [want]) for q in (*T, *H)):
+            if want and not (
+                _has_path(repo, target_tree, want) or _has_path(repo, head_tree, want)
+            ):
                 raise NotFoundError(f"path not in that version: {want}")
-    limit = paths if paths is not None else sparse
-    sc = scan(repo.root, limit)
+    limit = Limit(paths if paths is not None else sparse)
     cache = load_cache(repo)
-    root = repo.root
-
-    def wstate(p: str) -> tuple[int, int, bytes] | None:
-        st = sc.files.get(p)
-        if st is None:
-            return None
-        oid = cache.lookup(p, st)
-        if oid is None:
-            oid = hash_path(repo, p, st)
-            cache.entries[p] = entry_from_stat(st, oid)
-        kind = Kind.SYMLINK if stat_mod.S_ISLNK(st.st_mode) else Kind.FILE
-        return (int(kind), st.st_mode & 0o7777, oid)
-
-    result = CheckoutResult()
-    writes: list[tuple[str, TreeEntry]] = []
-    deletes: list[str] = []
-    conflicts: list[str] = []
-    candidates = set(H) | set(T)
-    if limit is not None:
-        candidates = {p for p in candidates if _under(p, limit)}
-    for p in sorted(candidates):
-        t, h = T.get(p), H.get(p)
-        ts, hs = _state(t), _state(h)
-        if paths is None and not force and ts == hs:
-            # this version does not change the path: a local change to it is kept
-            if wstate(p) != ts:
-                result.kept.append(p)
-            continue
-        ws = wstate(p)
-        if ws == ts:
-            continue
-        if ws is not None and ws != hs and not force:
-            conflicts.append(p)  # a local change would be lost
-        elif t is None:
-            deletes.append(p)
+    walk = Walk(repo, Scanner(repo.root, limit), cache, head_tree, target_tree)
+    plan = _Plan(repo, walk, paths is not None, force)
+    for st, leaving in walk:
+        if leaving:
+            plan.local.leave(st)
         else:
-            writes.append((p, t))
-
-    deleting = set(deletes)
-    for p, _ in writes:
-        # a file or link where the new path needs a directory
-        a = p
-        while "/" in a:
-            a = a.rpartition("/")[0]
-            if a in sc.files and a not in deleting:
-                conflicts.append(a)
-        full = os.path.join(root, p)
-        if os.path.isdir(full) and not os.path.islink(full):
-            blocking = _files_below(full)
-            if any(f"{p}/{b}" not in deleting for b in blocking):
-                conflicts.append(p)
-    if conflicts and not force:
-        shown = "\n  ".join(sorted(set(conflicts))[:20])
-        more = len(set(conflicts)) - 20
+            plan.enter(st)
+    plan.finish()
+    if plan.conflicts and not force:
+        conflicts = sorted(set(plan.conflicts))
+        shown = "\n  ".join(conflicts[:20])
+        more = len(conflicts) - 20
         raise ConflictError(
             f"checkout would overwrite local changes in:\n  {shown}"
             + (f"\n  ... and {more} more" if more > 0 else ""),
             hint="commit them first, or use --force to discard them",
         )
 
+    result = CheckoutResult()
+    result.kept = sorted(plan.kept)
+    root = repo.root
     stage = repo.dsv_dir / STAGING / f"checkout-{os.getpid()}"
     clean_staging(repo)
     try:
@@ -148,39 +259,37 @@ def checkout(
     except OSError as exc:
         raise io_error("create", stage, exc) from exc
     try:
-        staged = _stage_all(repo, stage, writes, progress)
+        _stage_all(repo, stage, plan, progress)
+        deletes = sorted(plan.deletes)
         for p in deletes:
             _remove(root, p)
             result.removed.append(p)
         _prune_empty_dirs(root, deletes)
+        cache.forget(deletes)
         made: set[str] = set()
-        for (p, t), tmp in zip(writes, staged):
-            full = os.path.join(root, p)
-            _make_parents(root, p, made)
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full)  # only files being deleted were below (checked above)
-            try:
-                os.replace(tmp, full)
-                st = os.lstat(full)
-            except OSError as exc:
-                raise io_error("write", p, exc) from exc
-            cache.entries[p] = entry_from_stat(st, t.id)
-            result.written.append(p)
-            result.bytes_written += t.size
+        n = 0
+        for group in plan.writes:
+            fresh: dict[str, tuple[bytes, bytes]] = {}
+            for p, t in group:
+                full = os.path.join(root, p)
+                _make_parents(root, p, made)
+                if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full)  # only files being deleted were below (checked above)
+                try:
+                    os.replace(stage / str(n), full)
+                    info = os.lstat(full)
+                except OSError as exc:
+                    raise io_error("write", p, exc) from exc
+                n += 1
+                fresh[t.name] = (pack_stat(info), t.id)
+                result.written.append(p)
+                result.bytes_written += t.size
+            cache.merge(group.dir, fresh)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-    for p in result.removed:
-        cache.entries.pop(p, None)
-    for p in [
-        p
-        for p in cache.entries
-        if p not in T and p not in sc.files and (limit is None or _under(p, limit))
-    ]:
-        del cache.entries[p]
-    mirrors = limit is None and not result.kept and all(p in cache.entries for p in T)
-    cache.tree = target_tree if mirrors and set(cache.entries) == set(T) else None
-    cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    if not (plan.kept or plan.conflicts):
+        mirror(repo, cache, target_tree, limit)
+    cache.save(ref_ns)
     return result
 
 
@@ -193,22 +302,20 @@ def _files_below(full: str) -> list[str]:
     return out
 
 
-def _stage_all(
-    repo: Repository, stage: Path, writes: list[tuple[str, TreeEntry]], progress: Progress
-) -> list[str]:
-    progress.start("checking out", len(writes), sum(t.size for _, t in writes))
-    names = [str(stage / str(i)) for i in range(len(writes))]
+def _stage_all(repo: Repository, stage: Path, plan: _Plan, progress: Progress) -> None:
+    """Write every file of the plan under ``stage`` (named 0, 1, ... in the plan's order)."""
+    progress.start("checking out", plan.count, plan.bytes)
+    items = ((n, p, t) for n, (p, t) in enumerate(x for g in plan.writes for x in g))
 
-    def one(i: int) -> None:
-        p, t = writes[i]
-        _stage_one(repo, names[i], p, t)
+    def one(item: tuple[int, str, TreeEntry]) -> None:
+        n, p, t = item
+        _stage_one(repo, str(stage / str(n)), p, t)
         progress.advance(1, t.size)
 
     try:
-        run_parallel(one, range(len(writes)), sum(t.size for _, t in writes))
+        run_parallel(one, items, plan.bytes, plan.count)
     finally:
         progress.finish()
-    return names
 
 
 def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:

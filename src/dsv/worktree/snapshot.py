@@ -11,18 +11,41 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
-from dsv.objects import Commit, Kind, TreeEntry
+from dsv.objects import Commit, Kind, TreeEntry, encode_tree_rows, name_bytes
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
 from dsv.repo import Repository, local_tz_minutes
-from dsv.worktree.scan import Scan, scan
-from dsv.worktree.statcache import StatCache, entry_from_stat, granularity_for
+from dsv.worktree.scan import (
+    FULL,
+    OUT,
+    STAT,
+    Limit,
+    Scanner,
+    join,
+    pack_stat,
+    stat_result,
+    tree_order,
+)
+from dsv.worktree.statcache import Block, StatCache, names_blob
+from dsv.worktree.walk import (
+    DirState,
+    Row,
+    Walk,
+    align,
+    block_row,
+    differing,
+    kind_of_mode,
+    read_table,
+    same_names,
+)
+
+_REC = STAT.size
 
 READ_SIZE = 1 << 20
 # Reading, chunking, compressing and writing large files release the GIL, so
@@ -36,12 +59,18 @@ PARALLEL_MIN_AVG_BYTES = 1 << 20
 T = TypeVar("T")
 
 
-def run_parallel(fn: Callable[[T], None], items: Sequence[T], total_bytes: int) -> None:
+def run_parallel(
+    fn: Callable[[T], None], items: Iterable[T], total_bytes: int, count: int | None = None
+) -> None:
     """Call ``fn`` on every item, on a thread pool when the items are large.
 
-    The first error stops the rest and is raised.
+    ``count``: how many items there are (default ``len(items)``).  The first
+    error stops the rest and is raised.
     """
-    if len(items) < 2 or total_bytes < PARALLEL_MIN_AVG_BYTES * len(items):
+    if count is None:
+        assert isinstance(items, Sized)
+        count = len(items)
+    if count < 2 or total_bytes < PARALLEL_MIN_AVG_BYTES * count:
         for it in items:
             fn(it)
         return
@@ -126,78 +155,222 @@ def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
         raise io_error("read", rel, exc) from exc
 
 
-def _entry(rel: str, st: os.stat_result, oid: bytes) -> TreeEntry:
-    return TreeEntry(rel.rpartition("/")[2], kind_of(st), st.st_mode & 0o7777, st.st_size, oid)
+def _entry(name: str, rec: bytes, oid: bytes) -> TreeEntry:
+    size, _m, _c, _i, mode = STAT.unpack(rec)
+    return TreeEntry(name, Kind(kind_of_mode(mode)), mode & 0o7777, size, oid)
 
 
-def _same(a: TreeEntry, b: TreeEntry) -> bool:
-    return a.id == b.id and a.kind == b.kind and a.mode == b.mode
+def row_of(rec: bytes, oid: bytes | bytearray) -> Row:
+    """The tree row (kind, mode, size, id) of a file with this stat record and id."""
+    size, _m, _c, _i, mode = STAT.unpack(rec)
+    return kind_of_mode(mode), mode & 0o7777, size, bytes(oid)
+
+
+def _same(a: Row, b: Row) -> bool:
+    return a[3] == b[3] and a[0] == b[0] and a[1] == b[1]
+
+
+def _cached_id(cache: StatCache, b: Block | None, j: int, rel: str, rec: bytes) -> bytes | None:
+    """The id the cache holds for a file with this stat (None: unknown or racily clean).
+
+    ``j``: the file's position in its directory's block ``b`` (-1: not there).
+    """
+    if STAT.unpack(rec)[1] > cache.cutoff:
+        return None
+    if b is not None and j >= 0 and b.stat(j) == rec:
+        return b.id(j, cache.algo.digest_size)
+    lo = cache.loose.get(rel)
+    if lo is not None and lo[0] == rec:
+        return lo[1]
+    return None
+
+
+class Compare:
+    """The working tree against a tree, one directory at a time (see dsv.worktree.walk).
+
+    Status compares with HEAD, verify with any version.  Files whose stat the
+    cache vouches for are not read (``full``: every file is); what gets hashed
+    is remembered in the cache, and a directory found identical to the tree
+    gets a block that mirrors it again.
+    """
+
+    def __init__(
+        self, repo: Repository, walk: Walk, progress: Progress, full: bool = False
+    ) -> None:
+        self.repo = repo
+        self.walk = walk
+        self.cache = walk.cache
+        self.progress = progress
+        self.full = full
+        self.added: list[str] = []
+        self.modified: list[str] = []
+        self.deleted: list[str] = []
+        self.checked = 0  # files of the tree found on disk
+        self.hashed = 0
+        self.bytes_hashed = 0
+        self.dirty = False  # the cache learnt something: save it
+        self.clean: dict[str, bool] = {}  # open directories: nothing changed at or below
+        # untrusted directories: the entries their rebuilt block will hold
+        self.pending: dict[str, dict[str, tuple[bytes, bytes]]] = {}
+
+    def run(self) -> Compare:
+        self.progress.start("hashing")
+        try:
+            for st, leaving in self.walk:
+                if leaving:
+                    self.leave(st)
+                else:
+                    self.enter(st)
+        finally:
+            self.progress.finish()
+        for lst in (self.added, self.modified, self.deleted):
+            lst.sort()
+        return self
+
+    def enter(self, st: DirState) -> None:
+        cache = self.cache
+        ds = cache.algo.digest_size
+        self.clean[st.path] = True
+        lst, b = st.listing, st.block
+        names = lst.names if lst is not None else []
+        if st.trusted and st.scope == FULL and not self.full and st.unchanged(cache.cutoff):
+            self.checked += len(names)
+            return
+        where: Sequence[int]
+        todo: Iterable[int] = range(len(names))
+        if lst is not None and b is not None and same_names(lst, b):
+            where, extra = range(len(names)), list[int]()
+            if st.trusted and not self.full:
+                # the same files as the tree: only those whose stat differs can differ
+                todo = differing(lst.stats, b.stats, lst.max_mtime > cache.cutoff, cache.cutoff)
+                self.checked += len(names) - len(todo)
+        else:
+            where, extra = align(names, b.names if b is not None else [])
+        # The tree's files here: the block's when it mirrors the tree, else read.
+        ref = None if st.trusted else self.walk.ref_dir(st)
+        if ref is None:
+            assert b is not None
+            gone = [b.names[j] for j in extra]
+        else:
+            on_disk = set(names)
+            gone = [n for n in ref.files if n not in on_disk]
+        keep: dict[str, tuple[bytes, bytes]] | None = None if st.trusted else {}
+        refresh: dict[int, bytes] = {}
+        for i in todo:
+            assert lst is not None
+            name = names[i]
+            rel = join(st.path, name)
+            rec = lst.stats[i * _REC : (i + 1) * _REC]
+            j = where[i]
+            if ref is None:
+                row = block_row(b, j, ds) if j >= 0 and b is not None else None
+            else:
+                row = ref.files.get(name)
+            oid = None if self.full else _cached_id(cache, b, j, rel, rec)
+            if row is None:
+                self._changed(st, self.added, rel)
+                if oid is not None and keep is not None:
+                    keep[name] = (rec, oid)
+                continue
+            self.checked += 1
+            disk = row_of(rec, b"")
+            if oid is None and disk[0] == row[0] == Kind.FILE and disk[2] != row[2]:
+                self._changed(st, self.modified, rel)  # another size: no need to read it
+                continue
+            if oid is None:
+                oid = hash_path(self.repo, rel, stat_result(rec))
+                self.hashed += 1
+                self.bytes_hashed += disk[2]
+                self.progress.advance(1, disk[2])
+                self.dirty = True
+                if keep is None:
+                    if _same(row, row_of(rec, oid)):
+                        refresh[j] = rec  # same content: a fresher stat
+                        cache.loose.pop(rel, None)
+                    else:
+                        cache.loose[rel] = (rec, oid)
+            if keep is not None:
+                keep[name] = (rec, oid)
+            if not _same(row, row_of(rec, oid)):
+                self._changed(st, self.modified, rel)
+        for name in gone:
+            rel = join(st.path, name)
+            if st.scope == FULL or self.walk.scanner.limit.covers(rel):
+                self._changed(st, self.deleted, rel)
+        if refresh:
+            assert b is not None
+            stats = bytearray(b.stats)
+            for j, rec in refresh.items():
+                stats[j * _REC : (j + 1) * _REC] = rec
+            newest = max(STAT.unpack(r)[1] for r in refresh.values())
+            fresh = Block(b.blob, bytes(stats), b.ids, b.tree, b.size, max(b.max_mtime, newest))
+            cache.set_block(st.path, fresh)
+        if keep is not None:
+            self.pending[st.path] = keep
+
+    def known_id(self, st: DirState, name: str, rel: str, rec: bytes) -> bytes | None:
+        """The id of a file of ``st`` with this stat, if the cache or this run knows it."""
+        keep = self.pending.get(st.path)
+        if keep is not None and name in keep and keep[name][0] == rec:
+            return keep[name][1]
+        b = st.block
+        return _cached_id(self.cache, b, b.index(name) if b is not None else -1, rel, rec)
+
+    def _changed(self, st: DirState, where: list[str], rel: str) -> None:
+        where.append(rel)
+        self.clean[st.path] = False
+
+    def leave(self, st: DirState) -> None:
+        clean = self.clean.pop(st.path)
+        if st.path and not clean:
+            self.clean[st.path.rpartition("/")[0]] = False
+        keep = self.pending.pop(st.path, None)
+        if keep is None:
+            return
+        # An untrusted block is rebuilt from what is known now; it mirrors the
+        # tree again when nothing at or below it differs from the tree.
+        old = st.block
+        names = tree_order(list(keep))
+        mirror = clean and st.scope == FULL and st.ref_id is not None
+        if st.scope != FULL and old is not None:
+            # entries out of the command's paths are kept as they were
+            ds = self.cache.algo.digest_size
+            for j, n in enumerate(old.names):
+                if n not in keep and not self.walk.scanner.limit.covers(join(st.path, n)):
+                    keep[n] = (old.stat(j), old.id(j, ds))
+            names = tree_order(list(keep))
+        new = Block.of(
+            names,
+            b"".join(keep[n][0] for n in names),
+            b"".join(keep[n][1] for n in names),
+            st.ref_id if mirror else None,
+            max(st.ref_size, 0),
+        )
+        if old is None or (old.blob, old.stats, old.ids, old.tree) != (
+            new.blob,
+            new.stats,
+            new.ids,
+            new.tree,
+        ):
+            self.cache.set_block(st.path, new)
+            self.dirty = True
 
 
 def status(
     repo: Repository, progress: Progress | None = None, paths: list[str] | None = None
 ) -> Status:
     """Added, modified and deleted files of the working tree (or of ``paths``) against HEAD."""
-    progress = progress or Progress()
     ref_ns = time.time_ns()
     head = repo.refs.head()
-    sc = scan(repo.root, paths)
-    cache = load_cache(repo)
-    st_ = Status(head, skipped=sc.skipped)
-
-    known: dict[str, bytes] = {}
-    unknown: list[str] = []
-    for rel, st in sc.files.items():
-        oid = cache.lookup(rel, st)
-        if oid is None:
-            unknown.append(rel)
-        else:
-            known[rel] = oid
     head_tree = repo.read_commit(head.commit).tree if head.commit else None
-
-    # Fast path: nothing changed since the cache mirrored this very tree.
-    if (
-        not unknown
-        and head_tree is not None
-        and cache.tree == head_tree
-        and len(known) == len(cache.entries)
-    ):
-        return st_
-
-    flat = repo.flatten(head_tree)
-    if paths is not None:
-        flat = {p: e for p, e in flat.items() if _under(p, paths)}
-    progress.start("hashing", len(unknown), sum(sc.files[r].st_size for r in unknown))
-    changed_cache = False
-    for rel in unknown:
-        if rel not in flat:
-            continue  # added: no need to read it
-        st = sc.files[rel]
-        oid = hash_path(repo, rel, st)
-        known[rel] = oid
-        cache.entries[rel] = entry_from_stat(st, oid)
-        changed_cache = True
-        progress.advance(1, st.st_size)
-    progress.finish()
-
-    for rel, st in sc.files.items():
-        e = flat.get(rel)
-        if e is None:
-            st_.added.append(rel)
-        elif not _same(e, _entry(rel, st, known[rel])):
-            st_.modified.append(rel)
-    st_.deleted = [p for p in flat if p not in sc.files]
-    for lst in (st_.added, st_.modified, st_.deleted):
-        lst.sort()
-
-    stale = [p for p in cache.entries if p not in sc.files and (paths is None or _under(p, paths))]
-    for p in stale:
-        del cache.entries[p]
-    mirrors = head_tree if st_.clean and paths is None else None
-    if changed_cache or stale or cache.tree != mirrors:
-        cache.tree = mirrors
-        cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
-    return st_
+    scanner = Scanner(repo.root, Limit(paths))
+    walk = Walk(repo, scanner, load_cache(repo), head_tree)
+    cmp = Compare(repo, walk, progress or Progress()).run()
+    out = Status(head, skipped=scanner.skipped)
+    out.added, out.modified, out.deleted = cmp.added, cmp.modified, cmp.deleted
+    if cmp.dirty:
+        walk.cache.save(ref_ns)
+    return out
 
 
 def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat_result, bytes]:
@@ -237,44 +410,272 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
     return before, oid
 
 
-def summarize(old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
+class Changes(Record):
+    """What a commit changes against its first parent, path by path.
+
+    ``files`` and ``size`` count the files (and symlinks) of the new tree and
+    their bytes; ``old_tree`` and ``new_tree`` are the two root trees.
+    """
+
+    __slots__ = ("added", "files", "modified", "new_tree", "old_tree", "removed", "size")
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, TreeEntry]] = []
+        self.removed: list[tuple[str, TreeEntry]] = []
+        self.modified: list[tuple[str, TreeEntry, TreeEntry]] = []
+        self.files = 0
+        self.size = 0
+        self.old_tree: bytes | None = None
+        self.new_tree: bytes | None = None
+
+
+def summarize(changes: Changes) -> dict[str, Any]:
     """The change summary stored in a commit (schema in docs/format.md)."""
-    added = removed = modified = 0
-    b_added = b_removed = 0
-    for path, e in new.items():
-        o = old.get(path)
-        if o is None:
-            added += 1
-            b_added += e.size
-        elif not _same(o, e):
-            modified += 1
-            b_added += max(0, e.size - o.size)
-            b_removed += max(0, o.size - e.size)
-    for path, o in old.items():
-        if path not in new:
-            removed += 1
-            b_removed += o.size
+    grown = sum(max(0, n.size - o.size) for _, o, n in changes.modified)
+    shrunk = sum(max(0, o.size - n.size) for _, o, n in changes.modified)
     return {
-        "files": {"added": added, "removed": removed, "modified": modified, "total": len(new)},
+        "files": {
+            "added": len(changes.added),
+            "removed": len(changes.removed),
+            "modified": len(changes.modified),
+            "total": changes.files,
+        },
         "bytes": {
-            "added": b_added,
-            "removed": b_removed,
-            "total": sum(e.size for e in new.values()),
+            "added": sum(e.size for _, e in changes.added) + grown,
+            "removed": sum(e.size for _, e in changes.removed) + shrunk,
+            "total": changes.size,
         },
     }
 
 
-Summarizer = Callable[[Repository, dict[str, TreeEntry], dict[str, TreeEntry]], dict[str, Any]]
+Summarizer = Callable[[Repository, Changes], dict[str, Any]]
 
 
-def _file_summary(
-    repo: Repository, old: dict[str, TreeEntry], new: dict[str, TreeEntry]
-) -> dict[str, Any]:
-    return summarize(old, new)
+def _file_summary(repo: Repository, changes: Changes) -> dict[str, Any]:
+    return summarize(changes)
 
 
-def _under(path: str, prefixes: list[str]) -> bool:
-    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+def _ref_entry(name: str, row: Row) -> TreeEntry:
+    return TreeEntry(name, Kind(row[0]), row[1], row[2], row[3])
+
+
+class _Plan:
+    """A directory being committed: its files (ids complete after ``enter``) and its subtrees."""
+
+    __slots__ = ("ids", "kept", "names", "newest", "reuse", "stats", "subdirs")
+
+    def __init__(self, names: list[str], stats: bytes, ids: bytearray, newest: int) -> None:
+        self.names = names
+        self.stats = stats
+        self.ids = ids
+        self.newest = newest
+        self.reuse = False  # the block's tree stands for this directory, unless a subtree differs
+        self.subdirs: list[tuple[bytes, int, int, int, bytes]] = []  # tree rows
+        self.kept: list[tuple[bytes, int, int, int, bytes]] = []  # rows out of the paths
+
+
+class _CommitBuild:
+    """Commit, one directory at a time: store what changed, then build trees bottom-up."""
+
+    def __init__(self, repo: Repository, walk: Walk, progress: Progress) -> None:
+        self.repo = repo
+        self.walk = walk
+        self.cache = walk.cache
+        self.store = repo.store
+        self.ds = repo.algo.digest_size
+        self.progress = progress
+        self.changes = Changes()
+        self.plans: dict[str, _Plan] = {}
+        self.root: bytes | None = None
+
+    def enter(self, st: DirState) -> None:
+        cache, ds, store = self.cache, self.ds, self.store
+        lst, b = st.listing, st.block
+        names = lst.names if lst is not None else []
+        stats = lst.stats if lst is not None else b""
+        n = len(names)
+        # ids of a block that names a tree in the store are in the store too
+        stored = b is not None and b.tree is not None and store.has(b.tree)
+        aligned = lst is not None and b is not None and same_names(lst, b)
+        todo: list[int] = []
+        where: Sequence[int]
+        if aligned:
+            assert lst is not None and b is not None
+            where, extra = range(n), list[int]()
+            ids = bytearray(b.ids)
+            todo = differing(stats, b.stats, lst.max_mtime > cache.cutoff, cache.cutoff)
+            if not stored:
+                skip = set(todo)
+                todo += (i for i in range(n) if i not in skip and not store.has(b.id(i, ds)))
+                todo.sort()
+        else:
+            where, extra = align(names, b.names if b is not None else [])
+            ids = bytearray(n * ds)
+            for i in range(n):
+                rec = stats[i * _REC : (i + 1) * _REC]
+                j = where[i]
+                oid = _cached_id(cache, b, j, join(st.path, names[i]), rec)
+                from_block = stored and b is not None and j >= 0 and b.stat(j) == rec
+                if oid is not None and (from_block or store.has(oid)):
+                    ids[i * ds : (i + 1) * ds] = oid
+                else:
+                    todo.append(i)
+        newest = lst.max_mtime if lst is not None else 0
+        if todo:
+            stats, newest = self._store(st.path, names, stats, ids, todo, newest)
+        plan = _Plan(names, stats, ids, newest)
+        plan.reuse = stored and aligned and not todo and st.scope == FULL
+        self.plans[st.path] = plan
+        only = todo if aligned and st.trusted and st.scope == FULL else None
+        self._changes(st, plan, where, extra, only)
+
+    def _store(
+        self,
+        d: str,
+        names: list[str],
+        stats: bytes,
+        ids: bytearray,
+        todo: list[int],
+        newest: int,
+    ) -> tuple[bytes, int]:
+        ds = self.ds
+        fresh = bytearray(stats)
+        total = sum(STAT.unpack_from(stats, i * _REC)[0] for i in todo)
+
+        def one(i: int) -> None:
+            st, oid = _store_file(self.repo, join(d, names[i]), stat_result(stats, i * _REC))
+            fresh[i * _REC : (i + 1) * _REC] = pack_stat(st)
+            ids[i * ds : (i + 1) * ds] = oid
+            self.progress.advance(1, st.st_size)
+
+        run_parallel(one, todo, total)
+        newest = max(newest, max(STAT.unpack_from(fresh, i * _REC)[1] for i in todo))
+        return bytes(fresh), newest
+
+    def _changes(
+        self,
+        st: DirState,
+        plan: _Plan,
+        where: Sequence[int],
+        extra: list[int],
+        only: list[int] | None,
+    ) -> None:
+        """Record what differs from the parent commit here (``only``: the indices that can)."""
+        ch, ds = self.changes, self.ds
+        limit = self.walk.scanner.limit
+        b = st.block
+        # the parent commit's files here: the block's when it mirrors them
+        ref = None if st.trusted and st.scope == FULL else self.walk.ref_dir(st)
+        names = plan.names
+        for i in range(len(names)) if only is None else only:
+            rec = plan.stats[i * _REC : (i + 1) * _REC]
+            oid = plan.ids[i * ds : (i + 1) * ds]
+            if ref is None:
+                assert b is not None
+                row = block_row(b, where[i], ds) if where[i] >= 0 else None
+            else:
+                row = ref.files.get(names[i])
+            rel = join(st.path, names[i])
+            if row is None:
+                ch.added.append((rel, _entry(names[i], rec, bytes(oid))))
+            elif not _same(row, row_of(rec, bytes(oid))):
+                ch.modified.append(
+                    (rel, _ref_entry(names[i], row), _entry(names[i], rec, bytes(oid)))
+                )
+        if ref is None:
+            assert b is not None or not extra
+            gone = [(b.names[j], block_row(b, j, ds)) for j in extra] if b is not None else []
+        else:
+            on_disk = set(names)
+            gone = [(n, r) for n, r in ref.files.items() if n not in on_disk]
+        for name, row in gone:
+            rel = join(st.path, name)
+            if st.scope == FULL or limit.covers(rel):
+                ch.removed.append((rel, _ref_entry(name, row)))
+            else:
+                plan.kept.append((name_bytes(name), *row))
+        if st.scope != FULL and ref is not None:
+            for name, (tid, size) in ref.dirs.items():
+                if limit.scope(join(st.path, name)) == OUT:
+                    plan.kept.append((name_bytes(name), int(Kind.DIR), 0o755, size, tid))
+                    ch.files += _count_files(self.repo, tid)
+
+    def leave(self, st: DirState) -> None:
+        plan = self.plans.pop(st.path)
+        ds = self.ds
+        b = st.block
+        tree: bytes | None
+        if plan.reuse and b is not None and b.tree is not None:
+            # nothing changed here or below: the tree the block mirrors is this one
+            tree, size = b.tree, b.size
+            self.changes.files += len(plan.names)
+        else:
+            raws = names_blob(plan.names).split(b"\0") if plan.names else []
+            rows = [
+                (
+                    raws[i],
+                    *row_of(plan.stats[i * _REC : (i + 1) * _REC], plan.ids[i * ds : (i + 1) * ds]),
+                )
+                for i in range(len(raws))
+            ]
+            self.changes.files += len(rows) + sum(1 for r in plan.kept if r[1] != Kind.DIR)
+            rows += plan.subdirs
+            rows += plan.kept
+            size = sum(r[3] for r in rows)
+            if rows or not st.path:
+                rows.sort(key=lambda r: r[0])
+                tree = self.store.put_bytes(encode_tree_rows(rows))
+            else:
+                tree = None  # no files at or below: not in the tree
+        if st.scope == FULL:
+            block = Block.of(plan.names, plan.stats, bytes(plan.ids), tree, size, plan.newest)
+        else:
+            block = self._partial_block(st, plan)
+        self.cache.set_block(st.path, block)
+        if not st.path:
+            self.root = tree
+            self.changes.size = size
+            return
+        parent = self.plans[st.path.rpartition("/")[0]]
+        if tree is not None:
+            name = name_bytes(st.path.rpartition("/")[2])
+            parent.subdirs.append((name, int(Kind.DIR), 0o755, size, tree))
+        if tree != (b.tree if b is not None else None):
+            parent.reuse = False  # a subtree differs from what the parent's block mirrors
+
+    def _partial_block(self, st: DirState, plan: _Plan) -> Block:
+        """Committed files under the paths, and the cached ones out of them as they were."""
+        entries = {
+            n: (
+                plan.stats[i * _REC : (i + 1) * _REC],
+                bytes(plan.ids[i * self.ds : (i + 1) * self.ds]),
+            )
+            for i, n in enumerate(plan.names)
+        }
+        old = st.block
+        if old is not None:
+            limit = self.walk.scanner.limit
+            for j, n in enumerate(old.names):
+                if n not in entries and not limit.covers(join(st.path, n)):
+                    entries[n] = (old.stat(j), old.id(j, self.ds))
+        names = tree_order(list(entries))
+        return Block.of(
+            names,
+            b"".join(entries[n][0] for n in names),
+            b"".join(entries[n][1] for n in names),
+        )
+
+
+def _count_files(repo: Repository, tree_id: bytes) -> int:
+    n = 0
+    stack = [tree_id]
+    while stack:
+        for kind, oid in read_table(repo, stack.pop()).kinds_and_ids():
+            if kind == Kind.DIR:
+                stack.append(oid)
+            else:
+                n += 1
+    return n
 
 
 def commit(
@@ -298,48 +699,31 @@ def commit(
     ref_ns = time.time_ns()
     head = repo.refs.head()
     parent_tree = repo.read_commit(head.commit).tree if head.commit else None
-    old_flat = repo.flatten(parent_tree)
-
-    sc: Scan = scan(repo.root, paths)
-    cache = load_cache(repo)
+    limit = Limit(paths)
+    walk = Walk(repo, Scanner(repo.root, limit), load_cache(repo), parent_tree)
     store = repo.store
     written_before = store.written_bytes
-
-    new_flat: dict[str, TreeEntry]
-    if paths is None:
-        new_flat = {}
-    else:
-        new_flat = {p: e for p, e in old_flat.items() if not _under(p, paths)}
-
-    todo: list[str] = []
-    for rel, st in sc.files.items():
-        oid = cache.lookup(rel, st)
-        if oid is not None and store.has(oid):
-            new_flat[rel] = _entry(rel, st, oid)
-        else:
-            todo.append(rel)
-
-    todo_bytes = sum(sc.files[r].st_size for r in todo)
-    progress.start("committing", len(todo), todo_bytes)
-
-    def one(rel: str) -> None:
-        st, oid = _store_file(repo, rel, sc.files[rel])
-        new_flat[rel] = _entry(rel, st, oid)
-        cache.entries[rel] = entry_from_stat(st, oid)
-        progress.advance(1, st.st_size)
-
+    build = _CommitBuild(repo, walk, progress)
+    progress.start("committing")
     try:
         with store.background_compression():
-            run_parallel(one, todo, todo_bytes)
+            for st, leaving in walk:
+                if leaving:
+                    build.leave(st)
+                else:
+                    build.enter(st)
     finally:
         progress.finish()
 
-    tree = repo.build_tree(new_flat)
-    unchanged = tree == parent_tree or (parent_tree is None and not new_flat)
+    tree = build.root
+    assert tree is not None
+    changes = build.changes
+    changes.old_tree, changes.new_tree = parent_tree, tree
+    unchanged = tree == parent_tree or (parent_tree is None and not changes.files)
     if unchanged and not allow_empty:
         store.abort()
         raise NothingToCommitError("nothing to commit, working tree clean")
-    summary = (summarizer or _file_summary)(repo, old_flat, new_flat)
+    summary = (summarizer or _file_summary)(repo, changes)
     summary["stored_bytes"] = store.written_bytes - written_before
     now = time.time()
     c = Commit(
@@ -362,12 +746,8 @@ def commit(
     else:
         repo.refs.set_head(commit=oid, message=f"commit: {first}", who=who)
 
-    # The stat cache now mirrors the new tree (when the whole tree was scanned).
-    if paths is None:
-        for p in [p for p in cache.entries if p not in sc.files]:
-            del cache.entries[p]
-        cache.tree = tree
-    else:
-        cache.tree = None
-    cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    # The stat cache now mirrors the new tree (where the commit looked).
+    cache = walk.cache
+    cache.loose = {p: v for p, v in cache.loose.items() if not limit.covers(p)}
+    cache.save(ref_ns)
     return CommitResult(oid, c, head.branch)

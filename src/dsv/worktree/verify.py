@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import time
 
-from dsv.objects import Kind, TreeEntry
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.repo import Repository
-from dsv.worktree.scan import scan
-from dsv.worktree.snapshot import hash_path, kind_of, load_cache
-from dsv.worktree.statcache import entry_from_stat, granularity_for
+from dsv.worktree.scan import Limit, Scanner
+from dsv.worktree.snapshot import Compare, load_cache
+from dsv.worktree.walk import Walk
 
 
 class Verification(Record):
@@ -44,10 +43,6 @@ class Verification(Record):
         return not (self.modified or self.missing or self.extra)
 
 
-def _under(path: str, prefixes: list[str]) -> bool:
-    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
-
-
 def verify(
     repo: Repository,
     tree: bytes,
@@ -61,73 +56,17 @@ def verify(
     Read-only for the data; the stat cache is updated with what was hashed
     (it is a cache of ids, valid whatever version is compared against).
     """
-    progress = progress or Progress()
     ref_ns = time.time_ns()
-    sc = scan(repo.root, paths)
-    cache = load_cache(repo)
+    scanner = Scanner(repo.root, Limit(paths))
+    walk = Walk(repo, scanner, load_cache(repo), tree)
+    cmp = Compare(repo, walk, progress or Progress(), full=full).run()
     res = Verification(tree)
-
-    # Fast path, as in status: the cache mirrors this very tree, every entry
-    # is trusted and the same paths are on disk.
-    if (
-        not full
-        and paths is None
-        and cache.tree == tree
-        and not sc.skipped
-        and len(sc.files) == len(cache.entries)
-        and all(cache.lookup(rel, st) is not None for rel, st in sc.files.items())
-    ):
-        res.checked = len(sc.files)
-        return res
-
-    want: dict[str, TreeEntry] = repo.flatten(tree)
-    if paths is not None:
-        want = {p: e for p, e in want.items() if _under(p, paths)}
-    res.extra = sorted([p for p in sc.files if p not in want] + sc.skipped)
-    res.missing = sorted(p for p in want if p not in sc.files)
-
-    todo: list[str] = []
-    for rel, e in want.items():
-        st = sc.files.get(rel)
-        if st is None:
-            continue
-        res.checked += 1
-        if kind_of(st) != e.kind or (st.st_mode & 0o7777) != e.mode:
-            res.modified.append(rel)
-            continue
-        if e.kind == Kind.FILE and st.st_size != e.size:
-            res.modified.append(rel)  # no need to read it
-            continue
-        oid = None if full else cache.lookup(rel, st)
-        if oid is None:
-            todo.append(rel)
-        elif oid != e.id:
-            res.modified.append(rel)
-
-    progress.start("verifying", len(todo), sum(sc.files[r].st_size for r in todo))
-    try:
-        for rel in todo:
-            st = sc.files[rel]
-            oid = hash_path(repo, rel, st)
-            cache.entries[rel] = entry_from_stat(st, oid)
-            res.hashed += 1
-            res.bytes_hashed += st.st_size
-            if oid != want[rel].id:
-                res.modified.append(rel)
-            progress.advance(1, st.st_size)
-    finally:
-        progress.finish()
-    res.modified.sort()
-
-    # The cache may claim to mirror a tree only if its entries are exactly that
-    # tree's files; an entry just rewritten could contradict another tree.
-    mirrors = paths is None and res.ok
-    if todo or (mirrors and cache.tree != tree):
-        if mirrors:
-            for p in [p for p in cache.entries if p not in sc.files]:
-                del cache.entries[p]
-            cache.tree = tree
-        else:
-            cache.tree = None
-        cache.save(ref_ns, granularity_for([s.st_mtime_ns for s in sc.files.values()]))
+    res.modified = cmp.modified
+    res.missing = cmp.deleted
+    res.extra = sorted(cmp.added + scanner.skipped)
+    res.checked = cmp.checked
+    res.hashed = cmp.hashed
+    res.bytes_hashed = cmp.bytes_hashed
+    if cmp.dirty:
+        walk.cache.save(ref_ns)
     return res
