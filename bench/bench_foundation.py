@@ -47,7 +47,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -1070,6 +1071,27 @@ def load_make_data(path: Path) -> ModuleType:
     return mod
 
 
+@contextmanager
+def failures_recorded(failures: list[str]) -> Iterator[None]:
+    """The body of a benchmark's main: an interrupt, or a harness error (its traceback printed),
+    is recorded in `failures` instead of ending the run before its report."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        failures.append("interrupted")
+    except Exception:
+        traceback.print_exc()
+        failures.append("harness error (traceback above)")
+
+
+def drop_run_dir(run_dir: Path, keep: bool) -> None:
+    if keep:
+        print(f"\nkept {run_dir}")
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1203,35 +1225,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     meta |= info
     try:
-        print(
-            f"dsv-bench  run dir {run_dir}  scale {args.scale:g}  repeat {args.repeat}  "
-            f"cpus {os.cpu_count()}"
-        )
-        print(f"  dsv: {meta.get('dsv_cmd', 'skipped')} {meta.get('dsv', '')}".rstrip())
-        print(f"  dvc: {meta.get('dvc', 'skipped')}")
-        print(
-            "  all figures are WARM-CACHE: caches cannot be dropped here; "
-            + ("sync(2) runs, untimed, before each command" if not args.no_sync else "no sync")
-        )
-        for kind in args.kinds:
-            bench.dataset(kind)
-        if args.status_files > 0:
-            bench.status_files(args.status_files)
-        if args.rss_big > 0:
-            bench.rss_big(args.rss_big)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        bench.failures.append("interrupted")
-    except Exception:
-        traceback.print_exc()
-        bench.failures.append("harness error (traceback above)")
+        with failures_recorded(bench.failures):
+            print(
+                f"dsv-bench  run dir {run_dir}  scale {args.scale:g}  repeat {args.repeat}  "
+                f"cpus {os.cpu_count()}"
+            )
+            print(f"  dsv: {meta.get('dsv_cmd', 'skipped')} {meta.get('dsv', '')}".rstrip())
+            print(f"  dvc: {meta.get('dvc', 'skipped')}")
+            print(
+                "  all figures are WARM-CACHE: caches cannot be dropped here; "
+                + ("sync(2) runs, untimed, before each command" if not args.no_sync else "no sync")
+            )
+            for kind in args.kinds:
+                bench.dataset(kind)
+            if args.status_files > 0:
+                bench.status_files(args.status_files)
+            if args.rss_big > 0:
+                bench.rss_big(args.rss_big)
     finally:
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         bench.report(meta)
-        if args.keep:
-            print(f"\nkept {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        drop_run_dir(run_dir, args.keep)
     return 1 if bench.failures else 0
 
 

@@ -50,7 +50,6 @@ import statistics
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -68,7 +67,9 @@ from bench_foundation import (
     Row,
     Run,
     Tool,
+    drop_run_dir,
     ensure_bytecode,
+    failures_recorded,
     fmt_ratio,
     fmt_value,
     human_bytes,
@@ -996,38 +997,30 @@ def main(argv: list[str] | None = None) -> int:
         "run_dir": str(run_dir),
     }
     try:
-        meta |= bench.probe()
-        if "s3" in args.remotes:
-            bench.start_s3()
-            meta["s3_endpoint"] = bench.endpoint
-        print(
-            f"dsv-bench-remote  run dir {run_dir}  scale {args.scale:g}  repeat {args.repeat}  "
-            f"cpus {os.cpu_count()}  remotes {','.join(args.remotes)}"
-        )
-        print(f"  dsv: {meta.get('dsv_cmd')} {meta.get('dsv', '')}".rstrip())
-        print(f"  dvc: {meta.get('dvc', 'skipped')}  dvc-s3 {meta.get('dvc-s3', '-')}")
-        if bench.s3 is not None:
-            print(f"  s3: moto server in this process at {bench.endpoint}, bucket {BUCKET}")
-        print(
-            "  all figures are WARM-CACHE: caches cannot be dropped here; "
-            + ("sync(2) runs, untimed, before each command" if not args.no_sync else "no sync")
-        )
-        for kind in args.kinds:
-            getattr(bench, kind)()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        bench.failures.append("interrupted")
-    except Exception:
-        traceback.print_exc()
-        bench.failures.append("harness error (traceback above)")
+        with failures_recorded(bench.failures):
+            meta |= bench.probe()
+            if "s3" in args.remotes:
+                bench.start_s3()
+                meta["s3_endpoint"] = bench.endpoint
+            print(
+                f"dsv-bench-remote  run dir {run_dir}  scale {args.scale:g}  repeat {args.repeat}  "
+                f"cpus {os.cpu_count()}  remotes {','.join(args.remotes)}"
+            )
+            print(f"  dsv: {meta.get('dsv_cmd')} {meta.get('dsv', '')}".rstrip())
+            print(f"  dvc: {meta.get('dvc', 'skipped')}  dvc-s3 {meta.get('dvc-s3', '-')}")
+            if bench.s3 is not None:
+                print(f"  s3: moto server in this process at {bench.endpoint}, bucket {BUCKET}")
+            print(
+                "  all figures are WARM-CACHE: caches cannot be dropped here; "
+                + ("sync(2) runs, untimed, before each command" if not args.no_sync else "no sync")
+            )
+            for kind in args.kinds:
+                getattr(bench, kind)()
     finally:
         bench.stop()
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         bench.report(meta)
-        if args.keep:
-            print(f"\nkept {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        drop_run_dir(run_dir, args.keep)
     return 1 if bench.failures else 0
 
 

@@ -1,0 +1,1278 @@
+#!/usr/bin/env python3
+"""The published benchmark: dsv, DVC and git-lfs on the same data in one run, written as a report.
+
+    python bench/run.py --quick     # a few minutes: scale 0.05, series at 1k and 10k files
+    python bench/run.py             # scale 1, series at 10k, 100k and 1M files (about an hour)
+    python bench/run.py --tools dsv,dvc --sizes 10000,100000 --scale 0.5 --out /tmp/bench.md
+
+Data sets of ../shared/bench/make_data.py (images, table, big), each through every scenario:
+  commit v1   dsv commit | dvc add data + git commit of data.dvc | git add + git commit (LFS)
+  status      no-op: dsv status | dvc status | git status --porcelain
+  commit v2   after make_data's v2 edit (untimed), as commit v1; the store's growth
+  diff        dsv diff --stat HEAD~1 HEAD | dvc diff HEAD~1 HEAD | git diff --stat HEAD~1 HEAD
+              (info; dsv's file counts are checked against make_data's file diff)
+  checkout    the data deleted, then dsv checkout --force HEAD | dvc checkout |
+              git checkout HEAD -- data; each result compared byte for byte with v2
+  push        to a local directory (git-lfs: a local bare repository) and to a moto S3 server
+              run in this process (dsv and DVC; requests counted at the server):
+              dsv push | dvc push --all-commits + git push | git push (LFS objects included)
+  clone       dsv clone | git clone + dvc pull | git clone (LFS smudge); each verified vs v2
+  gc          dsv gc | dvc gc -w -f | git lfs prune (info: DVC keeps only the workspace's data)
+and a scaling series of N small files (512 B - 4 KiB of random bytes, 1000 to a directory):
+commit, no-op status, push and clone to a local remote. git-lfs runs up to 100,000 files; above
+that only the tools of --large-tools (default dsv,dvc) run, each command limited to --timeout.
+
+Every command runs under bench_foundation's launcher (seconds from spawn to reap, peak RSS via
+os.wait4), behind coreutils `timeout` (a command over --timeout is reported as "timeout"). A
+sync(2), untimed, runs before each command. Tools take turns in every scenario; ratios are
+other/dsv from this run only (above 1: dsv is faster or smaller). All figures are warm-cache.
+Exit status: 0 if every command succeeded and every result was correct (targets may FAIL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_foundation as bf
+import bench_remote as br
+from bench_foundation import CommandFailed, Run, Tool, human_bytes, remove, tree_bytes, tree_files
+
+TOOLS = ("dsv", "dvc", "git-lfs")
+LABEL = {"dsv": "dsv", "dvc": "DVC", "git-lfs": "git-lfs"}
+KINDS = ("images", "table", "big")
+REMOTES = ("local", "s3")
+TIMEOUT_RCS = (124, 137)  # coreutils timeout: the command stopped by TERM, or by KILL after 10 s
+PEERS_MAX_FILES = 100_000  # series sizes above this run only the tools of --large-tools
+FILES_PER_DIR = 1000
+
+# Targets (defined at --scale 1 with the full series; elsewhere they are indicative only)
+SMALL_FILES_VS_DVC = 10.0  # commit, status, push and clone of many small files
+BIG_COMMIT_VS_DVC = 5.0
+BIG_GROWTH_VS_DVC = 50.0  # store growth after a small edit of a big file: dsv <= 1/50 of DVC's
+STATUS_1M_MAX_S = 10.0
+MILLION = 1_000_000
+
+# Where each tool keeps its objects (the working copies are alike and not counted)
+STORES = {"dsv": (".dsv/objects",), "dvc": (".dvc/cache",), "git-lfs": (".git/objects", ".git/lfs")}
+# What a clone may hold beside data/
+OWN = {
+    "dsv": {".dsv"},
+    "dvc": {".dvc", ".dvcignore", ".git", ".gitignore", "data.dvc"},
+    "git-lfs": {".git", ".gitattributes"},
+}
+DESCRIBE = {
+    "images": "ImageFolder of PNG-like files (2-20 KB, 10 classes); v2 moves 1% to another "
+    "class, deletes 0.5%, adds 1%",
+    "table": "labels.parquet and meta.csv; v2 relabels 1% of the rows and appends 2% "
+    "(the Parquet file is rewritten)",
+    "big": "one file of random bytes; v2 overwrites 1/1024 of it in the middle and appends 10/1024",
+}
+PLOT_COLOR = {"dsv": "#1f77b4", "dvc": "#d62728", "git-lfs": "#2ca02c"}
+
+Value = float | str  # a figure, or why there is none: "timeout", "error", "not run", "n/a"
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+class TimedOut(CommandFailed):
+    pass
+
+
+class Limited(Tool):
+    """A Tool whose commands are stopped after `timeout` seconds by coreutils `timeout`.
+
+    `timeout` waits for the command, so the peak RSS that os.wait4 reports for it is still the
+    command's own (the largest of the processes it waited for; `timeout` itself is ~2 MB).
+    """
+
+    def __init__(self, tool: Tool, timeout: float) -> None:
+        argv = ["timeout", "-k", "10", f"{timeout:g}", *tool.argv]
+        super().__init__(tool.name, argv, tool.env, tool.log, tool.sync)
+        self.timeout = timeout
+
+    def run(self, args: list[str], cwd: Path, dataset: str, step: str, check: bool = True) -> Run:
+        try:
+            r = super().run(args, cwd, dataset, step, check)
+        except CommandFailed as e:
+            if self.log and self.log[-1].rc in TIMEOUT_RCS:
+                raise TimedOut(f"{self.name} {' '.join(args)}: over {self.timeout:g} s") from e
+            raise
+        if r.rc in TIMEOUT_RCS:
+            raise TimedOut(f"{self.name} {' '.join(args)}: over {self.timeout:g} s")
+        return r
+
+
+def write_small_files(root: Path, n: int, seed: int = 20240601) -> None:
+    """n files of 512 B - 4 KiB of random bytes, FILES_PER_DIR to a directory; deterministic."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(512, 4097, n)
+    for d in range(math.ceil(n / FILES_PER_DIR)):
+        sub = root / f"d{d:04d}"
+        sub.mkdir(parents=True)
+        lo, hi = d * FILES_PER_DIR, min(n, (d + 1) * FILES_PER_DIR)
+        blob = rng.bytes(int(sizes[lo:hi].sum()))
+        off = 0
+        for i in range(lo, hi):
+            end = off + int(sizes[i])
+            fd = os.open(sub / f"f{i:07d}.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, blob[off:end])
+            finally:
+                os.close(fd)
+            off = end
+
+
+def git_out(*args: str) -> str:
+    """The output of a git command in this repository ("?" if it fails)."""
+    r = subprocess.run(["git", "-C", str(bf.REPO_ROOT), *args], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else "?"
+
+
+def export_dsv(rev: str, into: Path) -> str:
+    """dsv's src/ as committed at rev, exported into `into` and compiled; the command that runs
+    it. A long run then measures one version, whatever happens to the working tree meanwhile."""
+    into.mkdir(parents=True)
+    tar = subprocess.run(
+        ["git", "-C", str(bf.REPO_ROOT), "archive", rev, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar.stdout, check=True)
+    compileall.compile_dir(str(into / "src"), quiet=1)
+    return shlex.join(["env", f"PYTHONPATH={into / 'src'}", sys.executable, "-m", "dsv"])
+
+
+def store_bytes(tool: str, ws: Path) -> int:
+    return sum(tree_bytes(ws / p) for p in STORES[tool])
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass
+class Line:
+    """One scenario of one data set: a figure per tool."""
+
+    dataset: str
+    scenario: str
+    unit: str  # s | B | req
+    values: dict[str, Value] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)  # peak RSS of the timed commands
+    note: str = ""
+
+    def num(self, tool: str) -> float | None:
+        v = self.values.get(tool)
+        return float(v) if isinstance(v, int | float) else None
+
+    def ratio(self, tool: str) -> float | None:
+        return bf.ratio(self.num(tool), self.num("dsv"))
+
+
+@dataclass
+class Target:
+    goal: str
+    dataset: str
+    figure: str
+    result: str  # PASS | FAIL | not run
+
+
+@dataclass
+class Data:
+    """A data set under test: each tool's workspace, remotes and the tree clones must equal."""
+
+    name: str
+    base: Path
+    expected: Path  # what checkouts and clones must equal (v2; v1 in the series)
+    tools: list[str]
+    files: int
+    size: int
+    ws: dict[str, Path] = field(default_factory=dict)
+    remotes: dict[tuple[str, str], br.Remote] = field(default_factory=dict)  # (kind, tool)
+    bare: dict[str, Path] = field(default_factory=dict)  # git remote of dvc and git-lfs
+    dead: dict[str, str] = field(default_factory=dict)  # tool -> "timeout" | "error"
+
+
+def series_name(n: int) -> str:
+    return f"files-{n}"
+
+
+def short_count(n: int) -> str:
+    for div, suffix in ((MILLION, "M"), (1000, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return f"{n:,}"
+
+
+def fmt(v: Value | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if unit == "s":
+        return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+    if unit == "B":
+        return human_bytes(v)
+    return f"{v:,.0f}"
+
+
+def md_table(headers: list[str], rows: Iterable[list[str]], numeric: range = range(0)) -> str:
+    """A Markdown table; the columns of `numeric` are right-aligned."""
+    align = ["---:" if i in numeric else "---" for i in range(len(headers))]
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- the suite
+
+
+class Suite(bf.Bench, br.RemoteBench):
+    """Every scenario for every tool. The status and tree checks come from bench_foundation's
+    Bench, the S3 server, remotes, `dsv push`/`dsv clone` and clone checks from bench_remote's
+    RemoteBench; RemoteBench.__init__ sets up the attributes both read (one log, one env)."""
+
+    def __init__(self, args: argparse.Namespace, md: ModuleType, run_dir: Path) -> None:
+        br.RemoteBench.__init__(self, args, md, run_dir)
+        git_config = run_dir / "gitconfig"  # LFS filters and identity; no user config is read
+        self.env.update(
+            {
+                "GIT_CONFIG_GLOBAL": str(git_config),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_AUTHOR_NAME": "dsv-bench",
+                "GIT_AUTHOR_EMAIL": "dsv-bench@localhost",
+                "GIT_COMMITTER_NAME": "dsv-bench",
+                "GIT_COMMITTER_EMAIL": "dsv-bench@localhost",
+            }
+        )
+        git = bf.resolve_exe("git") or "git"
+        sync = not args.no_sync
+        limit = args.timeout
+        self.dsv = Limited(self.dsv, limit)
+        self.dvc = Limited(self.dvc, limit) if self.dvc is not None else None
+        self.git = Limited(Tool("git", [git], self.env, self.log, sync), limit)  # DVC's git side
+        self.lfs = Limited(Tool("git-lfs", [git], self.env, self.log, sync), limit)
+        self.names: list[str] = args.tools  # the tools compared
+        self.lines: list[Line] = []
+        self.datasets: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        # git's automatic gc runs in the foreground: billed to the command that starts it, not
+        # to whichever tool runs next (nor racing `git lfs ls-files`)
+        git_config.write_text("[init]\n\tdefaultBranch = main\n[gc]\n\tautoDetach = false\n")
+        if "git-lfs" in self.names:
+            self.lfs.run(["lfs", "install", "--skip-repo"], run_dir, "-", "setup")
+
+    def peer_dvc(self) -> Tool:
+        """The DVC tool; only called for data sets DVC runs on."""
+        assert self.dvc is not None
+        return self.dvc
+
+    # ------------------------------------------------------------------ machine and versions
+
+    def versions(self) -> dict[str, str]:
+        def out(tool: Tool, args: list[str]) -> str:
+            r = tool.run(args, self.run_dir, "-", "probe", check=False)
+            return (r.stdout.strip() or r.stderr.strip()).splitlines()[0] if r.rc == 0 else "?"
+
+        info = {"dsv": out(self.dsv, ["--version"]), "git": out(self.git, ["--version"])}
+        if self.args.dsv_rev:
+            info["dsv"] += f" (commit {git_out('rev-parse', '--short', self.args.dsv_rev)})"
+        elif self.args.dsv:
+            info["dsv"] += f" (run as `{self.args.dsv}`)"
+        else:
+            changed = ", src/ modified" if git_out("status", "--porcelain", "--", "src") else ""
+            info["dsv"] += f" (checkout {git_out('rev-parse', '--short', 'HEAD')}{changed})"
+        if self.dvc is not None:
+            info["dvc"] = out(self.dvc, ["--version"])
+            try:
+                from importlib.metadata import version
+
+                info["dvc"] += f", dvc-s3 {version('dvc-s3')}"
+            except Exception:
+                pass
+        if "git-lfs" in self.names:
+            info["git-lfs"] = out(self.lfs, ["lfs", "version"])
+        return info
+
+    @staticmethod
+    def machine() -> dict[str, str]:
+        info = {
+            "cpus": str(os.cpu_count()),
+            "os": platform.platform(),
+            "python": platform.python_version(),
+        }
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    info["ram"] = human_bytes(int(line.split()[1]) * 1024)
+                    break
+        except OSError:
+            pass
+        return info
+
+    # ------------------------------------------------------------------ one scenario
+
+    def step(
+        self,
+        data: Data,
+        scenario: str,
+        fns: dict[str, Callable[[], object]],
+        repeat: int = 1,
+        note: str = "",
+    ) -> Line:
+        """Run each tool's fn `repeat` times, the tools taking turns (order rotated each round).
+
+        A tool's figure is the median over rounds of the seconds of the commands its fn ran;
+        its peak RSS the largest of them. A tool that times out or fails is marked so here and
+        "not run" in the data set's later scenarios.
+        """
+        line = Line(data.name, scenario, "s", note=note)
+        live = [t for t in fns if t in data.tools]
+        secs: dict[str, list[float]] = {}
+        for t in live:
+            if t in data.dead:
+                line.values[t] = "not run"
+        for i in range(repeat):
+            for t in live[i % len(live) :] + live[: i % len(live)] if live else []:
+                if t in data.dead:
+                    continue
+                start = len(self.log)
+                try:
+                    fns[t]()
+                except TimedOut:
+                    data.dead[t] = line.values[t] = "timeout"
+                    print(f"  {LABEL[t]}: {scenario} timed out", flush=True)
+                except CommandFailed as e:
+                    self.fail(f"{data.name}: {scenario}: {LABEL[t]}: {e}")
+                    data.dead[t] = line.values[t] = "error"
+                else:
+                    runs = self.log[start:]
+                    secs.setdefault(t, []).append(sum(r.seconds for r in runs))
+                    peak = max((r.maxrss_mb for r in runs), default=0.0)
+                    line.rss_mb[t] = max(line.rss_mb.get(t, 0.0), peak)
+        for t, xs in secs.items():
+            line.values.setdefault(t, statistics.median(xs))
+        self.lines.append(line)
+        cells = [
+            f"{LABEL[t]} {fmt(line.values.get(t), 's')}"
+            + (f" s {line.rss_mb[t]:.0f} MB" if t in line.rss_mb else "")
+            for t in live
+        ]
+        print(f"  {data.name:<14} {scenario:<12} " + " | ".join(cells), flush=True)
+        return line
+
+    def figure(self, data: Data, scenario: str, unit: str, fn: Callable[[str], Value]) -> Line:
+        """A measured size or count (not a time) for each live tool."""
+        line = Line(data.name, scenario, unit)
+        for t in data.tools:
+            line.values[t] = "not run" if t in data.dead else fn(t)
+        self.lines.append(line)
+        return line
+
+    # ------------------------------------------------------------------ workspaces
+
+    def prepare(self, data: Data, source: Path) -> None:
+        """Each tool's workspace: data/ (a copy of source), the tool's repository, its remotes
+        (untimed)."""
+        remotes = self.run_dir / "remotes" / data.name
+        remotes.mkdir(parents=True)
+        for t in data.tools:
+            ws = data.ws[t] = data.base / "ws" / t
+            ws.mkdir(parents=True)
+            subprocess.run(["cp", "-a", str(source), str(ws / "data")], check=True)
+            for rk in self.args.remotes if t != "git-lfs" else ["local"]:
+                data.remotes[(rk, t)] = self.remote(rk, t, data.name)
+            if t != "dsv":
+                data.bare[t] = remotes / f"{t}.git"
+                self.git.run(
+                    ["init", "-q", "--bare", str(data.bare[t])], remotes, data.name, "init"
+                )
+        for t in data.tools:
+            ws, ds = data.ws[t], data.name
+            if t == "dsv":
+                self.dsv.run(["init"], ws, ds, "init")
+                for rk in self.args.remotes:
+                    self.add_remote(t, ws, data.remotes[(rk, t)], ds)
+            elif t == "dvc":
+                dvc = self.peer_dvc()
+                self.git.run(["init", "-q"], ws, ds, "init")
+                dvc.run(["init", "-q"], ws, ds, "init")
+                # the local remote is the default: `dvc push --all-commits` needs one, even
+                # with -r (DVC 3.x); analytics are off through DVC_NO_ANALYTICS
+                local = data.remotes[("local", t)]
+                dvc.run(["remote", "add", "-d", local.name, local.url], ws, ds, "init")
+                if "s3" in self.args.remotes:
+                    self.add_remote(t, ws, data.remotes[("s3", t)], ds)
+                self.git.run(["add", ".dvc", ".dvcignore"], ws, ds, "init")
+                self.git.run(["commit", "-q", "-m", "dvc init"], ws, ds, "init")
+                self.git.run(["remote", "add", "origin", str(data.bare[t])], ws, ds, "init")
+            else:
+                self.lfs.run(["init", "-q"], ws, ds, "init")
+                self.lfs.run(["lfs", "install", "--local"], ws, ds, "init")
+                self.lfs.run(["lfs", "track", "data/**"], ws, ds, "init")
+                self.lfs.run(["add", ".gitattributes"], ws, ds, "init")
+                self.lfs.run(["commit", "-q", "-m", "track data/ with LFS"], ws, ds, "init")
+                self.lfs.run(["remote", "add", "origin", str(data.bare[t])], ws, ds, "init")
+
+    def check_lfs(self, data: Data) -> None:
+        """git-lfs must hold every data file as an LFS object, not as a git blob."""
+        if "git-lfs" not in data.tools or "git-lfs" in data.dead:
+            return
+        ws = data.ws["git-lfs"]
+        r = self.lfs.run(["lfs", "ls-files", "-n"], ws, data.name, "check")
+        in_lfs = len([ln for ln in r.stdout.splitlines() if ln.strip()])
+        files = tree_files(ws / "data")
+        objects = tree_files(ws / ".git" / "lfs" / "objects")
+        if in_lfs != files or objects == 0:
+            self.fail(
+                f"{data.name}: git-lfs tracks {in_lfs} of {files} data files "
+                f"({objects} LFS objects): the data is not stored in LFS"
+            )
+
+    # ------------------------------------------------------------------ scenarios
+
+    def commit(self, data: Data, scenario: str, message: str) -> Line:
+        ds, ws = data.name, data.ws
+
+        def dvc() -> None:
+            self.peer_dvc().run(["add", "-q", "data"], ws["dvc"], ds, scenario)
+            self.git.run(["add", "data.dvc", ".gitignore"], ws["dvc"], ds, scenario)
+            self.git.run(["commit", "-q", "-m", message], ws["dvc"], ds, scenario)
+
+        def lfs() -> None:
+            self.lfs.run(["add", "data"], ws["git-lfs"], ds, scenario)
+            self.lfs.run(["commit", "-q", "-m", message], ws["git-lfs"], ds, scenario)
+
+        fns = {
+            "dsv": lambda: self.dsv.run(["commit", "-q", "-m", message], ws["dsv"], ds, scenario),
+            "dvc": dvc,
+            "git-lfs": lfs,
+        }
+        line = self.step(data, scenario, fns, note="DVC: dvc add + git commit of data.dvc")
+        self.check_lfs(data)
+        return line
+
+    def status(self, data: Data) -> Line:
+        ds, ws, scenario = data.name, data.ws, "status"
+
+        def lfs() -> None:
+            r = self.lfs.run(["status", "--porcelain"], ws["git-lfs"], ds, scenario)
+            if r.stdout.strip():
+                self.fail(f"{ds}: git status after the commit is not clean: {r.stdout[:200]!r}")
+
+        fns = {
+            "dsv": lambda: self.dsv_status(ws["dsv"], ds, scenario, True),
+            "dvc": lambda: self.dvc_status(ws["dvc"], ds, scenario, True),
+            "git-lfs": lfs,
+        }
+        return self.step(data, scenario, fns, self.args.repeat, note="no-op")
+
+    def diff(self, data: Data, v1: Path, v2: Path) -> Line:
+        ds, ws, scenario = data.name, data.ws, "diff"
+        truth = self.md.file_diff(v1, v2)
+        keys = ("added", "removed", "modified", "moved")
+
+        def dsv() -> None:
+            r = self.dsv.run(
+                ["diff", "--stat", "--json", "HEAD~1", "HEAD"], ws["dsv"], ds, scenario
+            )
+            try:
+                files = json.loads(r.stdout)["files"]
+                got = {k: files[k] for k in keys}
+            except (ValueError, KeyError, TypeError) as e:
+                self.fail(f"{ds}: `dsv diff --stat --json` output unreadable ({e})")
+                return
+            if got != {k: truth[k] for k in keys}:
+                self.fail(f"{ds}: dsv diff counts {got}, make_data's file diff {truth}")
+
+        fns = {
+            "dsv": dsv,
+            "dvc": lambda: self.peer_dvc().run(["diff", "HEAD~1", "HEAD"], ws["dvc"], ds, scenario),
+            "git-lfs": lambda: self.lfs.run(
+                ["diff", "--stat", "HEAD~1", "HEAD"], ws["git-lfs"], ds, scenario
+            ),
+        }
+        counts = ", ".join(f"{truth[k]} {k}" for k in keys)
+        return self.step(
+            data, scenario, fns, self.args.repeat, note=f"v1..v2: {counts}; git: pointer files"
+        )
+
+    def checkout(self, data: Data) -> Line:
+        ds, ws, scenario = data.name, data.ws, "checkout"
+        cmds = {
+            "dsv": (self.dsv, ["checkout", "-q", "--force", "HEAD"]),
+            "dvc": (self.dvc, ["checkout", "-q"]),
+            "git-lfs": (self.lfs, ["checkout", "HEAD", "--", "data"]),
+        }
+
+        def fn(t: str) -> Callable[[], None]:
+            def run() -> None:
+                tool, args = cmds[t]
+                assert tool is not None
+                remove(ws[t] / "data")
+                tool.run(args, ws[t], ds, scenario)
+
+            return run
+
+        line = self.step(data, scenario, {t: fn(t) for t in cmds}, self.args.repeat)
+        for t in data.tools:
+            if t not in data.dead:
+                self.verify_tree(f"{ds}: {LABEL[t]} checkout", data.expected, ws[t] / "data")
+        line.note = "into a workspace without data/; verified vs v2"
+        return line
+
+    def push(self, data: Data, rk: str) -> Line:
+        ds, ws, scenario = data.name, data.ws, f"push {rk}"
+        counts: dict[str, br.S3Count] = {}
+
+        def counted(t: str, fn: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                if rk == "s3":
+                    self.s3.reset()
+                fn()
+                if rk == "s3":
+                    counts[t] = self.s3.snapshot()
+
+            return run
+
+        def dvc() -> None:
+            r = data.remotes[(rk, "dvc")]
+            self.peer_dvc().run(
+                ["push", "-q", "-r", r.name, "--all-commits"], ws["dvc"], ds, scenario
+            )
+            self.git.run(["push", "-q", "origin", "main"], ws["dvc"], ds, scenario)
+
+        fns: dict[str, Callable[[], object]] = {
+            "dsv": counted(
+                "dsv", lambda: self.dsv_push(ws["dsv"], data.remotes[(rk, "dsv")], ds, scenario)
+            ),
+            "dvc": counted("dvc", dvc),
+        }
+        if rk == "local":
+            fns["git-lfs"] = lambda: self.lfs.run(
+                ["push", "-q", "origin", "main"], ws["git-lfs"], ds, scenario
+            )
+        line = self.step(data, scenario, fns, note="all versions; DVC: --all-commits + git push")
+        if rk == "local":
+
+            def remote_size(t: str) -> Value:
+                local = tree_bytes(Path(data.remotes[("local", t)].url)) if t != "git-lfs" else 0
+                return local + (tree_bytes(data.bare[t]) if t in data.bare else 0)
+
+            self.figure(
+                data, "remote after push", "B", remote_size
+            ).note = "git-lfs: the bare repository; DVC: its remote and its git repository"
+        else:
+            no = "n/a"
+            self.figure(data, "push s3", "req", lambda t: counts[t].requests if t in counts else no)
+            self.figure(
+                data, "uploaded to S3", "B", lambda t: counts[t].bytes_in if t in counts else no
+            )
+        return line
+
+    def clone(self, data: Data, rk: str) -> Line:
+        ds, scenario = data.name, f"clone {rk}"
+        into = data.base / "clones"
+        into.mkdir(exist_ok=True)
+        counts: dict[str, br.S3Count] = {}
+
+        def fn(t: str) -> Callable[[], None]:
+            def run() -> None:
+                target = into / f"{t}-{rk}"
+                remove(target)
+                if rk == "s3":
+                    self.s3.reset()
+                if t == "dsv":
+                    self.dsv_clone(data.remotes[(rk, t)], target, ds, scenario)
+                elif t == "dvc":
+                    self.git.run(
+                        ["clone", "-q", str(data.bare[t]), str(target)], into, ds, scenario
+                    )
+                    r = data.remotes[(rk, t)]
+                    self.peer_dvc().run(["pull", "-q", "-r", r.name], target, ds, scenario)
+                else:
+                    self.lfs.run(
+                        ["clone", "-q", str(data.bare[t]), str(target)], into, ds, scenario
+                    )
+                if rk == "s3":
+                    counts[t] = self.s3.snapshot()
+                self.verify_clone(f"{ds}: {LABEL[t]} {scenario}", data.expected, target, OWN[t])
+                remove(target)
+
+            return run
+
+        tools = ["dsv", "dvc"] + (["git-lfs"] if rk == "local" else [])
+        line = self.step(
+            data,
+            scenario,
+            {t: fn(t) for t in tools},
+            note="verified vs v2; DVC: git clone + dvc pull",
+        )
+        if rk == "s3":
+            no = "n/a"
+            self.figure(
+                data, "clone s3", "req", lambda t: counts[t].requests if t in counts else no
+            )
+        return line
+
+    def gc(self, data: Data) -> Line:
+        ds, ws, scenario = data.name, data.ws, "gc"
+        fns = {
+            "dsv": lambda: self.dsv.run(["gc", "-q"], ws["dsv"], ds, scenario),
+            "dvc": lambda: self.peer_dvc().run(["gc", "-w", "-f", "-q"], ws["dvc"], ds, scenario),
+            "git-lfs": lambda: self.lfs.run(["lfs", "prune"], ws["git-lfs"], ds, scenario),
+        }
+        return self.step(data, scenario, fns, note="DVC -w keeps only v2; dsv keeps history")
+
+    def store(self, data: Data, scenario: str) -> Line:
+        return self.figure(data, scenario, "B", lambda t: store_bytes(t, data.ws[t]))
+
+    # ------------------------------------------------------------------ data sets
+
+    def dataset(self, kind: str) -> None:
+        base = self.run_dir / kind
+        v1, v2 = base / "gen" / "v1", base / "gen" / "v2"
+        t0 = time.perf_counter()
+        self.md.gen(kind, v1, self.scale)
+        shutil.copytree(v1, v2, symlinks=True)
+        self.md.edit(kind, v2)
+        data = Data(kind, base, v2, list(self.names), tree_files(v1), tree_bytes(v1))
+
+        def scenarios() -> None:
+            self.commit(data, "commit v1", "v1")
+            before = self.store(data, "store after v1")
+            self.status(data)
+            for t in data.tools:
+                self.md.edit(kind, data.ws[t] / "data")
+            self.commit(data, "commit v2", "v2")
+            after = self.store(data, "store after v2")
+            growth = Line(kind, "store growth v2", "B")
+            for t in data.tools:
+                a, b = after.num(t), before.num(t)
+                growth.values[t] = a - b if a is not None and b is not None else "not run"
+            self.lines.append(growth)
+            self.diff(data, v1, v2)
+            self.checkout(data)
+            for rk in self.args.remotes:
+                self.push(data, rk)
+            for rk in self.args.remotes:
+                self.clone(data, rk)
+            self.gc(data)
+            self.store(data, "store after gc")
+
+        self.run_data(data, v1, DESCRIBE[kind], t0, scenarios)
+
+    def series(self, n: int) -> None:
+        base = self.run_dir / series_name(n)
+        tools = [t for t in self.names if n <= PEERS_MAX_FILES or t in self.args.large_tools]
+        t0 = time.perf_counter()
+        src = base / "src"
+        write_small_files(src, n)
+        data = Data(series_name(n), base, src, tools, n, tree_bytes(src))
+
+        def scenarios() -> None:
+            self.commit(data, "commit v1", "v1")
+            self.store(data, "store after v1")
+            self.status(data)
+            self.push(data, "local")
+            self.clone(data, "local")
+
+        what = "files of 512 B - 4 KiB of random bytes, 1000 to a directory"
+        if tools != self.names:
+            what += f" (tools: {', '.join(LABEL[t] for t in tools)})"
+        self.run_data(data, src, what, t0, scenarios)
+
+    def run_data(
+        self, data: Data, source: Path, what: str, t0: float, scenarios: Callable[[], None]
+    ) -> None:
+        """Each tool's workspace holds a copy of source; then the scenarios, then clean-up."""
+        self.datasets.append(
+            {"name": data.name, "files": data.files, "bytes": data.size, "what": what}
+        )
+        print(
+            f"\n== {data.name}: {data.files} files, {human_bytes(data.size)}; generated in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+        try:
+            self.prepare(data, source)
+            scenarios()
+        except CommandFailed as e:  # in an untimed set-up command: the data set stops here
+            self.fail(f"{data.name}: {e}")
+        finally:
+            self.end(data)
+
+    def end(self, data: Data) -> None:
+        self._hash_cache.clear()
+        if self.s3 is not None:
+            self.reset_s3()
+        if not self.args.keep:
+            shutil.rmtree(data.base, ignore_errors=True)
+            shutil.rmtree(self.run_dir / "remotes" / data.name, ignore_errors=True)
+            for (kind, _), r in data.remotes.items():
+                if kind == "local":
+                    shutil.rmtree(r.url, ignore_errors=True)
+
+    # ------------------------------------------------------------------ targets
+
+    def find(self, dataset: str, scenario: str, unit: str = "s") -> Line | None:
+        for line in self.lines:
+            if (line.dataset, line.scenario, line.unit) == (dataset, scenario, unit):
+                return line
+        return None
+
+    def vs_dvc(self, line: Line | None) -> tuple[float | None, str]:
+        """DVC/dsv, and how to print it; a DVC timeout gives a lower bound."""
+        if line is None:
+            return None, "not run"
+        dsv = line.num("dsv")
+        r = line.ratio("dvc")
+        if r is not None:
+            return r, bf.fmt_ratio(r)
+        if line.values.get("dvc") == "timeout" and dsv:
+            r = self.args.timeout / dsv
+            return r, f"> {bf.fmt_ratio(r)} (DVC over {self.args.timeout:g} s)"
+        return None, "not run"
+
+    def targets(self) -> list[Target]:
+        out: list[Target] = []
+        small = ["images"] + [series_name(n) for n in self.args.sizes]
+        for ds in small:
+            for scenario in (
+                "commit v1",
+                "status",
+                "push local",
+                "push s3",
+                "clone local",
+                "clone s3",
+            ):
+                line = self.find(ds, scenario)
+                if line is None:
+                    continue
+                r, shown = self.vs_dvc(line)
+                goal = f"small files, {scenario}: dsv >= {SMALL_FILES_VS_DVC:g}x faster than DVC"
+                out.append(Target(goal, ds, shown, self.judge(r, SMALL_FILES_VS_DVC)))
+        r, shown = self.vs_dvc(self.find("big", "commit v1"))
+        goal = f"big file, commit v1: dsv >= {BIG_COMMIT_VS_DVC:g}x faster than DVC"
+        out.append(Target(goal, "big", shown, self.judge(r, BIG_COMMIT_VS_DVC)))
+        for d in self.datasets:
+            lines = [
+                line
+                for s in ("store after v1", "store after v2", "remote after push")
+                if (line := self.find(d["name"], s, "B")) is not None
+            ]
+            ratios = [(r, line.scenario) for line in lines if (r := line.ratio("dvc")) is not None]
+            worst, where = min(ratios) if ratios else (None, "")
+            out.append(
+                Target(
+                    "store and remote size <= DVC's (after v1, after v2, remote)",
+                    d["name"],
+                    "not run" if worst is None else f"DVC/dsv {worst:.3f}x at least ({where})",
+                    self.judge(worst, 1.0),
+                )
+            )
+        r, shown = self.vs_dvc(self.find("big", "store growth v2", "B"))
+        goal = f"big file, store growth after a small edit: dsv <= 1/{BIG_GROWTH_VS_DVC:g} of DVC's"
+        out.append(Target(goal, "big", shown, self.judge(r, BIG_GROWTH_VS_DVC)))
+        big_n = [n for n in self.args.sizes if n >= MILLION]
+        line = self.find(series_name(big_n[0]), "status") if big_n else None
+        s = line.num("dsv") if line is not None else None
+        out.append(
+            Target(
+                f"1M files, no-op status: dsv < {STATUS_1M_MAX_S:g} s",
+                series_name(big_n[0]) if big_n else "files-1000000",
+                "not run" if s is None else f"{s:.2f} s",
+                "not run" if s is None else bf.judge(s < STATUS_1M_MAX_S),
+            )
+        )
+        return out
+
+    @staticmethod
+    def judge(r: float | None, at_least: float) -> str:
+        return "not run" if r is None else bf.judge(r >= at_least)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def title_of(name: str) -> str:
+    """images, table, big; files-N as "N files"."""
+    count = name.removeprefix("files-")
+    return f"{int(count):,} files" if count != name else name
+
+
+def ratio_cell(suite: Suite, line: Line, tool: str) -> str:
+    if tool == "dvc":
+        r, shown = suite.vs_dvc(line)
+        return shown if r is not None else "-"
+    return bf.fmt_ratio(line.ratio(tool))
+
+
+def metric_table(suite: Suite, lines: list[Line], unit: str) -> str:
+    peers = [t for t in suite.names if t != "dsv"]
+    headers = ["data", "scenario", *(LABEL[t] for t in suite.names)]
+    headers += [f"{LABEL[t]}/dsv" for t in peers] + ["note"]
+    rows = [
+        [
+            title_of(line.dataset),
+            line.scenario,
+            *(fmt(line.values.get(t), unit) for t in suite.names),
+            *(ratio_cell(suite, line, t) for t in peers),
+            line.note,
+        ]
+        for line in lines
+        if line.unit == unit
+    ]
+    return md_table(headers, rows, numeric=range(2, len(headers) - 1))
+
+
+def rss_table(suite: Suite, lines: list[Line]) -> str:
+    headers = ["data", "scenario", *(f"{LABEL[t]} (MB)" for t in suite.names)]
+    rows = [
+        [
+            title_of(line.dataset),
+            line.scenario,
+            *(f"{line.rss_mb[t]:.0f}" if t in line.rss_mb else "-" for t in suite.names),
+        ]
+        for line in lines
+        if line.unit == "s"
+    ]
+    return md_table(headers, rows, numeric=range(2, len(headers)))
+
+
+def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
+    """PNG plots (matplotlib, imported here only); {name: file name}. Empty without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        suite.notes.append("matplotlib is not installed: no plots (pip install -e '.[dev]')")
+        return {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made: dict[str, str] = {}
+    kinds = [d["name"] for d in suite.datasets if not d["name"].startswith("files-")]
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+
+    def bars(unit: str, name: str, title: str) -> None:
+        """Grouped bars: a panel per data set, a group per scenario, a bar per tool."""
+        if not kinds:
+            return
+        fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 4.2), squeeze=False)
+        width = 0.8 / len(suite.names)
+        for ax, kind in zip(axes[0], kinds, strict=True):
+            lines = [
+                line
+                for line in suite.lines
+                if line.dataset == kind and line.unit == unit and line.scenario != "store growth v2"
+            ]
+            top = max((v for line in lines for t in suite.names if (v := line.num(t))), default=1)
+            scale, label = (1.0, "seconds (log)") if unit == "s" else bytes_unit(top)
+            for i, t in enumerate(suite.names):
+                xs = [j + (i - (len(suite.names) - 1) / 2) * width for j in range(len(lines))]
+                ys = [(line.num(t) or math.nan) / scale for line in lines]
+                ax.bar(xs, ys, width, label=LABEL[t], color=PLOT_COLOR[t])
+            if unit == "s":
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(plain)
+            ax.set_ylabel(label)
+            ax.set_xticks(range(len(lines)))
+            ax.set_xticklabels([line.scenario for line in lines], rotation=40, ha="right")
+            ax.set_title(kind)
+            ax.grid(axis="y", alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize="small")
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=72)
+        plt.close(fig)
+        made[name.removesuffix(".png")] = name
+
+    bars("s", "time.png", "time per scenario (lower is better)")
+    bars("B", "store.png", "store and remote size (lower is better)")
+
+    sizes = [n for n in suite.args.sizes if suite.find(series_name(n), "commit v1") is not None]
+    if sizes:
+        fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), squeeze=False)
+        scenarios = ("commit v1", "status", "push local", "clone local")
+        for ax, s in zip(axes.flat, scenarios, strict=True):
+            for t in suite.names:
+                pts = [
+                    (n, ln.values.get(t)) for n in sizes if (ln := suite.find(series_name(n), s))
+                ]
+                done = [(n, v) for n, v in pts if isinstance(v, float)]
+                over = [n for n, v in pts if v == "timeout"]
+                if done:
+                    ax.plot(*zip(*done, strict=True), "o-", color=PLOT_COLOR[t], label=LABEL[t])
+                if over:
+                    ax.plot(
+                        over,
+                        [suite.args.timeout] * len(over),
+                        "x",
+                        color=PLOT_COLOR[t],
+                        markersize=10,
+                        label=f"{LABEL[t]}: timeout",
+                    )
+            if s == "status":
+                ax.axhline(STATUS_1M_MAX_S, ls="--", color="grey", lw=0.8, label="target at 1M")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(sizes)
+            ax.set_xticklabels([short_count(n) for n in sizes])
+            ax.minorticks_off()
+            ax.yaxis.set_major_formatter(plain)
+            ax.set_title(s)
+            ax.set_xlabel("files")
+            ax.set_ylabel("seconds")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+        fig.suptitle("small files: seconds against the number of files (log-log)")
+        fig.tight_layout()
+        fig.savefig(out_dir / "series.png", dpi=72)
+        plt.close(fig)
+        made["series"] = "series.png"
+    return made
+
+
+def bytes_unit(top: float) -> tuple[float, str]:
+    for size, name in ((bf.GiB, "GiB"), (bf.MiB, "MiB"), (bf.KiB, "KiB")):
+        if top >= size:
+            return float(size), name
+    return 1.0, "bytes"
+
+
+def write_report(
+    suite: Suite, out: Path, meta: dict[str, Any], targets: list[Target], figures: dict[str, str]
+) -> None:
+    args = suite.args
+    rel = out.with_suffix("").name
+    kinds = [d for d in suite.datasets if not d["name"].startswith("files-")]
+    series = [d for d in suite.datasets if d["name"].startswith("files-")]
+    per_kind = [line for line in suite.lines if not line.dataset.startswith("files-")]
+    per_size = [line for line in suite.lines if line.dataset.startswith("files-")]
+    n_pass = sum(t.result == "PASS" for t in targets)
+    n_fail = sum(t.result == "FAIL" for t in targets)
+
+    def image(key: str, alt: str) -> str:
+        return f"![{alt}]({rel}/{figures[key]})\n\n" if key in figures else ""
+
+    parts = [
+        "# Benchmarks\n",
+        "dsv against DVC and git-lfs on the same generated data, every scenario in one run of "
+        f"`{meta['command']}` ([bench/run.py](../bench/run.py)). Ratios are other/dsv from this "
+        "run only: above 1, dsv is faster (or smaller). The machine is shared and noisy, so "
+        "only ratios from one run compare; every figure is warm-cache (page caches cannot be "
+        "dropped here; a sync(2) runs, untimed, before each command).\n",
+        "## Machine and versions\n",
+        md_table(
+            ["", ""],
+            [
+                ["date", meta["finished"]],
+                ["CPU", f"{meta['cpus']} x {meta.get('cpu', '?')}"],
+                ["RAM", meta.get("ram", "?")],
+                ["OS", meta["os"]],
+                ["Python", meta["python"]],
+                *(
+                    [LABEL.get(k, k), meta[k]]
+                    for k in ("dsv", "dvc", "git", "git-lfs")
+                    if k in meta
+                ),
+                [
+                    "run",
+                    f"scale {args.scale:g}, repeat {args.repeat}, series "
+                    f"{', '.join(short_count(n) for n in args.sizes) or 'none'}, remotes "
+                    f"{', '.join(args.remotes)}, timeout {args.timeout:g} s per command, "
+                    f"{meta['minutes']:.0f} min in all",
+                ],
+            ],
+        ),
+        "",
+        "## Targets\n",
+        f"{n_pass} PASS, {n_fail} FAIL"
+        + (
+            ""
+            if args.scale == 1 and any(n >= MILLION for n in args.sizes)
+            else f" (the targets are set for scale 1 and the 1M-file series; this run is at "
+            f"scale {args.scale:g}, so they are indicative only)"
+        )
+        + ".\n",
+        md_table(
+            ["target", "data", "figure", "result"],
+            ([t.goal, title_of(t.dataset), t.figure, t.result] for t in targets),
+            numeric=range(2, 3),
+        ),
+        "",
+        "## Data\n",
+        md_table(
+            ["data", "files", "size", "what"],
+            (
+                [title_of(d["name"]), f"{d['files']:,}", human_bytes(d["bytes"]), d["what"]]
+                for d in kinds + series
+            ),
+            numeric=range(1, 3),
+        ),
+        "",
+        "## Time (seconds)\n",
+        image("time", "seconds per scenario and tool"),
+        metric_table(suite, per_kind, "s"),
+        "",
+        "## Store size (bytes)\n",
+        "Object stores only (`.dsv/objects`, `.dvc/cache`, `.git/objects` + `.git/lfs`); every "
+        "tool also has the working copy.\n",
+        image("store", "store bytes per scenario and tool"),
+        metric_table(suite, per_kind, "B"),
+        "",
+    ]
+    if any(line.unit == "req" for line in per_kind):
+        parts += [
+            "## Remote requests (S3)\n",
+            "HTTP requests counted at the moto S3 server (git-lfs has no S3 remote).\n",
+            metric_table(suite, per_kind, "req"),
+            "",
+        ]
+    parts += [
+        "## Peak RSS\n",
+        "The largest `ru_maxrss` of the commands of each step (os.wait4 on each command).\n",
+        rss_table(suite, per_kind),
+        "",
+    ]
+    if per_size:
+        parts += [
+            "## Scaling with the number of files\n",
+            image("series", "seconds against the number of files"),
+            metric_table(suite, per_size, "s"),
+            "",
+            metric_table(suite, per_size, "B"),
+            "",
+            rss_table(suite, per_size),
+            "",
+        ]
+    parts += [
+        "## Correctness\n",
+        (
+            "Every checkout and clone was compared byte for byte with the version committed "
+            "(same paths, same SHA-256); dsv diff's file counts matched make_data's file diff; "
+            "git-lfs held every data file in LFS. All passed."
+            if not suite.failures
+            else "FAILURES:\n\n" + "\n".join(f"- `{f.splitlines()[0]}`" for f in suite.failures)
+        ),
+        "",
+        "## How it was measured\n",
+        "\n".join(
+            [
+                "- Each command runs under a small launcher (`bench_foundation.py`): seconds from "
+                "spawn to reap, peak RSS from `os.wait4`; behind coreutils `timeout` (a command "
+                "over the limit is reported as `timeout`, and the tool is not run in the later "
+                "scenarios of that data set).",
+                "- The tools take turns in every scenario; with `--repeat N` status, diff and "
+                "checkout are repeated, the order rotated, and the median reported.",
+                "- dsv: `dsv commit`, `dsv status`, `dsv diff --stat HEAD~1 HEAD`, `dsv checkout "
+                "--force HEAD`, `dsv push`, `dsv clone`, `dsv gc`.",
+                "- DVC (in a git repository): `dvc add data` + `git commit` of `data.dvc`, `dvc "
+                "status`, `dvc diff HEAD~1 HEAD`, `dvc checkout`, `dvc push --all-commits` + `git "
+                "push`, `git clone` + `dvc pull`, `dvc gc -w -f` (keeps only the workspace's "
+                "version, dsv gc keeps every committed one).",
+                "- git-lfs: `git lfs track 'data/**'`, `git add data` + `git commit`, `git status "
+                "--porcelain`, `git diff --stat HEAD~1 HEAD` (of pointer files), `git checkout "
+                "HEAD -- data`, `git push` and `git clone` to and from a local bare repository "
+                "(LFS objects in its `lfs/` directory), `git lfs prune`.",
+                "- S3: a moto server in the benchmark process, fake credentials; requests and "
+                "body bytes counted at the server.",
+                f"- The scaling series runs git-lfs up to {PEERS_MAX_FILES:,} files and above "
+                f"that only {', '.join(LABEL[t] for t in args.large_tools)}.",
+            ]
+            + [f"- {n}" for n in suite.notes]
+        ),
+        "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+
+
+def print_summary(suite: Suite, targets: list[Target]) -> None:
+    print("\n" + "=" * 100)
+    print("ratios are other/dsv (> 1: dsv faster or smaller); same-run figures, warm cache\n")
+    for unit in ("s", "B", "req"):
+        lines = [line for line in suite.lines if line.unit == unit]
+        if not lines:
+            continue
+        peers = [t for t in suite.names if t != "dsv"]
+        bf.print_table(
+            [
+                "data",
+                "scenario",
+                *(LABEL[t] for t in suite.names),
+                *(f"{LABEL[t]}/dsv" for t in peers),
+            ],
+            (
+                [
+                    line.dataset,
+                    line.scenario,
+                    *(fmt(line.values.get(t), unit) for t in suite.names),
+                    *(ratio_cell(suite, line, t) for t in peers),
+                ]
+                for line in lines
+            ),
+        )
+        print()
+    bf.print_table(
+        ["target", "data", "figure", "result"],
+        ([t.goal, t.dataset, t.figure, t.result] for t in targets),
+    )
+    print(
+        f"\ntargets: {sum(t.result == 'PASS' for t in targets)} PASS, "
+        f"{sum(t.result == 'FAIL' for t in targets)} FAIL"
+    )
+    if suite.failures:
+        print(f"\n!!! {len(suite.failures)} CORRECTNESS FAILURE(S) / ERROR(S):")
+        for f in suite.failures:
+            print("!!! " + f.replace("\n", "\n!!! "))
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="scale 0.05, series 1k,10k, local remotes only, timeout 120 s",
+    )
+    ap.add_argument("--scale", type=float, default=None, help="data set scale (default 1)")
+    ap.add_argument(
+        "--sizes",
+        default=None,
+        help="file counts of the scaling series (default 10000,100000,1000000; 'none' for none)",
+    )
+    ap.add_argument("--tools", default=",".join(TOOLS), help="among dsv,dvc,git-lfs (default all)")
+    ap.add_argument(
+        "--large-tools",
+        default="dsv,dvc",
+        help=f"tools of the series above {PEERS_MAX_FILES:,} files (default dsv,dvc)",
+    )
+    ap.add_argument("--only", default=",".join(KINDS), help="data sets among images,table,big")
+    ap.add_argument("--remotes", default=None, help="among local,s3 (default both; --quick: local)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of status, diff and checkout")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per command (default 600)")
+    ap.add_argument("--out", type=Path, default=bf.REPO_ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--make-data", type=Path, default=bf.DEFAULT_MAKE_DATA)
+    ap.add_argument("--dsv", default=None, metavar="CMD", help="dsv command (default: on PATH)")
+    ap.add_argument(
+        "--dsv-rev",
+        default=None,
+        metavar="REV",
+        help="measure dsv as committed at REV (exported from git), not the working tree's src/",
+    )
+    ap.add_argument("--workdir", type=Path, default=None, help="parent of the run's temp dir")
+    ap.add_argument("--no-sync", action="store_true", help="no sync(2) before each command")
+    ap.add_argument("--keep", action="store_true", help="keep the run's temp dir")
+    a = ap.parse_args(argv)
+    if a.quick and a.scale is not None:
+        ap.error("--quick and --scale exclude each other")
+    if a.dsv and a.dsv_rev:
+        ap.error("--dsv and --dsv-rev exclude each other")
+    a.scale = 0.05 if a.quick else (1.0 if a.scale is None else a.scale)
+    a.remotes = a.remotes or ("local" if a.quick else ",".join(REMOTES))
+    a.timeout = a.timeout or (120.0 if a.quick else 600.0)
+    sizes = a.sizes or ("1000,10000" if a.quick else "10000,100000,1000000")
+    a.sizes = [] if sizes == "none" else sorted({int(s) for s in sizes.split(",") if s.strip()})
+    for opt, allowed in (
+        ("tools", TOOLS),
+        ("large_tools", TOOLS),
+        ("only", KINDS),
+        ("remotes", REMOTES),
+    ):
+        got = [] if getattr(a, opt) == "none" else [x.strip() for x in getattr(a, opt).split(",")]
+        if any(x not in allowed for x in got):
+            ap.error(f"--{opt.replace('_', '-')}: choose among {','.join(allowed)}")
+        setattr(a, opt, [x for x in allowed if x in got])  # canonical order
+    if "dsv" not in a.tools:
+        ap.error("--tools must include dsv (every ratio is against it)")
+    if "local" not in a.remotes:
+        ap.error("--remotes must include local (git-lfs and the series push to a local remote)")
+    if a.scale <= 0 or a.repeat < 1 or a.timeout <= 0 or any(n < 1 for n in a.sizes):
+        ap.error("--scale, --repeat, --timeout and --sizes must be positive")
+    a.kinds, a.skip_dvc, a.skip_dsv = a.only, "dvc" not in a.tools, False
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    bf.ensure_bytecode()
+    md = bf.load_make_data(args.make_data)
+    run_dir = Path(tempfile.mkdtemp(prefix="dsv-bench-run-", dir=args.workdir))
+    if args.dsv_rev:
+        args.dsv = export_dsv(args.dsv_rev, run_dir / "dsv")
+    suite = Suite(args, md, run_dir)
+    meta: dict[str, Any] = {
+        "command": shlex.join(
+            ["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        **suite.machine(),
+    }
+    targets: list[Target] = []
+    try:
+        with bf.failures_recorded(suite.failures):
+            meta |= suite.versions()
+            print(f"dsv-bench-run  run dir {run_dir}  scale {args.scale:g}  tools {args.tools}")
+            for k in ("dsv", "dvc", "git-lfs"):
+                print(f"  {k}: {meta.get(k, '-')}")
+            if "s3" in args.remotes:
+                suite.start_s3()
+            for kind in args.kinds:
+                suite.dataset(kind)
+            for n in args.sizes:
+                suite.series(n)
+    finally:
+        suite.stop()
+        meta["finished"] = time.strftime("%Y-%m-%d %H:%M %Z")
+        meta["minutes"] = (time.perf_counter() - started) / 60
+        targets = suite.targets()
+        print_summary(suite, targets)
+        figures = plots(suite, args.out.with_suffix(""))
+        write_report(suite, args.out, meta, targets, figures)
+        print(f"\nreport written to {args.out}; plots: {', '.join(figures.values()) or 'none'}")
+        if args.json_out:
+            doc = {
+                "meta": meta,
+                "lines": [asdict(x) for x in suite.lines],
+                "failures": suite.failures,
+            }
+            args.json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        bf.drop_run_dir(run_dir, args.keep)
+    return 1 if suite.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
