@@ -40,16 +40,28 @@ def kind_of_mode(st_mode: int) -> int:
 class RefDir:
     """The files and subdirectories of a tree at one directory.
 
-    ``pos``: each file's position in ``table`` when it was read from the store.
+    Read from the store (``table``; ``pos``: each file's position in it), or
+    taken from a cache block that mirrors the tree (its files are then built
+    only when asked for).
     """
 
-    __slots__ = ("dirs", "files", "pos", "table")
+    __slots__ = ("_block", "_ds", "_files", "dirs", "pos", "table")
 
-    def __init__(self) -> None:
-        self.files: dict[str, Row] = {}
+    def __init__(self, block: Block | None = None, ds: int = 0) -> None:
+        self._files: dict[str, Row] | None = None if block is not None else {}
+        self._block = block
+        self._ds = ds
         self.dirs: dict[str, tuple[bytes, int]] = {}  # name -> (tree id, size)
         self.table: TreeTable | None = None
         self.pos: dict[str, int] = {}
+
+    @property
+    def files(self) -> dict[str, Row]:
+        if self._files is None:
+            b = self._block
+            assert b is not None
+            self._files = {n: block_row(b, i, self._ds) for i, n in enumerate(b.names)}
+        return self._files
 
 
 class DirState:
@@ -191,16 +203,15 @@ class Walk:
         self.ds = repo.algo.digest_size
 
     def _read(self, tree_id: bytes | None, block: Block | None, path: str) -> RefDir:
-        out = RefDir()
         if tree_id is not None and block is not None and block.tree == tree_id:
-            ds = self.ds
-            for i, n in enumerate(block.names):
-                out.files[n] = block_row(block, i, ds)
+            out = RefDir(block, self.ds)
             for c in self.cache.children(path):
                 cb = self.cache.blocks[join(path, c)]
                 if cb.tree is not None:
                     out.dirs[c] = (cb.tree, cb.size)
-        elif tree_id is not None:
+            return out
+        out = RefDir()
+        if tree_id is not None:
             table = out.table = read_table(self.repo, tree_id)
             for i, (name, kind, mode, size, oid) in enumerate(table.rows()):
                 if kind == Kind.DIR:
@@ -225,9 +236,13 @@ class Walk:
             return st._ref
         out = st._ref = self._read(st.ref_id, st.block, st.path)
         if st.ref_size < 0:
-            st.ref_size = sum(r[2] for r in out.files.values()) + sum(
-                s for _, s in out.dirs.values()
-            )
+            if st.trusted:
+                assert st.block is not None
+                st.ref_size = st.block.size
+            else:
+                st.ref_size = sum(r[2] for r in out.files.values()) + sum(
+                    s for _, s in out.dirs.values()
+                )
         return out
 
     def __iter__(self) -> Iterator[tuple[DirState, bool]]:
