@@ -164,24 +164,14 @@ def encode_tree_rows(rows: list[tuple[bytes, int, int, int, bytes]]) -> bytes:
             if raw == prev:
                 raise ValueError(f"duplicate name in tree: {raw!r}")
             raise ValueError("tree rows are not sorted by name")
+        if not raw or raw[0] == 46 or b"/" in raw or b"\0" in raw or len(raw) > MAX_NAME:
+            check_name(raw.decode("utf-8", "surrogateescape"))
+            if len(raw) > MAX_NAME:
+                raise ValueError("tree entry name too long")
         prev = raw
         add(pack(kind, mode, size, oid, len(raw)))
         add(raw)
-    _check_raw_names([r[0] for r in rows])
     return b"".join(parts)
-
-
-def _check_raw_names(raws: list[bytes]) -> None:
-    """check_name over many names at once (bytes; sorted and unique)."""
-    joined = b"\0" + b"\0".join(raws) + b"\0"
-    if joined.count(b"\0") != len(raws) + 1 or b"/" in joined or b"\0\0" in joined:
-        bad = next(r for r in raws if not r or b"/" in r or b"\0" in r)
-        check_name(bad.decode("utf-8", "surrogateescape"))
-    for special in (b".", b"..", b".dsv"):
-        if b"\0" + special + b"\0" in joined:
-            check_name(special.decode())
-    if any(len(r) > MAX_NAME for r in raws):
-        raise ValueError("tree entry name too long")
 
 
 class TreeTable:
@@ -212,8 +202,6 @@ class TreeTable:
             raise FormatError("tree: entry count larger than the data")
         offs = array("I")
         add = offs.append
-        raws: list[bytes] = []
-        add_raw = raws.append
         n = len(buf)
         pos = _TREE_HEADER.size
         prev = b""
@@ -233,17 +221,13 @@ class TreeTable:
                 raise FormatError(f"tree: unknown entry kind {buf[pos]}")
             if buf[pos + 2] > 0x0F:
                 raise FormatError(f"tree: bad mode {buf[pos + 1] | buf[pos + 2] << 8:o}")
+            if raw[0] == 46 or b"/" in raw or b"\0" in raw:  # '.', '..', '.dsv' or worse
+                check_name(raw.decode("utf-8", "surrogateescape"))
             prev = raw
-            add_raw(raw)
             add(pos)
             pos = end
         if pos != n:
             raise FormatError("tree: trailing bytes after the last entry")
-        if raws:
-            try:
-                _check_raw_names(raws)
-            except ValueError:
-                raise FormatError("tree: bad name length") from None
         self._data = buf
         self._ds = digest_size
         self._offs = offs

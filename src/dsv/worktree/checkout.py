@@ -267,6 +267,7 @@ def checkout(
         _prune_empty_dirs(root, deletes)
         cache.forget(deletes)
         made: set[str] = set()
+        staged = str(stage)
         n = 0
         for group in plan.writes:
             fresh: dict[str, tuple[bytes, bytes]] = {}
@@ -276,7 +277,7 @@ def checkout(
                 if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full)  # only files being deleted were below (checked above)
                 try:
-                    os.replace(stage / str(n), full)
+                    os.replace(os.path.join(staged, str(n)), full)
                     info = os.lstat(full)
                 except OSError as exc:
                     raise io_error("write", p, exc) from exc
@@ -306,10 +307,11 @@ def _stage_all(repo: Repository, stage: Path, plan: _Plan, progress: Progress) -
     """Write every file of the plan under ``stage`` (named 0, 1, ... in the plan's order)."""
     progress.start("checking out", plan.count, plan.bytes)
     items = ((n, p, t) for n, (p, t) in enumerate(x for g in plan.writes for x in g))
+    base = str(stage)
 
     def one(item: tuple[int, str, TreeEntry]) -> None:
         n, p, t = item
-        _stage_one(repo, str(stage / str(n)), p, t)
+        _stage_one(repo, os.path.join(base, str(n)), p, t)
         progress.advance(1, t.size)
 
     try:

@@ -107,7 +107,7 @@ class Block:
     ) -> Block:
         if max_mtime is None:
             max_mtime = max((r[1] for r in STAT.iter_unpack(stats)), default=0)
-        return cls(names_blob(names), stats, ids, tree, size, max_mtime, names)
+        return cls(names_blob(names), stats, ids, tree, size, max_mtime)
 
     @property
     def names(self) -> list[str]:
