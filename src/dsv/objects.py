@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -147,18 +147,17 @@ def encode_tree(entries: list[TreeEntry]) -> bytes:
     return encode_tree_rows([(raw, int(e.kind), e.mode, e.size, e.id) for raw, e in keyed])
 
 
-def encode_tree_rows(rows: list[tuple[bytes, int, int, int, bytes]]) -> bytes:
+def encode_tree_rows(rows: Iterable[tuple[bytes, int, int, int, bytes]]) -> bytes:
     """Encode ``(name bytes, kind, mode, size, id)`` rows already sorted by name bytes.
 
     The fast path of commits that build trees from their own sorted listings:
-    no object per entry.  Names are checked as a decoder would check them.
+    rows may come from a generator, and nothing is made per entry but its
+    bytes.  Names are checked as a decoder would check them.
     """
-    parts = [_TREE_HEADER.pack(TREE_MAGIC, TREE_VERSION, len(rows))]
-    if not rows:
-        return parts[0]
-    pack = _entry_struct(len(rows[0][4])).pack
-    add = parts.append
+    out = bytearray(_TREE_HEADER.size)
+    pack: Callable[..., bytes] | None = None
     prev = b""
+    count = 0
     for raw, kind, mode, size, oid in rows:
         if raw <= prev:
             if raw == prev:
@@ -168,10 +167,14 @@ def encode_tree_rows(rows: list[tuple[bytes, int, int, int, bytes]]) -> bytes:
             check_name(raw.decode("utf-8", "surrogateescape"))
             if len(raw) > MAX_NAME:
                 raise ValueError("tree entry name too long")
+        if pack is None:
+            pack = _entry_struct(len(oid)).pack
         prev = raw
-        add(pack(kind, mode, size, oid, len(raw)))
-        add(raw)
-    return b"".join(parts)
+        out += pack(kind, mode, size, oid, len(raw))
+        out += raw
+        count += 1
+    _TREE_HEADER.pack_into(out, 0, TREE_MAGIC, TREE_VERSION, count)
+    return bytes(out)
 
 
 class TreeTable:

@@ -17,7 +17,7 @@ Everything heavy (pyarrow, numpy) is imported only when a table is diffed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,18 +224,20 @@ def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: Diff
     if not (files.added or files.removed or files.moved):
         return  # class counts only change when paths do
     layouts = folder_layouts(settings, old.entries.keys(), new.entries.keys())
-    changed = _changed_paths(files)
     for lay in layouts:
         prefix = lay.prefix
-        if not any(p.startswith(prefix) for p in changed):
+        if not any(p.startswith(prefix) for p in _changed_paths(files)):
             continue
         ld = folder_label_diff(lay, files, old.entries.keys(), new.entries.keys(), opts.examples)
         if ld.changed:
             out.labels.append(ld)
 
 
-def _changed_paths(files: FileDiff) -> list[str]:
-    out = [p for p, _ in files.added] + [p for p, _ in files.removed]
+def _changed_paths(files: FileDiff) -> Iterator[str]:
+    for p, _ in files.added:
+        yield p
+    for p, _ in files.removed:
+        yield p
     for a, b, _ in files.moved:
-        out += (a, b)
-    return out
+        yield a
+        yield b

@@ -8,7 +8,7 @@ with the same file name are made first, then the rest in path order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,8 @@ __all__ = ["FileDiff", "diff_changes", "diff_files"]
 class FileDiff:
     """What happened to each path.  Moved paths are not in ``added``/``removed``."""
 
-    added: list[tuple[str, TreeEntry]] = field(default_factory=list)
+    # a commit's summary may pass a compact sequence here (see diff_changes)
+    added: Sequence[tuple[str, TreeEntry]] = field(default_factory=list)
     removed: list[tuple[str, TreeEntry]] = field(default_factory=list)
     modified: list[tuple[str, TreeEntry, TreeEntry]] = field(default_factory=list)
     moved: list[tuple[str, str, TreeEntry]] = field(default_factory=list)
@@ -102,28 +103,39 @@ def diff_files(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> Fi
             modified.append((path, o, n))
     added = [(path, n) for path, n in new.items() if path not in old]
     out = diff_changes(added, removed, modified)
+    if not removed:
+        out.added = sorted(added, key=lambda t: t[0])
     out.unchanged = unchanged
     return out
 
 
 def diff_changes(
-    added: list[tuple[str, TreeEntry]],
+    added: Sequence[tuple[str, TreeEntry]],
     removed: list[tuple[str, TreeEntry]],
     modified: list[tuple[str, TreeEntry, TreeEntry]],
 ) -> FileDiff:
     """The file diff of known changes: pairs of removed and added paths with the
-    same content become moves (``unchanged`` is left at 0)."""
+    same content become moves (``unchanged`` is left at 0).
+
+    With nothing removed there is nothing to pair: ``added`` is kept as given
+    (it may be a compact sequence of a million files; then in its own order).
+    """
     out = FileDiff(modified=sorted(modified, key=lambda t: t[0]))
+    if not removed:
+        out.added = added
+        return out
     gone: dict[tuple[bytes, Kind], list[tuple[str, TreeEntry]]] = {}
     for path, o in removed:
         gone.setdefault((o.id, o.kind), []).append((path, o))
     arrived: dict[tuple[bytes, Kind], list[tuple[str, TreeEntry]]] = {}
+    fresh: list[tuple[str, TreeEntry]] = []
     for path, n in added:
         key = (n.id, n.kind)
         if key in gone:
             arrived.setdefault(key, []).append((path, n))
         else:
-            out.added.append((path, n))  # nothing removed has its content: not a move
+            fresh.append((path, n))  # nothing removed has its content: not a move
+    out.added = fresh
     for key, srcs in gone.items():
         dsts = arrived.get(key)
         if not dsts:
@@ -134,8 +146,8 @@ def diff_changes(
         pairs, left_src, left_dst = _pair(sorted(old), sorted(new))
         out.moved.extend((a, b, new[b]) for a, b in pairs)
         out.removed.extend((p, old[p]) for p in left_src)
-        out.added.extend((p, new[p]) for p in left_dst)
-    out.added.sort(key=lambda t: t[0])
+        fresh.extend((p, new[p]) for p in left_dst)
+    fresh.sort(key=lambda t: t[0])
     out.removed.sort(key=lambda t: t[0])
     out.moved.sort(key=lambda t: t[0])
     return out

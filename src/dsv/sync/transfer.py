@@ -527,7 +527,11 @@ def _peel(repo: Repository, oid: bytes) -> bytes | None:
 def _fetch_trees_and_files(
     repo: Repository, f: ObjectFetcher, commits: list[bytes], paths: list[str] | None
 ) -> None:
-    """Level by level: the trees of a level in one batch, then all the files."""
+    """Level by level: the trees of a level in one batch, the files in batches as found.
+
+    Files are fetched 8192 at a time while the walk goes on, so that a clone of
+    a million files never holds a million ids.
+    """
     level: list[tuple[bytes, str]] = []
     for c in commits:
         level.append((repo.read_commit(c).tree, ""))
@@ -549,6 +553,7 @@ def _fetch_trees_and_files(
                         nxt.append((oid, ""))
                     elif not repo.store.has(oid):
                         files.append(oid)
+                files = _fetch_some(f, files)
                 continue
             for name, kind, _mode, _size, oid in table.rows():
                 path = prefix + name
@@ -556,7 +561,14 @@ def _fetch_trees_and_files(
                     nxt.append((oid, path + "/"))
                 elif _under(path, paths) and not repo.store.has(oid):
                     files.append(oid)
+            files = _fetch_some(f, files)
         level = nxt
-    files = list(dict.fromkeys(files))
-    for i in range(0, len(files), 8192):
-        f.fetch_objects(files[i : i + 8192])
+    f.fetch_objects(files)
+
+
+def _fetch_some(f: ObjectFetcher, files: list[bytes], batch: int = 8192) -> list[bytes]:
+    """Fetch ``files`` once there are ``batch`` of them; what is left to fetch."""
+    if len(files) < batch:
+        return files
+    f.fetch_objects(files)
+    return []

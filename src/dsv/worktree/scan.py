@@ -27,6 +27,7 @@ DSV_DIR = ".dsv"
 
 # One file's stat as the stat cache keeps it: size, mtime_ns, ctime_ns, inode, st_mode.
 STAT = struct.Struct("<QqqQI")
+_REC = STAT.size
 _TRACKED_MODES = frozenset((stat_mod.S_IFREG, stat_mod.S_IFLNK))
 
 # Scope of a directory under a path limit: all of it, only some of its
@@ -50,10 +51,7 @@ def pack_stat(st: os.stat_result) -> bytes:
 def tree_order(names: list[str]) -> list[str]:
     """``names`` sorted by their bytes (UTF-8, surrogateescape), as trees are."""
     names.sort()
-    try:
-        "".join(names).encode("utf-8")
-    except UnicodeEncodeError:
-        # surrogate-escaped bytes sort differently as code points
+    if has_surrogates(names):
         names.sort(key=lambda n: n.encode("utf-8", "surrogateescape"))
     return names
 
@@ -173,62 +171,77 @@ class Scanner:
         full = os.path.join(self.root, d) if d else self.root
         if scope == PARTIAL:
             return self._partial(d, full)
-        try:
-            with os.scandir(full) as it:
-                entries = list(it)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise io_error("read directory", full, exc) from exc
-        if d and any(e.name == IGNORE_FILE for e in entries):
-            text = _read_ignore(os.path.join(full, IGNORE_FILE))
-            if text is not None:
-                self.rules.add_file(d, text)
-        rules = self.rules if self.rules else None
-        prefix = d + "/" if d else ""
-        entries.sort(key=lambda e: e.name)
-        if entries and _needs_byte_order(entries):
-            entries.sort(key=lambda e: e.name.encode("utf-8", "surrogateescape"))
-        out = Listing()
-        names = out.names
-        dirs = out.dirs
-        recs = []
+        names: list[str] = []
+        dirs: list[str] = []
+        special: list[str] = []
+        buf = bytearray()
         raw: list[os.stat_result] | None = [] if self.keep_stat else None
         pack = STAT.pack
         tracked = _TRACKED_MODES.__contains__
         newest = 0
-        # The hot loop of status and commit: one lstat per file, little else.
-        for entry in entries:
-            name = entry.name
-            if name[0] == "." and (name == DSV_DIR or name.startswith(TEMP_MARK)):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if rules is None or not rules.is_ignored(prefix + name, True):
-                        dirs.append(name)
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # vanished while we looked: not there
-            except OSError as exc:
-                raise io_error("stat", entry.path, exc) from exc
-            mode = st.st_mode
-            if not tracked(mode & 0o170000):
-                if rules is None or not rules.is_ignored(prefix + name, False):
-                    self.skipped.append(prefix + name)
-                continue
-            if rules is not None and rules.is_ignored(prefix + name, False):
-                continue
-            mtime = st.st_mtime_ns
-            if mtime > newest:
-                newest = mtime
-            names.append(name)
-            recs.append(pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode))
-            if raw is not None:
-                raw.append(st)
-        out.stats = b"".join(recs)
+        has_ignore = False
+        # The hot loop of status and commit: one lstat per file, little else,
+        # and nothing kept per entry but its name and 36 bytes (a directory of
+        # a million files must not become a million DirEntry and stat objects).
+        try:
+            with os.scandir(full) as it:
+                for entry in it:
+                    name = entry.name
+                    if name[0] == ".":
+                        if name == DSV_DIR or name.startswith(TEMP_MARK):
+                            continue
+                        has_ignore = has_ignore or name == IGNORE_FILE
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            dirs.append(name)
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # vanished while we looked: not there
+                    except OSError as exc:
+                        raise io_error("stat", entry.path, exc) from exc
+                    mode = st.st_mode
+                    if not tracked(mode & 0o170000):
+                        special.append(name)
+                        continue
+                    mtime = st.st_mtime_ns
+                    if mtime > newest:
+                        newest = mtime
+                    names.append(name)
+                    buf += pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode)
+                    if raw is not None:
+                        raw.append(st)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise io_error("read directory", full, exc) from exc
+        if has_ignore and d:
+            text = _read_ignore(os.path.join(full, IGNORE_FILE))
+            if text is not None:
+                self.rules.add_file(d, text)
+        prefix = d + "/" if d else ""
+        keep: list[int] | range = range(len(names))
+        if self.rules:
+            ignored = self.rules.is_ignored
+            keep = [i for i, n in enumerate(names) if not ignored(prefix + n, False)]
+            dirs = [n for n in dirs if not ignored(prefix + n, True)]
+            special = [n for n in special if not ignored(prefix + n, False)]
+        self.skipped.extend(prefix + n for n in special)
+        order = sorted(keep, key=names.__getitem__)
+        if has_surrogates(names):
+            order.sort(key=lambda i: names[i].encode("utf-8", "surrogateescape"))
+        out = Listing()
+        out.dirs = tree_order(dirs)
         out.max_mtime = newest
-        out.raw = raw
+        if len(order) == len(names) and all(order[i] == i for i in range(len(order))):
+            out.names, out.stats, out.raw = names, bytes(buf), raw
+            return out
+        out.names = [names[i] for i in order]
+        stats = bytearray(len(order) * _REC)
+        for j, i in enumerate(order):
+            stats[j * _REC : (j + 1) * _REC] = buf[i * _REC : (i + 1) * _REC]
+        out.stats = bytes(stats)
+        out.raw = [raw[i] for i in order] if raw is not None else None
         return out
 
     def _partial(self, d: str, full: str) -> Listing | None:
@@ -290,9 +303,10 @@ class Scanner:
             stack.extend(join(d, n) for n in reversed(lst.dirs))
 
 
-def _needs_byte_order(entries: list[os.DirEntry[str]]) -> bool:
+def has_surrogates(names: list[str]) -> bool:
+    """Whether some name holds bytes that are not UTF-8 (they sort differently as text)."""
     try:
-        "".join(e.name for e in entries).encode("utf-8")
+        "".join(names).encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False

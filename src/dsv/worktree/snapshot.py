@@ -8,12 +8,14 @@ unchanged file cost one ``lstat``; files whose stat changed are hashed
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import os
 import stat as stat_mod
 import time
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import Commit, Kind, TreeEntry, encode_tree_rows, name_bytes
@@ -30,9 +32,8 @@ from dsv.worktree.scan import (
     join,
     pack_stat,
     stat_result,
-    tree_order,
 )
-from dsv.worktree.statcache import Block, StatCache, names_blob
+from dsv.worktree.statcache import Block, StatCache
 from dsv.worktree.walk import (
     DirState,
     Row,
@@ -40,6 +41,7 @@ from dsv.worktree.walk import (
     align,
     block_row,
     differing,
+    keep_out_of_scope,
     kind_of_mode,
     read_table,
     same_names,
@@ -330,22 +332,10 @@ class Compare:
         # An untrusted block is rebuilt from what is known now; it mirrors the
         # tree again when nothing at or below it differs from the tree.
         old = st.block
-        names = tree_order(list(keep))
         mirror = clean and st.scope == FULL and st.ref_id is not None
-        if st.scope != FULL and old is not None:
-            # entries out of the command's paths are kept as they were
-            ds = self.cache.algo.digest_size
-            for j, n in enumerate(old.names):
-                if n not in keep and not self.walk.scanner.limit.covers(join(st.path, n)):
-                    keep[n] = (old.stat(j), old.id(j, ds))
-            names = tree_order(list(keep))
-        new = Block.of(
-            names,
-            b"".join(keep[n][0] for n in names),
-            b"".join(keep[n][1] for n in names),
-            st.ref_id if mirror else None,
-            max(st.ref_size, 0),
-        )
+        # entries out of the command's paths are kept as they were
+        keep_out_of_scope(st, keep, self.walk.scanner.limit, self.cache.algo.digest_size)
+        new = Block.from_entries(keep, st.ref_id if mirror else None, max(st.ref_size, 0))
         if old is None or (old.blob, old.stats, old.ids, old.tree) != (
             new.blob,
             new.stats,
@@ -410,6 +400,54 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
     return before, oid
 
 
+class AddedFiles(Sequence[tuple[str, TreeEntry]]):
+    """``(path, entry)`` of added files, kept per directory as packed arrays.
+
+    A first commit adds every file: as tuples of a path and an entry object
+    that would be some 350 bytes a file, here it is the name and 52 bytes;
+    entries are made as they are read.  In tree order.
+    """
+
+    def __init__(self, ds: int) -> None:
+        self._ds = ds
+        self._groups: list[tuple[str, list[str], bytes, bytes]] = []
+        self._starts = [0]
+        self.size = 0  # bytes of all the files
+
+    def add(self, d: str, names: list[str], stats: bytes, ids: bytes) -> None:
+        if names:
+            self._groups.append((d, names, stats, ids))
+            self._starts.append(self._starts[-1] + len(names))
+            self.size += sum(r[0] for r in STAT.iter_unpack(stats))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, TreeEntry]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, TreeEntry]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[str, TreeEntry] | list[tuple[str, TreeEntry]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        g = bisect.bisect_right(self._starts, i) - 1
+        return self._item(self._groups[g], i - self._starts[g])
+
+    def _item(self, g: tuple[str, list[str], bytes, bytes], j: int) -> tuple[str, TreeEntry]:
+        d, names, stats, ids = g
+        rec = stats[j * _REC : (j + 1) * _REC]
+        return join(d, names[j]), _entry(names[j], rec, ids[j * self._ds : (j + 1) * self._ds])
+
+    def __iter__(self) -> Iterator[tuple[str, TreeEntry]]:
+        for g in self._groups:
+            for j in range(len(g[1])):
+                yield self._item(g, j)
+
+
 class Changes(Record):
     """What a commit changes against its first parent, path by path.
 
@@ -419,8 +457,8 @@ class Changes(Record):
 
     __slots__ = ("added", "files", "modified", "new_tree", "old_tree", "removed", "size")
 
-    def __init__(self) -> None:
-        self.added: list[tuple[str, TreeEntry]] = []
+    def __init__(self, ds: int = 16) -> None:
+        self.added = AddedFiles(ds)
         self.removed: list[tuple[str, TreeEntry]] = []
         self.modified: list[tuple[str, TreeEntry, TreeEntry]] = []
         self.files = 0
@@ -441,7 +479,7 @@ def summarize(changes: Changes) -> dict[str, Any]:
             "total": changes.files,
         },
         "bytes": {
-            "added": sum(e.size for _, e in changes.added) + grown,
+            "added": changes.added.size + grown,
             "removed": sum(e.size for _, e in changes.removed) + shrunk,
             "total": changes.size,
         },
@@ -484,7 +522,7 @@ class _CommitBuild:
         self.store = repo.store
         self.ds = repo.algo.digest_size
         self.progress = progress
-        self.changes = Changes()
+        self.changes = Changes(self.ds)
         self.plans: dict[str, _Plan] = {}
         self.root: bytes | None = None
 
@@ -567,6 +605,11 @@ class _CommitBuild:
         # the parent commit's files here: the block's when it mirrors them
         ref = None if st.trusted and st.scope == FULL else self.walk.ref_dir(st)
         names = plan.names
+        if ref is not None and not ref.files:
+            # nothing here before (a new directory, a first commit): all added
+            ch.added.add(st.path, names, plan.stats, bytes(plan.ids))
+            only = []
+        added: list[int] = []
         for i in range(len(names)) if only is None else only:
             rec = plan.stats[i * _REC : (i + 1) * _REC]
             oid = plan.ids[i * ds : (i + 1) * ds]
@@ -577,11 +620,18 @@ class _CommitBuild:
                 row = ref.files.get(names[i])
             rel = join(st.path, names[i])
             if row is None:
-                ch.added.append((rel, _entry(names[i], rec, bytes(oid))))
+                added.append(i)
             elif not _same(row, row_of(rec, bytes(oid))):
                 ch.modified.append(
                     (rel, _ref_entry(names[i], row), _entry(names[i], rec, bytes(oid)))
                 )
+        if added:
+            ch.added.add(
+                st.path,
+                [names[i] for i in added],
+                b"".join(plan.stats[i * _REC : (i + 1) * _REC] for i in added),
+                b"".join(plan.ids[i * ds : (i + 1) * ds] for i in added),
+            )
         if ref is None:
             assert b is not None or not extra
             gone = [(b.names[j], block_row(b, j, ds)) for j in extra] if b is not None else []
@@ -610,20 +660,11 @@ class _CommitBuild:
             tree, size = b.tree, b.size
             self.changes.files += len(plan.names)
         else:
-            raws = names_blob(plan.names).split(b"\0") if plan.names else []
-            rows = [
-                (
-                    raws[i],
-                    *row_of(plan.stats[i * _REC : (i + 1) * _REC], plan.ids[i * ds : (i + 1) * ds]),
-                )
-                for i in range(len(raws))
-            ]
-            self.changes.files += len(rows) + sum(1 for r in plan.kept if r[1] != Kind.DIR)
-            rows += plan.subdirs
-            rows += plan.kept
-            size = sum(r[3] for r in rows)
-            if rows or not st.path:
-                rows.sort(key=lambda r: r[0])
+            others = sorted(plan.subdirs + plan.kept, key=lambda r: r[0])
+            self.changes.files += len(plan.names) + sum(1 for r in others if r[1] != Kind.DIR)
+            size = sum(r[0] for r in STAT.iter_unpack(plan.stats)) + sum(r[3] for r in others)
+            if plan.names or others or not st.path:
+                rows = heapq.merge(_file_rows(plan, ds), others, key=lambda r: r[0])
                 tree = self.store.put_bytes(encode_tree_rows(rows))
             else:
                 tree = None  # no files at or below: not in the tree
@@ -645,24 +686,26 @@ class _CommitBuild:
 
     def _partial_block(self, st: DirState, plan: _Plan) -> Block:
         """Committed files under the paths, and the cached ones out of them as they were."""
+        ds = self.ds
         entries = {
-            n: (
-                plan.stats[i * _REC : (i + 1) * _REC],
-                bytes(plan.ids[i * self.ds : (i + 1) * self.ds]),
-            )
+            n: (plan.stats[i * _REC : (i + 1) * _REC], bytes(plan.ids[i * ds : (i + 1) * ds]))
             for i, n in enumerate(plan.names)
         }
-        old = st.block
-        if old is not None:
-            limit = self.walk.scanner.limit
-            for j, n in enumerate(old.names):
-                if n not in entries and not limit.covers(join(st.path, n)):
-                    entries[n] = (old.stat(j), old.id(j, self.ds))
-        names = tree_order(list(entries))
-        return Block.of(
-            names,
-            b"".join(entries[n][0] for n in names),
-            b"".join(entries[n][1] for n in names),
+        return Block.from_entries(keep_out_of_scope(st, entries, self.walk.scanner.limit, ds))
+
+
+def _file_rows(plan: _Plan, ds: int) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+    """The tree rows of a directory's files, made one at a time."""
+    ids = plan.ids
+    for i, (name, (size, _m, _c, _i, mode)) in enumerate(
+        zip(plan.names, STAT.iter_unpack(plan.stats))
+    ):
+        yield (
+            name.encode("utf-8", "surrogateescape"),
+            kind_of_mode(mode),
+            mode & 0o7777,
+            size,
+            bytes(ids[i * ds : (i + 1) * ds]),
         )
 
 

@@ -29,11 +29,12 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from dsv.atomic import atomic_writer
 from dsv.errors import DsvError
-from dsv.hashing import ALGO_CODES, HashAlgo, checksum, checksum_hasher
-from dsv.worktree.scan import STAT, dir_key, join, pack_stat
+from dsv.hashing import ALGO_CODES, HashAlgo, checksum_hasher
+from dsv.worktree.scan import STAT, dir_key, join, pack_stat, tree_order
 
 MAGIC = b"DSVINDEX"
 VERSION = 2
@@ -109,6 +110,24 @@ class Block:
             max_mtime = max((r[1] for r in STAT.iter_unpack(stats)), default=0)
         return cls(names_blob(names), stats, ids, tree, size, max_mtime)
 
+    @classmethod
+    def from_entries(
+        cls, entries: dict[str, tuple[bytes, bytes]], tree: bytes | None = None, size: int = 0
+    ) -> Block:
+        """A block of ``name -> (stat record, id)`` entries (put in tree order here)."""
+        names = tree_order(list(entries))
+        return cls.of(
+            names,
+            b"".join(entries[n][0] for n in names),
+            b"".join(entries[n][1] for n in names),
+            tree,
+            size,
+        )
+
+    def entries(self, ds: int) -> Iterator[tuple[str, tuple[bytes, bytes]]]:
+        for i, n in enumerate(self.names):
+            yield n, (self.stat(i), self.id(i, ds))
+
     @property
     def names(self) -> list[str]:
         if self._names is None:
@@ -135,6 +154,31 @@ class Block:
         b.max_mtime = self.max_mtime
         b._names = self._names
         return b
+
+
+class _Reader:
+    """Reads a cache file in pieces, checksumming what it reads (trailer: 16 bytes)."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f = f
+        self.left = size - 16
+        self.hash = checksum_hasher()
+        if self.left < 0:
+            raise ValueError("truncated")
+
+    def read(self, n: int) -> bytes:
+        if n > self.left:
+            raise ValueError("truncated")
+        data = self.f.read(n)
+        if len(data) != n:
+            raise ValueError("truncated")
+        self.left -= n
+        self.hash.update(data)
+        return data
+
+    def finish(self) -> None:
+        if self.left or self.f.read(16) != self.hash.digest():
+            raise ValueError("bad checksum")
 
 
 class StatCache:
@@ -261,12 +305,8 @@ class StatCache:
             return
         for name in new:
             self.loose.pop(join(d, name), None)
-        ds = self.algo.digest_size
         old = self.blocks.get(d)
-        merged: dict[str, tuple[bytes, bytes]] = {}
-        if old is not None:
-            for i, n in enumerate(old.names):
-                merged[n] = (old.stat(i), old.id(i, ds))
+        merged = dict(old.entries(self.algo.digest_size)) if old is not None else {}
         merged.update(new)
         self._rebuild(d, merged)
 
@@ -288,16 +328,8 @@ class StatCache:
             )
 
     def _rebuild(self, d: str, entries: dict[str, tuple[bytes, bytes]]) -> None:
-        from dsv.worktree.scan import tree_order
-
-        names = tree_order(list(entries))
-        block = Block.of(
-            names,
-            b"".join(entries[n][0] for n in names),
-            b"".join(entries[n][1] for n in names),
-        )
         self.untrust(d)
-        self.set_block(d, block)
+        self.set_block(d, Block.from_entries(entries))
 
     def dirs(self) -> list[str]:
         """Directory paths of the blocks, in tree order."""
@@ -314,25 +346,29 @@ class StatCache:
     # ------------------------------------------------------------------ I/O
 
     def load(self) -> StatCache:
-        """Read the cache file; anything unreadable means an empty cache."""
+        """Read the cache file; anything unreadable means an empty cache.
+
+        Read piece by piece (each block's arrays are their own byte strings),
+        so that the file is never held twice in memory.
+        """
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self._parse(_Reader(f, size))
         except OSError:
-            return self
-        try:
-            self._parse(data)
+            self.blocks = {}
+            self.loose = {}
         except (ValueError, struct.error, UnicodeDecodeError):
             self.blocks = {}
             self.loose = {}
         self._children = None
         return self
 
-    def _parse(self, data: bytes) -> None:
+    def _parse(self, r: _Reader) -> None:
         ds = self.algo.digest_size
-        hs = _HEADER.size
-        if len(data) < hs + 16 or checksum(memoryview(data)[:-16]) != data[-16:]:
-            raise ValueError("bad checksum")
-        magic, version, code, dsize, nblocks, ref_ns, gran_ms, nloose = _HEADER.unpack_from(data, 0)
+        magic, version, code, dsize, nblocks, ref_ns, gran_ms, nloose = _HEADER.unpack(
+            r.read(_HEADER.size)
+        )
         if (
             magic != MAGIC
             or version != VERSION
@@ -340,41 +376,29 @@ class StatCache:
             or dsize != ds
         ):
             raise ValueError("not this cache format")
-        end = len(data) - 16
-        pos = hs
         blocks: dict[str, Block] = {}
         zero = bytes(ds)
         for _ in range(nblocks):
-            plen, count, nlen, _r, size, newest = _BLOCK.unpack_from(data, pos)
-            pos += _BLOCK.size
-            tree = data[pos : pos + ds]
-            pos += ds
-            path = data[pos : pos + plen].decode("utf-8", "surrogateescape")
-            pos += plen
-            stats = data[pos : pos + count * _REC]
-            pos += count * _REC
-            ids = data[pos : pos + count * ds]
-            pos += count * ds
-            blob = data[pos : pos + nlen]
-            pos += nlen
-            if pos > end or path in blocks or (count and blob.count(b"\0") != count - 1):
+            plen, count, nlen, _r, size, newest = _BLOCK.unpack(r.read(_BLOCK.size))
+            tree = r.read(ds)
+            path = r.read(plen).decode("utf-8", "surrogateescape")
+            stats = r.read(count * _REC)
+            ids = r.read(count * ds)
+            blob = r.read(nlen)
+            if path in blocks or (count and blob.count(b"\0") != count - 1):
                 raise ValueError("bad block")
             blocks[path] = Block(blob, stats, ids, None if tree == zero else tree, size, newest)
         loose: dict[str, tuple[bytes, bytes]] = {}
         if nloose:
-            recs = data[pos : pos + nloose * (_REC + ds)]
-            pos += nloose * (_REC + ds)
-            (nlen,) = struct.unpack_from("<I", data, pos)
-            pos += 4
-            names = _split_names(data[pos : pos + nlen])
-            pos += nlen
+            w = _REC + ds
+            recs = r.read(nloose * w)
+            (nlen,) = struct.unpack("<I", r.read(4))
+            names = _split_names(r.read(nlen))
             if len(names) != nloose:
                 raise ValueError("loose name count")
-            w = _REC + ds
             for i, n in enumerate(names):
                 loose[n] = (recs[i * w : i * w + _REC], recs[i * w + _REC : (i + 1) * w])
-        if pos != end:
-            raise ValueError("trailing bytes")
+        r.finish()
         self.blocks = blocks
         self.loose = loose
         self.ref_ns = ref_ns

@@ -22,7 +22,17 @@ from typing import Any
 
 from dsv.objects import Kind, TreeTable
 from dsv.repo import MAX_TREE_BYTES, Repository
-from dsv.worktree.scan import FULL, OUT, STAT, Limit, Listing, Scanner, join, tree_order
+from dsv.worktree.scan import (
+    FULL,
+    OUT,
+    STAT,
+    Limit,
+    Listing,
+    Scanner,
+    has_surrogates,
+    join,
+    tree_order,
+)
 from dsv.worktree.statcache import Block, StatCache, names_blob
 
 _REC = STAT.size
@@ -142,19 +152,11 @@ def differing(a: bytes, b: bytes, racy: bool, cutoff: int) -> list[int]:
 def align(a: list[str], b: list[str]) -> tuple[list[int], list[int]]:
     """Match two name lists in tree order: for each name of ``a`` its index in
     ``b`` (-1: absent), and the indices of ``b`` that ``a`` lacks."""
-    if _has_surrogates(a) or _has_surrogates(b):
+    if has_surrogates(a) or has_surrogates(b):
         ka = [n.encode("utf-8", "surrogateescape") for n in a]
         kb = [n.encode("utf-8", "surrogateescape") for n in b]
         return _align(ka, kb)
     return _align(a, b)
-
-
-def _has_surrogates(names: list[str]) -> bool:
-    try:
-        "".join(names).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _align(a: list[Any], b: list[Any]) -> tuple[list[int], list[int]]:
@@ -280,6 +282,17 @@ class Walk:
                 stack.append((kid, False))
 
 
+def keep_out_of_scope(
+    st: DirState, entries: dict[str, tuple[bytes, bytes]], limit: Limit, ds: int
+) -> dict[str, tuple[bytes, bytes]]:
+    """Add to ``entries`` the cached ones of ``st`` that a limited command did not look at."""
+    if st.scope != FULL and st.block is not None:
+        for n, e in st.block.entries(ds):
+            if n not in entries and not limit.covers(join(st.path, n)):
+                entries[n] = e
+    return entries
+
+
 def read_table(repo: Repository, tree_id: bytes) -> TreeTable:
     from dsv.errors import FormatError
 
@@ -298,6 +311,7 @@ __all__ = [
     "align",
     "block_row",
     "differing",
+    "keep_out_of_scope",
     "kind_of_mode",
     "mirror",
     "read_table",
