@@ -30,6 +30,7 @@ seconds are spawn to reap, peak RSS is the child's own ru_maxrss. Data lives in
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -246,6 +247,27 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         elif r.get("store_growth") is not None:
             extra = human_bytes(r["store_growth"])
         print(f"{r['set']:>12} {r['step']:<14} {r['seconds']:9.2f} {r['rss_mb']:8.1f} MB  {extra}")
+    print_growth(rows)
+
+
+def print_growth(rows: list[dict[str, Any]]) -> None:
+    """Growth factors of seconds and peak RSS between consecutive file counts, per step.
+
+    With 10x the files, about 10x means linear; RSS includes ~25 MB of interpreter.
+    """
+    by_step: dict[str, list[tuple[int, float, float]]] = {}
+    for r in rows:
+        if r["set"].startswith("flat"):
+            continue
+        n = int(r["set"].replace(",", ""))
+        by_step.setdefault(r["step"], []).append((n, r["seconds"], r["rss_mb"]))
+    if not any(len(v) > 1 for v in by_step.values()):
+        return
+    print(f"\n{'step':<14} {'files':>20} {'x seconds':>10} {'x RSS':>8}")
+    for step, pts in by_step.items():
+        for (n0, s0, m0), (n1, s1, m1) in itertools.pairwise(pts):
+            span = f"{n0:,} -> {n1:,}"
+            print(f"{step:<14} {span:>20} {s1 / s0:10.1f} {m1 / m0:8.1f}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -272,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     log: list[Run] = []
     bench = Bench(Tool("dsv", cmd, env, log, sync=False), work, max(1, args.repeat))
     print(f"dsv-scale  work dir {work}  dsv: {' '.join(cmd)}  cpus {os.cpu_count()}")
+    print("  warm cache; the machine may be shared: compare growth factors, not seconds")
     try:
         for n in counts:
             bench.files(n)
