@@ -339,3 +339,21 @@ def test_flipped_byte_in_pack_fails_checkout_without_touching_files(repo: Reposi
     result = api.fsck(fresh)
     assert not result.ok
     assert any(p.oid == cid.hex() or "victim.bin" in " ".join(p.where) for p in result.problems)
+
+
+def test_checkout_forgets_a_directory_of_another_version_gone_from_disk(repo: Repository) -> None:
+    """The stat cache of a directory that only the version left behind had may
+    not make it reappear: not in status, and not in the next commit."""
+    write(repo.root / "keep", "k")
+    c1 = api.commit(repo, "c1").id
+    write(repo.root / "t/x", "x")
+    api.commit(repo, "c2")
+    for p in (repo.root / "t/x", repo.root / "t"):
+        p.unlink() if p.is_file() else p.rmdir()
+    api.checkout(Repository(repo.root), c1.hex(), force=True)
+    s = api.status(Repository(repo.root))
+    assert (s.added, s.modified, s.deleted) == ([], [], [])
+    write(repo.root / "new", "n")
+    api.commit(Repository(repo.root), "c3")
+    paths = [p for p, _ in api.ls_tree(Repository(repo.root), "HEAD", recursive=True)]
+    assert paths == ["keep", "new"]

@@ -259,6 +259,17 @@ class Walk:
                 yield st, True
                 continue
             st.listing = self.scanner.listing(st.path)
+            if (
+                st.listing is None
+                and st.block is not None
+                and st.ref_id is None
+                and st.target_id is None
+                and st.scope == FULL
+            ):
+                # Gone from disk and in no tree of this command: its block is stale.
+                cache.set_block(st.path, None)
+                st.block = None
+                st.trusted = False
             yield st, False
             stack.append((st, True))
             names: set[str] = set(cache.children(st.path))
@@ -331,6 +342,7 @@ def mirror(repo: Repository, cache: StatCache, tree: bytes | None, limit: Limit)
         return
     ds = repo.algo.digest_size
     ok: dict[str, bool] = {}
+    subdirs: dict[str, set[str]] = {}
     # (path, tree id, leaving, its size)
     stack: list[tuple[str, bytes, bool, int]] = [("", tree, False, -1)]
     while stack:
@@ -341,8 +353,17 @@ def mirror(repo: Repository, cache: StatCache, tree: bytes | None, limit: Limit)
             b = cache.blocks.get(path)
             if good and b is not None:
                 cache.set_block(path, b.with_tree(tid, size))
+                # A block that mirrors a tree stands for it: its children with a
+                # tree are taken as the tree's subdirectories, so no other child
+                # may name one (say, a directory of another version, gone from disk).
+                for c in cache.children(path):
+                    if c not in subdirs[path]:
+                        cb = cache.blocks[join(path, c)]
+                        if cb.tree is not None:
+                            cache.blocks[join(path, c)] = cb.with_tree(None)
             elif path and not good:
                 ok[parent] = False
+            subdirs.pop(path, None)
             continue
         scope = limit.scope(path)
         b = cache.blocks.get(path)
@@ -370,6 +391,7 @@ def mirror(repo: Repository, cache: StatCache, tree: bytes | None, limit: Limit)
             and all(block_row(b, i, ds)[:2] == r for i, r in enumerate(rows))
         )
         ok[path] = good
+        subdirs[path] = {name for name, _, _ in kids}
         stack.append((path, tid, True, total if size < 0 else size))
         for name, oid, sz in reversed(kids):
             kid = join(path, name)
