@@ -30,6 +30,12 @@ from dsv.repo import Repository
 PATHS = ["a", "b.bin", "d1/a", "d1/b", "d1/d2/a", "d1/d2/c.csv", "d3/a", "d3/d4/d5/z"]
 TYPE_PATH, TYPE_CHILD = "t", "t/x"
 MODES = [0o644, 0o755, 0o600]
+SOME_PATHS = ["a", "d1", "d1/d2", "d3", TYPE_PATH]  # for commits and checkouts of paths
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
 
 Tree = dict[str, tuple[bytes, int]]  # path -> (content, permission bits)
 
@@ -199,6 +205,44 @@ class WorktreeModel(RuleBasedStateMachine):
         self.wt = {**untracked, **tree}
         self.head = dict(tree)
         assert self._disk() == self.wt
+
+    @precondition(lambda self: bool(self.commits))
+    @rule(top=st.sampled_from(SOME_PATHS))
+    def commit_paths(self, top: str) -> None:
+        """``dsv commit PATH``: only what is at or below ``top`` changes in the new commit."""
+        if not any(_under(p, top) for p in [*self.wt, *self.head]):
+            return
+        new = {p: v for p, v in self.head.items() if not _under(p, top)}
+        new.update({p: v for p, v in self.wt.items() if _under(p, top)})
+        repo = self._repo()
+        try:
+            if new == self.head:
+                try:
+                    api.commit(repo, "same", paths=[top])
+                except NothingToCommitError:
+                    return
+                raise AssertionError("a commit of unchanged paths was not refused")
+            res = api.commit(repo, f"c{len(self.commits)}", paths=[top])
+        finally:
+            repo.close()
+        self.head = new
+        self.commits.append((res.id, dict(new)))
+
+    @precondition(lambda self: bool(self.commits))
+    @rule(pick=st.integers(0, 100), top=st.sampled_from(SOME_PATHS[:-1]))
+    def checkout_paths(self, pick: int, top: str) -> None:
+        """``dsv checkout -f REV -- PATH``: files of REV there, HEAD's others removed, HEAD stays."""
+        oid, tree = self.commits[pick % len(self.commits)]
+        if not any(_under(p, top) for p in [*tree, *self.head]):
+            return
+        repo = self._repo()
+        try:
+            api.checkout(repo, oid.hex(), paths=[top], force=True)
+        finally:
+            repo.close()
+        for p in [p for p in self.wt if _under(p, top) and (p in self.head or p in tree)]:
+            del self.wt[p]
+        self.wt.update({p: v for p, v in tree.items() if _under(p, top)})
 
     @precondition(lambda self: bool(self.commits))
     @rule(full=st.booleans())
