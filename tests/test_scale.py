@@ -73,11 +73,9 @@ class Counts:
         self.trees: list[bytes] = []
         self.hashed: list[str] = []
         self.encoded = 0
-        real_read, real_hash, real_encode = (
-            walk_mod.read_table,
-            snap.hash_path,
-            snap.encode_tree_rows,
-        )
+        self.patched = 0
+        real_read, real_hash = walk_mod.read_table, snap.hash_path
+        real_encode, real_patch = snap.encode_tree_rows, snap.patch_tree
 
         def read(repo: Repository, tid: bytes) -> object:
             self.trees.append(tid)
@@ -91,6 +89,13 @@ class Counts:
             self.encoded += 1
             return real_encode(rows)
 
+        def patch(
+            data: bytes, ds: int, edits: list[tuple[int, bytes, int, int, int, bytes]]
+        ) -> bytes | None:
+            self.patched += 1
+            return real_patch(data, ds, edits)
+
+        monkeypatch.setattr(snap, "patch_tree", patch)
         monkeypatch.setattr(walk_mod, "read_table", read)
         monkeypatch.setattr(snap, "hash_path", hash_path)
         monkeypatch.setattr(snap, "encode_tree_rows", encode)
@@ -99,6 +104,7 @@ class Counts:
         self.trees.clear()
         self.hashed.clear()
         self.encoded = 0
+        self.patched = 0
 
 
 def _tree_of_dirs(root: Path) -> None:
@@ -149,15 +155,49 @@ def test_status_and_commit_use_the_trees_the_cache_mirrors(
     assert api.status(repo).modified == ["a0/b0/f0.txt", "a1/b2/f3.txt"]
     assert n.hashed == [] and n.trees == []
 
-    # a commit encodes the changed directories and their parents, no others
+    # a commit builds the trees of the changed directories and of their parents,
+    # no others; each has the same names as before: patched, not encoded anew
     n.reset()
     res = api.commit(repo, "v2")
-    assert n.encoded == 5  # a0/b0, a0, a1/b2, a1, the root
+    assert n.patched == 5 and n.encoded == 0  # a0/b0, a0, a1/b2, a1, the root
     assert res.commit.summary["files"]["modified"] == 2
     assert res.commit.summary["files"]["total"] == 46
     n.reset()
     assert api.status(repo).clean
     assert n.trees == [] and n.hashed == []
+
+
+def test_patched_trees_are_the_trees_a_fresh_commit_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same files committed with a cache (trees patched) and without one (encoded)
+    a, b = tmp_path / "a", tmp_path / "b"
+    ids = []
+    n = Counts(monkeypatch)
+    for root, keep_cache in ((a, True), (b, False)):
+        repo = Repository.init(root)
+        for i in range(40):
+            write(root / "d" / f"f{i:02d}", f"{i}\n")
+            write(root / "d" / f"f{i:02d}.sub" / "x", f"x{i}\n")  # subtrees between the files
+        write(root / "d" / "a-b", "names that sort around '/'\n")
+        write(root / "d" / "a" / "b", "b\n")
+        _age(root)
+        api.commit(repo, "v1")
+        write(root / "d" / "f07", "seven, longer\n")
+        write(root / "d" / "f31.sub" / "x", "x31 changed\n")
+        write(root / "d" / "a" / "b", "B\n")
+        os.chmod(root / "d" / "f20", 0o755)
+        _age(root, "d/f07", "d/f31.sub/x", "d/a/b", "d/f20")
+        if not keep_cache:
+            (root / ".dsv" / "index").unlink()
+        n.reset()
+        ids.append(api.commit(repo, "v2").commit.tree)
+        repo.close()
+        if keep_cache:
+            assert (n.patched, n.encoded) == (4, 0)  # d/f31.sub, d/a, d, the root
+        else:
+            assert n.patched == 0 and n.encoded > 40
+    assert ids[0] == ids[1]
 
 
 def test_a_lost_or_old_cache_costs_one_slow_status(

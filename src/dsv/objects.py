@@ -177,6 +177,28 @@ def encode_tree_rows(rows: Iterable[tuple[bytes, int, int, int, bytes]]) -> byte
     return bytes(out)
 
 
+def patch_tree(
+    data: bytes, digest_size: int, edits: list[tuple[int, bytes, int, int, int, bytes]]
+) -> bytes | None:
+    """``data`` (an encoded tree) with some entries' kind, mode, size and id replaced.
+
+    Each edit is ``(offset of the entry, its name bytes, kind, mode, size, id)``.
+    The names stay, so the result is what encoding the new rows would give,
+    without a pass over the other entries.  None when an offset does not hold
+    that name (the caller encodes the tree anew).
+    """
+    out = bytearray(data)
+    st = _entry_struct(digest_size)
+    for off, raw, kind, mode, size, oid in edits:
+        p = off + _ENTRY_FIXED.size + digest_size
+        if off < _TREE_HEADER.size or p + 2 + len(raw) > len(out):
+            return None
+        if out[p : p + 2] != _NAME_LEN.pack(len(raw)) or out[p + 2 : p + 2 + len(raw)] != raw:
+            return None
+        st.pack_into(out, off, kind, mode, size, oid, len(raw))
+    return bytes(out)
+
+
 class TreeTable:
     """A tree read in place: validated once, entries decoded only when asked for.
 

@@ -174,7 +174,7 @@ class Scanner:
         names: list[str] = []
         dirs: list[str] = []
         special: list[str] = []
-        buf = bytearray()
+        recs: list[bytes] = []
         raw: list[os.stat_result] | None = [] if self.keep_stat else None
         pack = STAT.pack
         tracked = _TRACKED_MODES.__contains__
@@ -208,7 +208,7 @@ class Scanner:
                     if mtime > newest:
                         newest = mtime
                     names.append(name)
-                    buf += pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode)
+                    recs.append(pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode))
                     if raw is not None:
                         raw.append(st)
         except (FileNotFoundError, NotADirectoryError):
@@ -233,14 +233,8 @@ class Scanner:
         out = Listing()
         out.dirs = tree_order(dirs)
         out.max_mtime = newest
-        if len(order) == len(names) and all(order[i] == i for i in range(len(order))):
-            out.names, out.stats, out.raw = names, bytes(buf), raw
-            return out
         out.names = [names[i] for i in order]
-        stats = bytearray(len(order) * _REC)
-        for j, i in enumerate(order):
-            stats[j * _REC : (j + 1) * _REC] = buf[i * _REC : (i + 1) * _REC]
-        out.stats = bytes(stats)
+        out.stats = b"".join([recs[i] for i in order])
         out.raw = [raw[i] for i in order] if raw is not None else None
         return out
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
-from dsv.objects import Commit, Kind, TreeEntry, encode_tree_rows, name_bytes
+from dsv.objects import Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
-from dsv.repo import Repository, local_tz_minutes
+from dsv.repo import MAX_TREE_BYTES, Repository, local_tz_minutes
 from dsv.worktree.scan import (
     FULL,
     OUT,
@@ -33,7 +33,7 @@ from dsv.worktree.scan import (
     pack_stat,
     stat_result,
 )
-from dsv.worktree.statcache import Block, StatCache
+from dsv.worktree.statcache import Block, StatCache, names_blob
 from dsv.worktree.walk import (
     DirState,
     Row,
@@ -48,6 +48,8 @@ from dsv.worktree.walk import (
 )
 
 _REC = STAT.size
+# Changed entries of a directory up to which its tree is patched, not encoded anew.
+PATCH_MAX = 64
 
 READ_SIZE = 1 << 20
 # Reading, chunking, compressing and writing large files release the GIL, so
@@ -500,7 +502,18 @@ def _ref_entry(name: str, row: Row) -> TreeEntry:
 class _Plan:
     """A directory being committed: its files (ids complete after ``enter``) and its subtrees."""
 
-    __slots__ = ("ids", "kept", "names", "newest", "reuse", "stats", "subdirs")
+    __slots__ = (
+        "base",
+        "ids",
+        "kept",
+        "kids",
+        "names",
+        "newest",
+        "restored",
+        "reuse",
+        "stats",
+        "subdirs",
+    )
 
     def __init__(self, names: list[str], stats: bytes, ids: bytearray, newest: int) -> None:
         self.names = names
@@ -508,6 +521,11 @@ class _Plan:
         self.ids = ids
         self.newest = newest
         self.reuse = False  # the block's tree stands for this directory, unless a subtree differs
+        # The tree the block mirrors, when the same files are here: a few changed
+        # entries are then patched into its bytes instead of encoding every entry.
+        self.base: bytes | None = None
+        self.restored: list[int] = []  # files stored again
+        self.kids: dict[str, tuple[bytes, int]] = {}  # the block's subtrees: name -> (id, size)
         self.subdirs: list[tuple[bytes, int, int, int, bytes]] = []  # tree rows
         self.kept: list[tuple[bytes, int, int, int, bytes]] = []  # rows out of the paths
 
@@ -563,6 +581,13 @@ class _CommitBuild:
             stats, newest = self._store(st.path, names, stats, ids, todo, newest)
         plan = _Plan(names, stats, ids, newest)
         plan.reuse = stored and aligned and not todo and st.scope == FULL
+        if stored and aligned and st.scope == FULL and b is not None:
+            plan.base = b.tree
+            plan.restored = todo
+            for c in cache.children(st.path):
+                cb = cache.blocks[join(st.path, c)]
+                if cb.tree is not None:
+                    plan.kids[c] = (cb.tree, cb.size)
         self.plans[st.path] = plan
         only = todo if aligned and st.trusted and st.scope == FULL else None
         self._changes(st, plan, where, extra, only)
@@ -663,11 +688,12 @@ class _CommitBuild:
             others = sorted(plan.subdirs + plan.kept, key=lambda r: r[0])
             self.changes.files += len(plan.names) + sum(1 for r in others if r[1] != Kind.DIR)
             size = sum(r[0] for r in STAT.iter_unpack(plan.stats)) + sum(r[3] for r in others)
-            if plan.names or others or not st.path:
+            data = self._patched(plan, others) if plan.base is not None else None
+            if data is None and (plan.names or others or not st.path):
                 rows = heapq.merge(_file_rows(plan, ds), others, key=lambda r: r[0])
-                tree = self.store.put_bytes(encode_tree_rows(rows))
-            else:
-                tree = None  # no files at or below: not in the tree
+                data = encode_tree_rows(rows)
+            # no files at or below: not in the tree
+            tree = self.store.put_bytes(data) if data is not None else None
         if st.scope == FULL:
             block = Block.of(plan.names, plan.stats, bytes(plan.ids), tree, size, plan.newest)
         else:
@@ -684,6 +710,46 @@ class _CommitBuild:
         if tree != (b.tree if b is not None else None):
             parent.reuse = False  # a subtree differs from what the parent's block mirrors
 
+    def _patched(
+        self, plan: _Plan, others: list[tuple[bytes, int, int, int, bytes]]
+    ) -> bytes | None:
+        """The new tree as the base tree's bytes with the changed entries patched in.
+
+        For a directory with the same files and subdirectories as the tree its
+        block mirrors, and few of them changed: a one-file change in a directory
+        of a million entries costs a copy of its bytes, not a million rows.
+        """
+        assert plan.base is not None
+        ds = self.ds
+        if len(others) != len(plan.kids) or len(plan.restored) + len(others) > PATCH_MAX:
+            return None
+        names = plan.names
+        subs = [r[0] for r in others]  # sorted
+        if [
+            n.encode("utf-8", "surrogateescape") for n in sorted(plan.kids, key=name_bytes)
+        ] != subs:
+            return None  # other subdirectories: encode
+        fixed = 11 + ds + 2  # kind, mode, size, id, name length
+
+        def offset(files_before: int, raw: bytes) -> int:
+            k = bisect.bisect_left(subs, raw)
+            name_bytes_before = len(names_blob(names[:files_before])) - max(files_before - 1, 0)
+            return (
+                12 + (files_before + k) * fixed + name_bytes_before + sum(len(x) for x in subs[:k])
+            )
+
+        edits = []
+        for i in plan.restored:
+            raw, kind, mode, size, oid = next(_file_rows(plan, ds, i))
+            edits.append((offset(i, raw), raw, kind, mode, size, oid))
+        for raw, kind, mode, size, oid in others:
+            name = raw.decode("utf-8", "surrogateescape")
+            if plan.kids.get(name) == (oid, size):
+                continue
+            i = bisect.bisect_left(names, raw, key=lambda n: n.encode("utf-8", "surrogateescape"))
+            edits.append((offset(i, raw), raw, kind, mode, size, oid))
+        return patch_tree(self.store.get_bytes(plan.base, MAX_TREE_BYTES), ds, edits)
+
     def _partial_block(self, st: DirState, plan: _Plan) -> Block:
         """Committed files under the paths, and the cached ones out of them as they were."""
         ds = self.ds
@@ -694,11 +760,14 @@ class _CommitBuild:
         return Block.from_entries(keep_out_of_scope(st, entries, self.walk.scanner.limit, ds))
 
 
-def _file_rows(plan: _Plan, ds: int) -> Iterator[tuple[bytes, int, int, int, bytes]]:
-    """The tree rows of a directory's files, made one at a time."""
+def _file_rows(
+    plan: _Plan, ds: int, start: int = 0
+) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+    """The tree rows of a directory's files (from ``start``), made one at a time."""
     ids = plan.ids
+    rest = memoryview(plan.stats)[start * _REC :]
     for i, (name, (size, _m, _c, _i, mode)) in enumerate(
-        zip(plan.names, STAT.iter_unpack(plan.stats))
+        zip(plan.names[start:] if start else plan.names, STAT.iter_unpack(rest)), start
     ):
         yield (
             name.encode("utf-8", "surrogateescape"),
