@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """The published benchmark: dsv, DVC and git-lfs on the same data in one run, written as a report.
 
-    python bench/run.py --quick     # a few minutes: scale 0.05, series at 1k and 10k files
-    python bench/run.py             # scale 1, series at 10k, 100k and 1M files (about an hour)
+    python bench/run.py --quick          # a few minutes: scale 0.05, series at 1k and 10k files
+    python bench/run.py --dsv-rev HEAD   # scale 1, series at 10k, 100k, 1M files (about an hour)
     python bench/run.py --tools dsv,dvc --sizes 10000,100000 --scale 0.5 --out /tmp/bench.md
+
+--dsv-rev REV measures dsv as committed at REV (exported from git into the run's directory), so
+that edits of src/ during a long run do not change what is measured; by default the dsv on PATH
+(or beside this python) runs. The report goes to --out (default docs/benchmarks.md), its plots
+(matplotlib, if installed) into the directory of the same name beside it. --json-out FILE keeps
+the figures; --from-json FILE writes the report again from them, measuring nothing.
 
 Data sets of ../shared/bench/make_data.py (images, table, big), each through every scenario:
   commit v1   dsv commit | dvc add data + git commit of data.dvc | git add + git commit (LFS)
@@ -39,6 +45,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -212,6 +219,125 @@ class Data:
     dead: dict[str, str] = field(default_factory=dict)  # tool -> "timeout" | "error"
 
 
+@dataclass
+class Results:
+    """What a run measured and how it was run: all the report is written from."""
+
+    tools: list[str]
+    scale: float
+    repeat: int
+    sizes: list[int]
+    remotes: list[str]
+    timeout: float
+    large_tools: list[str]
+    lines: list[Line] = field(default_factory=list)
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # name, files, bytes, what
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, failures: list[str]) -> Results:
+        return cls(
+            args.tools,
+            args.scale,
+            args.repeat,
+            args.sizes,
+            args.remotes,
+            args.timeout,
+            args.large_tools,
+            failures=failures,
+        )
+
+    @classmethod
+    def load(cls, doc: dict[str, Any]) -> Results:
+        """From the "results" of a --json-out file."""
+        res = cls(**{k: v for k, v in doc.items() if k != "lines"})
+        res.lines = [Line(**line) for line in doc["lines"]]
+        return res
+
+    def find(self, dataset: str, scenario: str, unit: str = "s") -> Line | None:
+        for line in self.lines:
+            if (line.dataset, line.scenario, line.unit) == (dataset, scenario, unit):
+                return line
+        return None
+
+    def vs_dvc(self, line: Line | None) -> tuple[float | None, str]:
+        """DVC/dsv, and how to print it; a DVC timeout gives a lower bound."""
+        if line is None:
+            return None, "not run"
+        dsv = line.num("dsv")
+        r = line.ratio("dvc")
+        if r is not None:
+            return r, bf.fmt_ratio(r)
+        if line.values.get("dvc") == "timeout" and dsv:
+            r = self.timeout / dsv
+            return r, f"> {bf.fmt_ratio(r)} (DVC over {self.timeout:g} s)"
+        return None, "not run"
+
+    def targets(self) -> list[Target]:
+        out: list[Target] = []
+        small = ["images"] + [series_name(n) for n in self.sizes]
+        for ds in small:
+            for scenario in (
+                "commit v1",
+                "status",
+                "push local",
+                "push s3",
+                "clone local",
+                "clone s3",
+            ):
+                line = self.find(ds, scenario)
+                if line is None:
+                    continue
+                r, shown = self.vs_dvc(line)
+                goal = f"small files, {scenario}: dsv >= {SMALL_FILES_VS_DVC:g}x faster than DVC"
+                out.append(Target(goal, ds, shown, self.judge(r, SMALL_FILES_VS_DVC, shown)))
+        r, shown = self.vs_dvc(self.find("big", "commit v1"))
+        goal = f"big file, commit v1: dsv >= {BIG_COMMIT_VS_DVC:g}x faster than DVC"
+        out.append(Target(goal, "big", shown, self.judge(r, BIG_COMMIT_VS_DVC, shown)))
+        for d in self.datasets:
+            lines = [
+                line
+                for s in ("store after v1", "store after v2", "remote after push")
+                if (line := self.find(d["name"], s, "B")) is not None
+            ]
+            ratios = [(r, line.scenario) for line in lines if (r := line.ratio("dvc")) is not None]
+            worst, where = min(ratios) if ratios else (None, "")
+            out.append(
+                Target(
+                    "store and remote size <= DVC's (after v1, after v2, remote)",
+                    d["name"],
+                    "not run" if worst is None else f"lowest DVC/dsv {worst:.3f}x ({where})",
+                    self.judge(worst, 1.0),
+                )
+            )
+        r, shown = self.vs_dvc(self.find("big", "store growth v2", "B"))
+        goal = f"big file, store growth after a small edit: dsv <= 1/{BIG_GROWTH_VS_DVC:g} of DVC's"
+        out.append(Target(goal, "big", shown, self.judge(r, BIG_GROWTH_VS_DVC, shown)))
+        big_n = [n for n in self.sizes if n >= MILLION]
+        line = self.find(series_name(big_n[0]), "status") if big_n else None
+        s = line.num("dsv") if line is not None else None
+        out.append(
+            Target(
+                f"1M files, no-op status: dsv < {STATUS_1M_MAX_S:g} s",
+                series_name(big_n[0]) if big_n else "files-1000000",
+                "not run" if s is None else f"{s:.2f} s",
+                "not run" if s is None else bf.judge(s < STATUS_1M_MAX_S),
+            )
+        )
+        return out
+
+    @staticmethod
+    def judge(r: float | None, at_least: float, shown: str = "") -> str:
+        """PASS or FAIL; "not run" without a figure, "open" when the figure is a lower bound
+        (DVC timed out) that does not reach the target."""
+        if r is None:
+            return "not run"
+        if r < at_least and shown.startswith(">"):
+            return "open"
+        return bf.judge(r >= at_least)
+
+
 def series_name(n: int) -> str:
     return f"files-{n}"
 
@@ -273,9 +399,7 @@ class Suite(bf.Bench, br.RemoteBench):
         self.git = Limited(Tool("git", [git], self.env, self.log, sync), limit)  # DVC's git side
         self.lfs = Limited(Tool("git-lfs", [git], self.env, self.log, sync), limit)
         self.names: list[str] = args.tools  # the tools compared
-        self.lines: list[Line] = []
-        self.datasets: list[dict[str, Any]] = []
-        self.notes: list[str] = []
+        self.results = Results.of(args, self.failures)
         # git's automatic gc runs in the foreground: billed to the command that starts it, not
         # to whichever tool runs next (nor racing `git lfs ls-files`)
         git_config.write_text("[init]\n\tdefaultBranch = main\n[gc]\n\tautoDetach = false\n")
@@ -376,7 +500,7 @@ class Suite(bf.Bench, br.RemoteBench):
                     line.rss_mb[t] = max(line.rss_mb.get(t, 0.0), peak)
         for t, xs in secs.items():
             line.values.setdefault(t, statistics.median(xs))
-        self.lines.append(line)
+        self.results.lines.append(line)
         cells = [
             f"{LABEL[t]} {fmt(line.values.get(t), 's')}"
             + (f" s {line.rss_mb[t]:.0f} MB" if t in line.rss_mb else "")
@@ -390,7 +514,7 @@ class Suite(bf.Bench, br.RemoteBench):
         line = Line(data.name, scenario, unit)
         for t in data.tools:
             line.values[t] = "not run" if t in data.dead else fn(t)
-        self.lines.append(line)
+        self.results.lines.append(line)
         return line
 
     # ------------------------------------------------------------------ workspaces
@@ -674,7 +798,7 @@ class Suite(bf.Bench, br.RemoteBench):
             for t in data.tools:
                 a, b = after.num(t), before.num(t)
                 growth.values[t] = a - b if a is not None and b is not None else "not run"
-            self.lines.append(growth)
+            self.results.lines.append(growth)
             self.diff(data, v1, v2)
             self.checkout(data)
             for rk in self.args.remotes:
@@ -710,7 +834,7 @@ class Suite(bf.Bench, br.RemoteBench):
         self, data: Data, source: Path, what: str, t0: float, scenarios: Callable[[], None]
     ) -> None:
         """Each tool's workspace holds a copy of source; then the scenarios, then clean-up."""
-        self.datasets.append(
+        self.results.datasets.append(
             {"name": data.name, "files": data.files, "bytes": data.size, "what": what}
         )
         print(
@@ -737,84 +861,6 @@ class Suite(bf.Bench, br.RemoteBench):
                 if kind == "local":
                     shutil.rmtree(r.url, ignore_errors=True)
 
-    # ------------------------------------------------------------------ targets
-
-    def find(self, dataset: str, scenario: str, unit: str = "s") -> Line | None:
-        for line in self.lines:
-            if (line.dataset, line.scenario, line.unit) == (dataset, scenario, unit):
-                return line
-        return None
-
-    def vs_dvc(self, line: Line | None) -> tuple[float | None, str]:
-        """DVC/dsv, and how to print it; a DVC timeout gives a lower bound."""
-        if line is None:
-            return None, "not run"
-        dsv = line.num("dsv")
-        r = line.ratio("dvc")
-        if r is not None:
-            return r, bf.fmt_ratio(r)
-        if line.values.get("dvc") == "timeout" and dsv:
-            r = self.args.timeout / dsv
-            return r, f"> {bf.fmt_ratio(r)} (DVC over {self.args.timeout:g} s)"
-        return None, "not run"
-
-    def targets(self) -> list[Target]:
-        out: list[Target] = []
-        small = ["images"] + [series_name(n) for n in self.args.sizes]
-        for ds in small:
-            for scenario in (
-                "commit v1",
-                "status",
-                "push local",
-                "push s3",
-                "clone local",
-                "clone s3",
-            ):
-                line = self.find(ds, scenario)
-                if line is None:
-                    continue
-                r, shown = self.vs_dvc(line)
-                goal = f"small files, {scenario}: dsv >= {SMALL_FILES_VS_DVC:g}x faster than DVC"
-                out.append(Target(goal, ds, shown, self.judge(r, SMALL_FILES_VS_DVC)))
-        r, shown = self.vs_dvc(self.find("big", "commit v1"))
-        goal = f"big file, commit v1: dsv >= {BIG_COMMIT_VS_DVC:g}x faster than DVC"
-        out.append(Target(goal, "big", shown, self.judge(r, BIG_COMMIT_VS_DVC)))
-        for d in self.datasets:
-            lines = [
-                line
-                for s in ("store after v1", "store after v2", "remote after push")
-                if (line := self.find(d["name"], s, "B")) is not None
-            ]
-            ratios = [(r, line.scenario) for line in lines if (r := line.ratio("dvc")) is not None]
-            worst, where = min(ratios) if ratios else (None, "")
-            out.append(
-                Target(
-                    "store and remote size <= DVC's (after v1, after v2, remote)",
-                    d["name"],
-                    "not run" if worst is None else f"DVC/dsv {worst:.3f}x at least ({where})",
-                    self.judge(worst, 1.0),
-                )
-            )
-        r, shown = self.vs_dvc(self.find("big", "store growth v2", "B"))
-        goal = f"big file, store growth after a small edit: dsv <= 1/{BIG_GROWTH_VS_DVC:g} of DVC's"
-        out.append(Target(goal, "big", shown, self.judge(r, BIG_GROWTH_VS_DVC)))
-        big_n = [n for n in self.args.sizes if n >= MILLION]
-        line = self.find(series_name(big_n[0]), "status") if big_n else None
-        s = line.num("dsv") if line is not None else None
-        out.append(
-            Target(
-                f"1M files, no-op status: dsv < {STATUS_1M_MAX_S:g} s",
-                series_name(big_n[0]) if big_n else "files-1000000",
-                "not run" if s is None else f"{s:.2f} s",
-                "not run" if s is None else bf.judge(s < STATUS_1M_MAX_S),
-            )
-        )
-        return out
-
-    @staticmethod
-    def judge(r: float | None, at_least: float) -> str:
-        return "not run" if r is None else bf.judge(r >= at_least)
-
 
 # ---------------------------------------------------------------------------- report
 
@@ -825,23 +871,23 @@ def title_of(name: str) -> str:
     return f"{int(count):,} files" if count != name else name
 
 
-def ratio_cell(suite: Suite, line: Line, tool: str) -> str:
+def ratio_cell(res: Results, line: Line, tool: str) -> str:
     if tool == "dvc":
-        r, shown = suite.vs_dvc(line)
+        r, shown = res.vs_dvc(line)
         return shown if r is not None else "-"
     return bf.fmt_ratio(line.ratio(tool))
 
 
-def metric_table(suite: Suite, lines: list[Line], unit: str) -> str:
-    peers = [t for t in suite.names if t != "dsv"]
-    headers = ["data", "scenario", *(LABEL[t] for t in suite.names)]
+def metric_table(res: Results, lines: list[Line], unit: str) -> str:
+    peers = [t for t in res.tools if t != "dsv"]
+    headers = ["data", "scenario", *(LABEL[t] for t in res.tools)]
     headers += [f"{LABEL[t]}/dsv" for t in peers] + ["note"]
     rows = [
         [
             title_of(line.dataset),
             line.scenario,
-            *(fmt(line.values.get(t), unit) for t in suite.names),
-            *(ratio_cell(suite, line, t) for t in peers),
+            *(fmt(line.values.get(t), unit) for t in res.tools),
+            *(ratio_cell(res, line, t) for t in peers),
             line.note,
         ]
         for line in lines
@@ -850,13 +896,13 @@ def metric_table(suite: Suite, lines: list[Line], unit: str) -> str:
     return md_table(headers, rows, numeric=range(2, len(headers) - 1))
 
 
-def rss_table(suite: Suite, lines: list[Line]) -> str:
-    headers = ["data", "scenario", *(f"{LABEL[t]} (MB)" for t in suite.names)]
+def rss_table(res: Results, lines: list[Line]) -> str:
+    headers = ["data", "scenario", *(f"{LABEL[t]} (MB)" for t in res.tools)]
     rows = [
         [
             title_of(line.dataset),
             line.scenario,
-            *(f"{line.rss_mb[t]:.0f}" if t in line.rss_mb else "-" for t in suite.names),
+            *(f"{line.rss_mb[t]:.0f}" if t in line.rss_mb else "-" for t in res.tools),
         ]
         for line in lines
         if line.unit == "s"
@@ -864,7 +910,7 @@ def rss_table(suite: Suite, lines: list[Line]) -> str:
     return md_table(headers, rows, numeric=range(2, len(headers)))
 
 
-def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
+def plots(res: Results, out_dir: Path) -> dict[str, str]:
     """PNG plots (matplotlib, imported here only); {name: file name}. Empty without matplotlib."""
     try:
         import matplotlib
@@ -873,11 +919,11 @@ def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter
     except ImportError:
-        suite.notes.append("matplotlib is not installed: no plots (pip install -e '.[dev]')")
+        res.notes.append("matplotlib is not installed: no plots (pip install -e '.[dev]')")
         return {}
     out_dir.mkdir(parents=True, exist_ok=True)
     made: dict[str, str] = {}
-    kinds = [d["name"] for d in suite.datasets if not d["name"].startswith("files-")]
+    kinds = [d["name"] for d in res.datasets if not d["name"].startswith("files-")]
     plain = FuncFormatter(lambda v, _: f"{v:g}")
 
     def bars(unit: str, name: str, title: str) -> None:
@@ -885,17 +931,17 @@ def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
         if not kinds:
             return
         fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 4.2), squeeze=False)
-        width = 0.8 / len(suite.names)
+        width = 0.8 / len(res.tools)
         for ax, kind in zip(axes[0], kinds, strict=True):
             lines = [
                 line
-                for line in suite.lines
+                for line in res.lines
                 if line.dataset == kind and line.unit == unit and line.scenario != "store growth v2"
             ]
-            top = max((v for line in lines for t in suite.names if (v := line.num(t))), default=1)
+            top = max((v for line in lines for t in res.tools if (v := line.num(t))), default=1)
             scale, label = (1.0, "seconds (log)") if unit == "s" else bytes_unit(top)
-            for i, t in enumerate(suite.names):
-                xs = [j + (i - (len(suite.names) - 1) / 2) * width for j in range(len(lines))]
+            for i, t in enumerate(res.tools):
+                xs = [j + (i - (len(res.tools) - 1) / 2) * width for j in range(len(lines))]
                 ys = [(line.num(t) or math.nan) / scale for line in lines]
                 ax.bar(xs, ys, width, label=LABEL[t], color=PLOT_COLOR[t])
             if unit == "s":
@@ -917,15 +963,13 @@ def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
     bars("s", "time.png", "time per scenario (lower is better)")
     bars("B", "store.png", "store and remote size (lower is better)")
 
-    sizes = [n for n in suite.args.sizes if suite.find(series_name(n), "commit v1") is not None]
+    sizes = [n for n in res.sizes if res.find(series_name(n), "commit v1") is not None]
     if sizes:
         fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), squeeze=False)
         scenarios = ("commit v1", "status", "push local", "clone local")
         for ax, s in zip(axes.flat, scenarios, strict=True):
-            for t in suite.names:
-                pts = [
-                    (n, ln.values.get(t)) for n in sizes if (ln := suite.find(series_name(n), s))
-                ]
+            for t in res.tools:
+                pts = [(n, ln.values.get(t)) for n in sizes if (ln := res.find(series_name(n), s))]
                 done = [(n, v) for n, v in pts if isinstance(v, float)]
                 over = [n for n, v in pts if v == "timeout"]
                 if done:
@@ -933,7 +977,7 @@ def plots(suite: Suite, out_dir: Path) -> dict[str, str]:
                 if over:
                     ax.plot(
                         over,
-                        [suite.args.timeout] * len(over),
+                        [res.timeout] * len(over),
                         "x",
                         color=PLOT_COLOR[t],
                         markersize=10,
@@ -968,16 +1012,16 @@ def bytes_unit(top: float) -> tuple[float, str]:
 
 
 def write_report(
-    suite: Suite, out: Path, meta: dict[str, Any], targets: list[Target], figures: dict[str, str]
+    res: Results, out: Path, meta: dict[str, Any], targets: list[Target], figures: dict[str, str]
 ) -> None:
-    args = suite.args
     rel = out.with_suffix("").name
-    kinds = [d for d in suite.datasets if not d["name"].startswith("files-")]
-    series = [d for d in suite.datasets if d["name"].startswith("files-")]
-    per_kind = [line for line in suite.lines if not line.dataset.startswith("files-")]
-    per_size = [line for line in suite.lines if line.dataset.startswith("files-")]
+    kinds = [d for d in res.datasets if not d["name"].startswith("files-")]
+    series = [d for d in res.datasets if d["name"].startswith("files-")]
+    per_kind = [line for line in res.lines if not line.dataset.startswith("files-")]
+    per_size = [line for line in res.lines if line.dataset.startswith("files-")]
     n_pass = sum(t.result == "PASS" for t in targets)
     n_fail = sum(t.result == "FAIL" for t in targets)
+    n_open = sum(t.result == "open" for t in targets)
 
     def image(key: str, alt: str) -> str:
         return f"![{alt}]({rel}/{figures[key]})\n\n" if key in figures else ""
@@ -989,6 +1033,11 @@ def write_report(
         "run only: above 1, dsv is faster (or smaller). The machine is shared and noisy, so "
         "only ratios from one run compare; every figure is warm-cache (page caches cannot be "
         "dropped here; a sync(2) runs, untimed, before each command).\n",
+        *(
+            ["**This run was interrupted: the figures below are those measured before.**\n"]
+            if "interrupted" in res.failures
+            else []
+        ),
         "## Machine and versions\n",
         md_table(
             ["", ""],
@@ -1005,23 +1054,24 @@ def write_report(
                 ),
                 [
                     "run",
-                    f"scale {args.scale:g}, repeat {args.repeat}, series "
-                    f"{', '.join(short_count(n) for n in args.sizes) or 'none'}, remotes "
-                    f"{', '.join(args.remotes)}, timeout {args.timeout:g} s per command, "
+                    f"scale {res.scale:g}, repeat {res.repeat}, series "
+                    f"{', '.join(short_count(n) for n in res.sizes) or 'none'}, remotes "
+                    f"{', '.join(res.remotes)}, timeout {res.timeout:g} s per command, "
                     f"{meta['minutes']:.0f} min in all",
                 ],
             ],
         ),
         "",
         "## Targets\n",
-        f"{n_pass} PASS, {n_fail} FAIL"
+        f"{n_pass} PASS, {n_fail} FAIL, {n_open} open"
         + (
             ""
-            if args.scale == 1 and any(n >= MILLION for n in args.sizes)
+            if res.scale == 1 and any(n >= MILLION for n in res.sizes)
             else f" (the targets are set for scale 1 and the 1M-file series; this run is at "
-            f"scale {args.scale:g}, so they are indicative only)"
+            f"scale {res.scale:g}, so they are indicative only)"
         )
-        + ".\n",
+        + ". `open`: DVC timed out, and the lower bound that gives does not reach the target; "
+        "`not run`: no figure to judge.\n",
         md_table(
             ["target", "data", "figure", "result"],
             ([t.goal, title_of(t.dataset), t.figure, t.result] for t in targets),
@@ -1040,37 +1090,37 @@ def write_report(
         "",
         "## Time (seconds)\n",
         image("time", "seconds per scenario and tool"),
-        metric_table(suite, per_kind, "s"),
+        metric_table(res, per_kind, "s"),
         "",
         "## Store size (bytes)\n",
         "Object stores only (`.dsv/objects`, `.dvc/cache`, `.git/objects` + `.git/lfs`); every "
         "tool also has the working copy.\n",
         image("store", "store bytes per scenario and tool"),
-        metric_table(suite, per_kind, "B"),
+        metric_table(res, per_kind, "B"),
         "",
     ]
     if any(line.unit == "req" for line in per_kind):
         parts += [
             "## Remote requests (S3)\n",
             "HTTP requests counted at the moto S3 server (git-lfs has no S3 remote).\n",
-            metric_table(suite, per_kind, "req"),
+            metric_table(res, per_kind, "req"),
             "",
         ]
     parts += [
         "## Peak RSS\n",
         "The largest `ru_maxrss` of the commands of each step (os.wait4 on each command).\n",
-        rss_table(suite, per_kind),
+        rss_table(res, per_kind),
         "",
     ]
     if per_size:
         parts += [
             "## Scaling with the number of files\n",
             image("series", "seconds against the number of files"),
-            metric_table(suite, per_size, "s"),
+            metric_table(res, per_size, "s"),
             "",
-            metric_table(suite, per_size, "B"),
+            metric_table(res, per_size, "B"),
             "",
-            rss_table(suite, per_size),
+            rss_table(res, per_size),
             "",
         ]
     parts += [
@@ -1079,8 +1129,8 @@ def write_report(
             "Every checkout and clone was compared byte for byte with the version committed "
             "(same paths, same SHA-256); dsv diff's file counts matched make_data's file diff; "
             "git-lfs held every data file in LFS. All passed."
-            if not suite.failures
-            else "FAILURES:\n\n" + "\n".join(f"- `{f.splitlines()[0]}`" for f in suite.failures)
+            if not res.failures
+            else "FAILURES:\n\n" + "\n".join(f"- `{f.splitlines()[0]}`" for f in res.failures)
         ),
         "",
         "## How it was measured\n",
@@ -1105,9 +1155,9 @@ def write_report(
                 "- S3: a moto server in the benchmark process, fake credentials; requests and "
                 "body bytes counted at the server.",
                 f"- The scaling series runs git-lfs up to {PEERS_MAX_FILES:,} files and above "
-                f"that only {', '.join(LABEL[t] for t in args.large_tools)}.",
+                f"that only {', '.join(LABEL[t] for t in res.large_tools)}.",
             ]
-            + [f"- {n}" for n in suite.notes]
+            + [f"- {n}" for n in res.notes]
         ),
         "",
     ]
@@ -1115,27 +1165,27 @@ def write_report(
     out.write_text("\n".join(parts))
 
 
-def print_summary(suite: Suite, targets: list[Target]) -> None:
+def print_summary(res: Results, targets: list[Target]) -> None:
     print("\n" + "=" * 100)
     print("ratios are other/dsv (> 1: dsv faster or smaller); same-run figures, warm cache\n")
     for unit in ("s", "B", "req"):
-        lines = [line for line in suite.lines if line.unit == unit]
+        lines = [line for line in res.lines if line.unit == unit]
         if not lines:
             continue
-        peers = [t for t in suite.names if t != "dsv"]
+        peers = [t for t in res.tools if t != "dsv"]
         bf.print_table(
             [
                 "data",
                 "scenario",
-                *(LABEL[t] for t in suite.names),
+                *(LABEL[t] for t in res.tools),
                 *(f"{LABEL[t]}/dsv" for t in peers),
             ],
             (
                 [
                     line.dataset,
                     line.scenario,
-                    *(fmt(line.values.get(t), unit) for t in suite.names),
-                    *(ratio_cell(suite, line, t) for t in peers),
+                    *(fmt(line.values.get(t), unit) for t in res.tools),
+                    *(ratio_cell(res, line, t) for t in peers),
                 ]
                 for line in lines
             ),
@@ -1149,9 +1199,9 @@ def print_summary(suite: Suite, targets: list[Target]) -> None:
         f"\ntargets: {sum(t.result == 'PASS' for t in targets)} PASS, "
         f"{sum(t.result == 'FAIL' for t in targets)} FAIL"
     )
-    if suite.failures:
-        print(f"\n!!! {len(suite.failures)} CORRECTNESS FAILURE(S) / ERROR(S):")
-        for f in suite.failures:
+    if res.failures:
+        print(f"\n!!! {len(res.failures)} CORRECTNESS FAILURE(S) / ERROR(S):")
+        for f in res.failures:
             print("!!! " + f.replace("\n", "\n!!! "))
 
 
@@ -1185,6 +1235,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=None, help="seconds per command (default 600)")
     ap.add_argument("--out", type=Path, default=bf.REPO_ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="measure nothing: write the report again from a --json-out file",
+    )
     ap.add_argument("--make-data", type=Path, default=bf.DEFAULT_MAKE_DATA)
     ap.add_argument("--dsv", default=None, metavar="CMD", help="dsv command (default: on PATH)")
     ap.add_argument(
@@ -1226,22 +1283,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM stop the run as Ctrl-C does: the report of what was measured so far is
+    still written. (A job started in the background by a shell begins with SIGINT ignored.)"""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
+def report(res: Results, meta: dict[str, Any], out: Path, json_out: Path | None) -> None:
+    """Print the summary, write the report and its plots (and the figures as JSON)."""
+    targets = res.targets()
+    print_summary(res, targets)
+    figures = plots(res, out.with_suffix(""))
+    write_report(res, out, meta, targets, figures)
+    print(f"\nreport written to {out}; plots: {', '.join(figures.values()) or 'none'}")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"meta": meta, "results": asdict(res)}, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json is not None:  # the report again, from the figures of an earlier run
+        doc = json.loads(args.from_json.read_text())
+        report(Results.load(doc["results"]), doc["meta"], args.out, None)
+        return 0
     started = time.perf_counter()
+    interrupt_on_signals()
     bf.ensure_bytecode()
     md = bf.load_make_data(args.make_data)
     run_dir = Path(tempfile.mkdtemp(prefix="dsv-bench-run-", dir=args.workdir))
     if args.dsv_rev:
         args.dsv = export_dsv(args.dsv_rev, run_dir / "dsv")
     suite = Suite(args, md, run_dir)
-    meta: dict[str, Any] = {
-        "command": shlex.join(
-            ["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        **suite.machine(),
-    }
-    targets: list[Target] = []
+    command = ["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
+    meta: dict[str, Any] = {"command": shlex.join(command), **suite.machine()}
     try:
         with bf.failures_recorded(suite.failures):
             meta |= suite.versions()
@@ -1258,18 +1337,7 @@ def main(argv: list[str] | None = None) -> int:
         suite.stop()
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M %Z")
         meta["minutes"] = (time.perf_counter() - started) / 60
-        targets = suite.targets()
-        print_summary(suite, targets)
-        figures = plots(suite, args.out.with_suffix(""))
-        write_report(suite, args.out, meta, targets, figures)
-        print(f"\nreport written to {args.out}; plots: {', '.join(figures.values()) or 'none'}")
-        if args.json_out:
-            doc = {
-                "meta": meta,
-                "lines": [asdict(x) for x in suite.lines],
-                "failures": suite.failures,
-            }
-            args.json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        report(suite.results, meta, args.out, args.json_out)
         bf.drop_run_dir(run_dir, args.keep)
     return 1 if suite.failures else 0
 
