@@ -230,6 +230,7 @@ class Results:
     remotes: list[str]
     timeout: float
     large_tools: list[str]
+    remotes_same_fs: bool = True  # local remotes on the workspaces' file system (hard links)
     lines: list[Line] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # name, files, bytes, what
     failures: list[str] = field(default_factory=list)
@@ -400,11 +401,23 @@ class Suite(bf.Bench, br.RemoteBench):
         self.lfs = Limited(Tool("git-lfs", [git], self.env, self.log, sync), limit)
         self.names: list[str] = args.tools  # the tools compared
         self.results = Results.of(args, self.failures)
+        self.remotes_root = Path(
+            tempfile.mkdtemp(prefix="dsv-bench-remotes-", dir=args.remotes_dir or run_dir)
+        )
+        same_fs = self.remotes_root.stat().st_dev == run_dir.stat().st_dev
+        self.results.remotes_same_fs = same_fs
         # git's automatic gc runs in the foreground: billed to the command that starts it, not
         # to whichever tool runs next (nor racing `git lfs ls-files`)
         git_config.write_text("[init]\n\tdefaultBranch = main\n[gc]\n\tautoDetach = false\n")
         if "git-lfs" in self.names:
             self.lfs.run(["lfs", "install", "--skip-repo"], run_dir, "-", "setup")
+
+    def remote(self, kind: str, tool: str, tag: str) -> br.Remote:
+        """bench_remote's remote, a local one under --remotes-dir."""
+        r = super().remote(kind, tool, tag)
+        if kind == "local":
+            r.url = str(self.remotes_root / f"{tool}-{tag}")
+        return r
 
     def peer_dvc(self) -> Tool:
         """The DVC tool; only called for data sets DVC runs on."""
@@ -522,7 +535,7 @@ class Suite(bf.Bench, br.RemoteBench):
     def prepare(self, data: Data, source: Path) -> None:
         """Each tool's workspace: data/ (a copy of source), the tool's repository, its remotes
         (untimed)."""
-        remotes = self.run_dir / "remotes" / data.name
+        remotes = self.remotes_root / data.name
         remotes.mkdir(parents=True)
         for t in data.tools:
             ws = data.ws[t] = data.base / "ws" / t
@@ -856,7 +869,7 @@ class Suite(bf.Bench, br.RemoteBench):
             self.reset_s3()
         if not self.args.keep:
             shutil.rmtree(data.base, ignore_errors=True)
-            shutil.rmtree(self.run_dir / "remotes" / data.name, ignore_errors=True)
+            shutil.rmtree(self.remotes_root / data.name, ignore_errors=True)
             for (kind, _), r in data.remotes.items():
                 if kind == "local":
                     shutil.rmtree(r.url, ignore_errors=True)
@@ -1154,6 +1167,16 @@ def write_report(
                 "(LFS objects in its `lfs/` directory), `git lfs prune`.",
                 "- S3: a moto server in the benchmark process, fake credentials; requests and "
                 "body bytes counted at the server.",
+                "- Local remotes: "
+                + (
+                    "on the workspaces' file system. There git-lfs hard-links its objects into "
+                    "the bare repository on push and out of it on clone (and git hard-links its "
+                    "own objects on a local clone), so its local push copies no data and its "
+                    "clone copies only the working tree: its local push and clone times are a "
+                    "floor no network remote reaches. dsv writes packs and DVC copies files."
+                    if res.remotes_same_fs
+                    else "on another file system than the workspaces, so every tool copies."
+                ),
                 f"- The scaling series runs git-lfs up to {PEERS_MAX_FILES:,} files and above "
                 f"that only {', '.join(LABEL[t] for t in res.large_tools)}.",
             ]
@@ -1251,6 +1274,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measure dsv as committed at REV (exported from git), not the working tree's src/",
     )
     ap.add_argument("--workdir", type=Path, default=None, help="parent of the run's temp dir")
+    ap.add_argument(
+        "--remotes-dir",
+        type=Path,
+        default=None,
+        help="parent of the local remotes (default: the run's temp dir; on another file system, "
+        "e.g. /dev/shm, git-lfs copies its objects instead of hard-linking them)",
+    )
     ap.add_argument("--no-sync", action="store_true", help="no sync(2) before each command")
     ap.add_argument("--keep", action="store_true", help="keep the run's temp dir")
     a = ap.parse_args(argv)
@@ -1335,6 +1365,8 @@ def main(argv: list[str] | None = None) -> int:
                 suite.series(n)
     finally:
         suite.stop()
+        if args.remotes_dir is not None and not args.keep:
+            shutil.rmtree(suite.remotes_root, ignore_errors=True)
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M %Z")
         meta["minutes"] = (time.perf_counter() - started) / 60
         report(suite.results, meta, args.out, args.json_out)
