@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -61,6 +64,42 @@ def test_put_file(backend: Backend, tmp_path: Path) -> None:
     f.write_bytes(b"p" * 100_000)
     backend.put_file("packs/p.pack", f)
     assert backend.get("packs/p.pack") == b"p" * 100_000
+
+
+@pytest.mark.parametrize("err", [errno.EXDEV, errno.ENOSYS])
+def test_local_put_file_without_kernel_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    """Where copy_file_range refuses (another file system, no support), bytes still arrive."""
+    data = os.urandom(3 << 20)
+    f = tmp_path / "pack"
+    f.write_bytes(data)
+    calls = []
+
+    def refuse(*a: object) -> int:
+        calls.append(a)
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    b = open_backend(str(tmp_path / "remote"))
+    b.put_file("packs/p.pack", f)
+    assert calls and b.get("packs/p.pack") == data
+
+
+def test_local_put_file_across_file_systems(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    data = os.urandom(1 << 20)
+    f = tmp_path / "pack"
+    f.write_bytes(data)
+    remote = shm / f"dsv-test-{uuid.uuid4().hex}"
+    try:
+        b = open_backend(str(remote))
+        b.put_file("packs/p.pack", f)
+        assert b.get("packs/p.pack") == data
+    finally:
+        shutil.rmtree(remote, ignore_errors=True)
 
 
 def test_list_and_delete(backend: Backend) -> None:
