@@ -35,6 +35,7 @@ from dsv.store.pack import (
     KIND_CHUNKLIST,
     KIND_LITERAL,
     PACK_VERSION,
+    RECORD_HEAD,
     PackFile,
     scan_pack,
 )
@@ -475,6 +476,27 @@ def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> No
                 runs_content(reader, oid)
             assert cid.hex() in str(e.value)
     assert runs_content(reader, oid) == data
+
+
+def test_runs_read_past_damaged_record_headers_by_the_index(new_store, patcher, algo) -> None:
+    """Runs find a file's next chunk from the record header that follows a chunk;
+    a damaged header (id, kind, codec, lengths) only sends them back to the index,
+    and the content read is still exactly the file's."""
+    s = new_store()
+    data = b"".join(rand(3000, i) + text_data(2000) for i in range(5))
+    oid = s.put_bytes(data)
+    s.flush()
+    ids, _ = s.chunk_table(oid)
+    assert len(ids) > 3
+    reader = new_store()
+    head = algo.digest_size + RECORD_HEAD.size
+    for cid in ids[1:]:
+        pack, (_, off, _, _, _, _) = _payload(s, cid)
+        patch = patcher(pack)
+        for pos in range(off - head, off):
+            for mask in (0x01, 0x80):
+                with patch.flipped(pos, mask):
+                    assert runs_content(reader, oid) == data, (cid.hex(), pos - off, mask)
 
 
 ZSTD_FRAME_HEADER_DESCRIPTOR = 4  # after the 4-byte magic

@@ -357,3 +357,37 @@ def test_checkout_forgets_a_directory_of_another_version_gone_from_disk(repo: Re
     api.commit(Repository(repo.root), "c3")
     paths = [p for p, _ in api.ls_tree(Repository(repo.root), "HEAD", recursive=True)]
     assert paths == ["keep", "new"]
+
+
+def test_path_walks_of_a_commit_match_its_entries(repo: Repository) -> None:
+    """The fast path-only walks (no entry objects) give what the full walks give."""
+    from dsv.repo import TreeFiles
+
+    _v1(repo.root)
+    seen: list[snap.Changes] = []
+
+    def keep(r: Repository, ch: snap.Changes) -> dict[str, object]:
+        seen.append(ch)
+        return {}
+
+    snap.commit(repo, "v1", summarizer=keep)
+    (added,) = (ch.added for ch in seen)
+    pairs = list(added)
+    on_disk = {
+        str(p.relative_to(repo.root))
+        for p in repo.root.rglob("*")
+        if ".dsv" not in p.parts and (p.is_symlink() or p.is_file())
+    }
+    assert {p for p, _ in pairs} == on_disk
+    assert list(added.paths()) == [p for p, _ in pairs]
+    pngs = added.select(lambda p: p.endswith(".png"))
+    assert pngs == [(p, e) for p, e in pairs if p.endswith(".png")] and len(pngs) == 2
+
+    head = repo.head_commit()
+    assert head is not None
+    tree = repo.read_commit(head).tree
+    files = TreeFiles(repo, tree)
+    items = list(files.items())
+    assert list(files) == [p for p, _ in items]
+    assert sorted(files) == sorted(on_disk) and len(files) == len(on_disk)
+    assert dict(items) == {p: e for p, e in pairs}

@@ -314,7 +314,7 @@ def folder_layouts(settings: Settings, *path_sets: Iterable[str]) -> list[Folder
     otherwise) are dropped; a detected layout inside a configured one is
     dropped too (the configured one decides).
     """
-    sets = [list(s) for s in path_sets]
+    sets = [list(iter(s)) for s in path_sets]  # iter: no len(), which may walk a tree
     layouts: dict[str, FolderLayout] = {}
     for root in settings.folder_roots():
         layouts[root] = configured_layout(root, (p for s in sets for p in s))

@@ -93,6 +93,8 @@ class Kind(IntEnum):
 
 
 KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
+# Kind by its code, without the cost of an enum call (a microsecond) per entry.
+KINDS = {int(k): k for k in Kind}
 
 
 class TreeEntry(Record):
@@ -260,6 +262,11 @@ class TreeTable:
     def __len__(self) -> int:
         return len(self._offs)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the encoded tree and 4 bytes an entry."""
+        return len(self._data) + 4 * len(self._offs)
+
     def raw_name(self, i: int) -> bytes:
         p = self._offs[i] + _ENTRY_FIXED.size + self._ds
         d = self._data
@@ -283,7 +290,7 @@ class TreeTable:
 
     def entry(self, i: int) -> TreeEntry:
         name, kind, mode, size, oid = self.row(i)
-        return TreeEntry(name, Kind(kind), mode, size, oid)
+        return TreeEntry(name, KINDS[kind], mode, size, oid)
 
     def rows(self) -> Iterator[tuple[str, int, int, int, bytes]]:
         unpack = _entry_struct(self._ds).unpack_from
@@ -301,8 +308,15 @@ class TreeTable:
         for off in self._offs:
             yield d[off], d[off + fixed : off + fixed + ds]
 
+    def names_and_kinds(self) -> Iterator[tuple[str, int]]:
+        d = self._data
+        skip = _ENTRY_FIXED.size + self._ds + 2
+        for off in self._offs:
+            p = off + skip
+            yield d[p : p + (d[p - 2] | d[p - 1] << 8)].decode("utf-8", "surrogateescape"), d[off]
+
     def entries(self) -> list[TreeEntry]:
-        kinds = {int(k): k for k in Kind}
+        kinds = KINDS
         return [TreeEntry(n, kinds[k], m, s, i) for n, k, m, s, i in self.rows()]
 
     def find(self, name: str) -> int:

@@ -25,6 +25,7 @@ from dsv.config import Config
 from dsv.errors import ConflictError, FormatError, NotARepositoryError, NotFoundError, io_error
 from dsv.hashing import HashAlgo
 from dsv.objects import (
+    KINDS,
     Commit,
     Kind,
     Tag,
@@ -44,6 +45,8 @@ MAX_TREE_BYTES = 1 << 30
 MAX_COMMIT_BYTES = 64 << 20
 # Decoded tree entries kept for repeated lookups (about 200 bytes each).
 TREE_CACHE_ENTRIES = 200_000
+# Trees read in place (TreeTable) kept for repeated walks, by encoded bytes.
+TABLE_CACHE_BYTES = 32 << 20
 
 
 class Repository:
@@ -57,6 +60,8 @@ class Repository:
         self.store = Store(self.dsv_dir / "objects", self.algo, self.config.chunk_params)
         self.refs = Refs(self.dsv_dir, self.algo.digest_size)
         self._trees: OrderedDict[bytes, list[TreeEntry]] = OrderedDict()
+        self._table_cache: OrderedDict[bytes, TreeTable] = OrderedDict()
+        self._table_bytes = 0
         self._cached_entries = 0
 
     # ------------------------------------------------------------------ opening
@@ -132,11 +137,26 @@ class Repository:
         return entries
 
     def tree_table(self, oid: bytes) -> TreeTable:
-        """A tree, validated, without an object per entry (see TreeTable)."""
+        """A tree, validated, without an object per entry (see TreeTable).
+
+        The last ones read are kept (up to TABLE_CACHE_BYTES of tree data):
+        a commit's changelog walks the trees it just wrote two or three times.
+        """
+        cache = self._table_cache
+        table = cache.get(oid)
+        if table is not None:
+            cache.move_to_end(oid)
+            return table
         try:
-            return TreeTable(self.store.get_bytes(oid, MAX_TREE_BYTES), self.algo.digest_size)
+            table = TreeTable(self.store.get_bytes(oid, MAX_TREE_BYTES), self.algo.digest_size)
         except FormatError as exc:
             raise type(exc)(f"tree {oid.hex()}: {exc}") from None
+        cache[oid] = table
+        self._table_bytes += table.nbytes
+        while self._table_bytes > TABLE_CACHE_BYTES and len(cache) > 1:
+            _, gone = cache.popitem(last=False)
+            self._table_bytes -= gone.nbytes
+        return table
 
     def write_tree(self, entries: list[TreeEntry]) -> bytes:
         data = encode_tree(entries)
@@ -255,23 +275,32 @@ class TreeFiles(Mapping[str, TreeEntry]):
         self._len: int | None = None
 
     def __iter__(self) -> Iterator[str]:
-        for path, _ in self.items():
-            yield path
+        """The paths alone: no entry objects are made."""
+        for base, table in self._tables():
+            for name, kind in table.names_and_kinds():
+                if kind != Kind.DIR:
+                    yield base + name
 
     def items(self) -> Iterator[tuple[str, TreeEntry]]:  # type: ignore[override]
+        for base, table in self._tables():
+            for name, kind, mode, size, oid in table.rows():
+                if kind != Kind.DIR:
+                    yield base + name, TreeEntry(name, KINDS[kind], mode, size, oid)
+
+    def _tables(self) -> Iterator[tuple[str, TreeTable]]:
+        """Each tree below the root, depth first in name order, with its path prefix."""
         if self.tree_id is None:
             return
         stack = [("", self.tree_id)]
         while stack:
             base, tid = stack.pop()
             table = self.repo.tree_table(tid)
-            subdirs = []
-            for i in range(len(table)):
-                e = table.entry(i)
-                if e.kind == Kind.DIR:
-                    subdirs.append((f"{base}{e.name}/", e.id))
-                else:
-                    yield base + e.name, e
+            yield base, table
+            subdirs = [
+                (f"{base}{table.name(i)}/", table.id(i))
+                for i in range(len(table))
+                if table.kind(i) == Kind.DIR
+            ]
             stack.extend(reversed(subdirs))
 
     def __len__(self) -> int:

@@ -144,7 +144,7 @@ def _tables(
         if table_format(p, eo) is not None or table_format(p, en) is not None:
             todo.append((p, eo, en))
     one_sided: list[tuple[str, TreeEntry | None, TreeEntry | None]] = [
-        (p, None, e) for p, e in files.added if table_format(p, e)
+        (p, None, e) for p, e in files.added_where(table_format) if table_format(p, e)
     ]
     one_sided += [(p, e, None) for p, e in files.removed if table_format(p, e)]
     if len(one_sided) > MAX_ONE_SIDED_TABLES:
@@ -234,8 +234,7 @@ def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: Diff
 
 
 def _changed_paths(files: FileDiff) -> Iterator[str]:
-    for p, _ in files.added:
-        yield p
+    yield from files.added_paths()
     for p, _ in files.removed:
         yield p
     for a, b, _ in files.moved:

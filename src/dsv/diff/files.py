@@ -8,7 +8,7 @@ with the same file name are made first, then the rest in path order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,22 @@ class FileDiff:
         return sum(e.size for _, e in self.removed) + sum(
             max(0, o.size - n.size) for _, o, n in self.modified
         )
+
+    def added_paths(self) -> Iterator[str]:
+        """The added paths; a compact sequence yields them without making entries."""
+        fast = getattr(self.added, "paths", None)
+        if fast is not None:
+            yield from fast()
+        else:
+            for p, _ in self.added:
+                yield p
+
+    def added_where(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
+        """The added ``(path, entry)`` pairs whose path ``keep`` is true for."""
+        fast = getattr(self.added, "select", None)
+        if fast is not None:
+            return list(fast(keep))
+        return [(p, e) for p, e in self.added if keep(p)]
 
     def counts(self) -> dict[str, int]:
         return {

@@ -198,7 +198,7 @@ def folder_label_diff(
     classify = layout.classify
     counts.before = _by_class(layout, old_paths)
     counts.after = _by_class(layout, new_paths)
-    counts.added = _by_class(layout, (p for p, _ in files.added))
+    counts.added = _by_class(layout, files.added_paths())
     counts.removed = _by_class(layout, (p for p, _ in files.removed))
     resplit = 0
     ex: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ IDX_VERSION = 1
 
 _FILE_HEADER = struct.Struct("<8sHBBI")  # magic, version, algo code, digest size, reserved
 _REC = struct.Struct("<BBHII")  # kind, codec, reserved, raw length, stored length (after the id)
+RECORD_HEAD = _REC
 _PACK_TRAILER = struct.Struct("<8sQ16s")  # end magic, record count, checksum of all before
 _IDX_ENTRY = struct.Struct("<QIIBB2x")  # payload offset, stored len, raw len, kind, codec
 _FANOUT = struct.Struct("<256I")
@@ -253,6 +254,30 @@ class PackFile(SortedIndex):
             raise io_error("read pack", self.path, exc) from exc
         if n != len(into):
             raise CorruptObjectError(f"pack {self.path.name}: truncated")
+
+    def window(self, offset: int, length: int) -> tuple[memoryview, int]:
+        """The pack's bytes from about ``offset`` on, mapped read-only: ``(view, base)``.
+
+        ``base`` is the pack offset of ``view[0]`` (``offset`` rounded down to
+        the page size); the view covers ``length`` bytes past ``offset`` or up
+        to the trailer.  Pages are mapped at once (MAP_POPULATE) and unmapped
+        when the last view of them goes away, so memory stays at one window
+        per reader.  Reading through a mapping saves copying the data once
+        more into a buffer before it is written out.
+        """
+        import mmap
+
+        fd = self._open()
+        end = min(offset + length, self._size - _PACK_TRAILER.size)
+        if offset < _FILE_HEADER.size or end <= offset:
+            raise FormatError(f"pack index {self.idx_path.name}: entry points outside its pack")
+        base = offset - offset % mmap.ALLOCATIONGRANULARITY
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        try:
+            m = mmap.mmap(fd, end - base, flags=flags, prot=mmap.PROT_READ, offset=base)
+        except OSError as exc:
+            raise io_error("read pack", self.path, exc) from exc
+        return memoryview(m), base
 
     def close(self) -> None:
         if self._fd is not None:

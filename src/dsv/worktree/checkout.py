@@ -30,6 +30,8 @@ from dsv.worktree.snapshot import Compare, hash_path, load_cache, row_of, run_pa
 from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 
 STAGING = "tmp"
+# Files at least this big are written on a second thread while the next bytes are read.
+PIPELINE_MIN = 32 << 20
 
 
 @dataclass
@@ -328,8 +330,12 @@ def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:
             return
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            for parts in repo.store.iter_content_runs(t.id):
-                _write_all(fd, parts)
+            runs = repo.store.iter_content_runs(t.id)
+            if t.size >= PIPELINE_MIN:
+                _write_pipelined(fd, runs)
+            else:
+                for parts in runs:
+                    _write_all(fd, parts)
             os.fchmod(fd, t.mode)
         finally:
             os.close(fd)
@@ -337,6 +343,40 @@ def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:
         raise type(exc)(f"{p}: {exc.message}") from None
     except OSError as exc:
         raise io_error("write", p, exc) from exc
+
+
+def _write_pipelined(fd: int, runs: Iterator[list[Buffer]]) -> None:
+    """Write the runs on a second thread while this one reads and verifies the next.
+
+    Writes and reads of the pack (mapped) release the GIL, so the copy into
+    the new file overlaps the hashing.  At most a few runs wait in between.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[list[Buffer] | None] = queue.Queue(maxsize=3)
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        while (parts := q.get()) is not None:
+            if not failed:
+                try:
+                    _write_all(fd, parts)
+                except BaseException as exc:
+                    failed.append(exc)
+
+    th = threading.Thread(target=writer, name="dsv-write", daemon=True)
+    th.start()
+    try:
+        for parts in runs:
+            if failed:
+                break
+            q.put(parts)
+    finally:
+        q.put(None)
+        th.join()
+    if failed:
+        raise failed[0]
 
 
 def _write_all(fd: int, parts: list[Buffer]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
-from dsv.objects import Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
+from dsv.objects import KINDS, Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
@@ -161,7 +161,7 @@ def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
 
 def _entry(name: str, rec: bytes, oid: bytes) -> TreeEntry:
     size, _m, _c, _i, mode = STAT.unpack(rec)
-    return TreeEntry(name, Kind(kind_of_mode(mode)), mode & 0o7777, size, oid)
+    return TreeEntry(name, KINDS[kind_of_mode(mode)], mode & 0o7777, size, oid)
 
 
 def row_of(rec: bytes, oid: bytes | bytearray) -> Row:
@@ -448,6 +448,24 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
         for g in self._groups:
             for j in range(len(g[1])):
                 yield self._item(g, j)
+
+    def paths(self) -> Iterator[str]:
+        """The paths alone (no entry objects are made)."""
+        for d, names, _, _ in self._groups:
+            prefix = f"{d}/" if d else ""
+            for n in names:
+                yield prefix + n
+
+    def select(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
+        """``(path, entry)`` of the files whose path ``keep`` is true for."""
+        out = []
+        for g in self._groups:
+            d, names = g[0], g[1]
+            prefix = f"{d}/" if d else ""
+            for j, n in enumerate(names):
+                if keep(prefix + n):
+                    out.append(self._item(g, j))
+        return out
 
 
 class Changes(Record):
