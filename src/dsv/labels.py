@@ -19,7 +19,7 @@ knows nothing of repositories or tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from dsv.records import Record
 
@@ -314,7 +314,9 @@ def folder_layouts(settings: Settings, *path_sets: Iterable[str]) -> list[Folder
     otherwise) are dropped; a detected layout inside a configured one is
     dropped too (the configured one decides).
     """
-    sets = [list(iter(s)) for s in path_sets]  # iter: no len(), which may walk a tree
+    # walked again rather than copied (a first commit's may hold millions of paths);
+    # only one-shot iterators are kept as lists
+    sets = [list(s) if isinstance(s, Iterator) else s for s in path_sets]
     layouts: dict[str, FolderLayout] = {}
     for root in settings.folder_roots():
         layouts[root] = configured_layout(root, (p for s in sets for p in s))

@@ -188,9 +188,7 @@ def pull(
         repo.refs.append_reflog(
             "HEAD", ours, theirs, f"pull: fast-forward from {name}", repo.identity()
         )
-        return PullResult(
-            fetched, local_branch, ours, theirs, True, len(res.written), len(res.removed)
-        )
+        return PullResult(fetched, local_branch, ours, theirs, True, res.written, len(res.removed))
 
 
 def fsck_remote(

@@ -864,7 +864,7 @@ def materialize(
                 if not repo.store.has(commit):
                     raise NotFoundError(f"the pinned commit {p.commit} is not on {url}")
             out = checkout(repo, p.commit, force=force, progress=progress)
-            res.written = len(out.result.written)
+            res.written = out.result.written
             res.removed = len(out.result.removed)
             # local edits to paths the pin does not change are kept by checkout:
             # the verification below reports them

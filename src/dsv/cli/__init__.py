@@ -453,7 +453,7 @@ def checkout(
             {
                 "commit": out.commit.hex(),
                 "branch": out.branch[len("refs/heads/") :] if out.branch else None,
-                "written": len(r.written),
+                "written": r.written,
                 "removed": len(r.removed),
                 "kept": r.kept,
                 "bytes_written": r.bytes_written,
@@ -463,9 +463,7 @@ def checkout(
     from dsv.progress import human_bytes
 
     if paths:
-        click.echo(
-            f"Restored {_n(len(r.written), 'file')} from {rev} ({human_bytes(r.bytes_written)})"
-        )
+        click.echo(f"Restored {_n(r.written, 'file')} from {rev} ({human_bytes(r.bytes_written)})")
     elif out.branch:
         click.echo(
             f"Switched to branch '{out.branch[len('refs/heads/') :]}' ({out.commit.hex()[:10]})"
@@ -474,7 +472,7 @@ def checkout(
         click.echo(f"HEAD is now at {out.commit.hex()[:10]} (detached)")
     if not paths:
         click.echo(
-            f" wrote {_n(len(r.written), 'file')} ({human_bytes(r.bytes_written)}),"
+            f" wrote {_n(r.written, 'file')} ({human_bytes(r.bytes_written)}),"
             f" removed {len(r.removed):,}"
         )
     for p in r.kept:

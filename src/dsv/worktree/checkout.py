@@ -30,13 +30,16 @@ from dsv.worktree.snapshot import Compare, hash_path, load_cache, row_of, run_pa
 from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 
 STAGING = "tmp"
+# Staged files are spread over directories of 2**STAGE_SHIFT: creating files in
+# one directory of a million entries gets slower as it grows.
+STAGE_SHIFT = 10
 # Files at least this big are written on a second thread while the next bytes are read.
 PIPELINE_MIN = 32 << 20
 
 
 @dataclass
 class CheckoutResult:
-    written: list[str] = field(default_factory=list)
+    written: int = 0  # files (a count: a clone may write millions)
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # local changes left alone
     bytes_written: int = 0
@@ -279,13 +282,13 @@ def checkout(
                 if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full)  # only files being deleted were below (checked above)
                 try:
-                    os.replace(os.path.join(staged, str(n)), full)
+                    os.replace(_staged(staged, n), full)
                     info = os.lstat(full)
                 except OSError as exc:
                     raise io_error("write", p, exc) from exc
                 n += 1
                 fresh[t.name] = (pack_stat(info), t.id)
-                result.written.append(p)
+                result.written += 1
                 result.bytes_written += t.size
             cache.merge(group.dir, fresh)
     finally:
@@ -310,16 +313,26 @@ def _stage_all(repo: Repository, stage: Path, plan: _Plan, progress: Progress) -
     progress.start("checking out", plan.count, plan.bytes)
     items = ((n, p, t) for n, (p, t) in enumerate(x for g in plan.writes for x in g))
     base = str(stage)
+    for k in range((plan.count >> STAGE_SHIFT) + 1):
+        try:
+            os.mkdir(os.path.join(base, str(k)))
+        except OSError as exc:
+            raise io_error("create", os.path.join(base, str(k)), exc) from exc
 
     def one(item: tuple[int, str, TreeEntry]) -> None:
         n, p, t = item
-        _stage_one(repo, os.path.join(base, str(n)), p, t)
+        _stage_one(repo, _staged(base, n), p, t)
         progress.advance(1, t.size)
 
     try:
         run_parallel(one, items, plan.bytes, plan.count)
     finally:
         progress.finish()
+
+
+def _staged(base: str, n: int) -> str:
+    """Where the ``n``-th file of a checkout is staged: 1024 to a directory."""
+    return f"{base}/{n >> STAGE_SHIFT}/{n}"
 
 
 def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:

@@ -406,21 +406,28 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
     """``(path, entry)`` of added files, kept per directory as packed arrays.
 
     A first commit adds every file: as tuples of a path and an entry object
-    that would be some 350 bytes a file, here it is the name and 52 bytes;
-    entries are made as they are read.  In tree order.
+    that would be some 350 bytes a file; here it is the name's bytes plus 53
+    (the names of a directory are one NUL-separated blob, split again when
+    read).  Entries are made as they are read.  In tree order.
     """
 
     def __init__(self, ds: int) -> None:
         self._ds = ds
-        self._groups: list[tuple[str, list[str], bytes, bytes]] = []
+        self._groups: list[tuple[str, bytes, bytes, bytes]] = []
         self._starts = [0]
+        self._split: tuple[int, list[str]] = (-1, [])  # the last group's names, split
         self.size = 0  # bytes of all the files
 
     def add(self, d: str, names: list[str], stats: bytes, ids: bytes) -> None:
         if names:
-            self._groups.append((d, names, stats, ids))
+            self._groups.append((d, names_blob(names), stats, ids))
             self._starts.append(self._starts[-1] + len(names))
             self.size += sum(r[0] for r in STAT.iter_unpack(stats))
+
+    def _names(self, g: int) -> list[str]:
+        if self._split[0] != g:
+            self._split = (g, self._groups[g][1].decode("utf-8", "surrogateescape").split("\0"))
+        return self._split[1]
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -437,32 +444,32 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
         if not 0 <= i < len(self):
             raise IndexError(i)
         g = bisect.bisect_right(self._starts, i) - 1
-        return self._item(self._groups[g], i - self._starts[g])
+        return self._item(g, i - self._starts[g])
 
-    def _item(self, g: tuple[str, list[str], bytes, bytes], j: int) -> tuple[str, TreeEntry]:
-        d, names, stats, ids = g
+    def _item(self, g: int, j: int) -> tuple[str, TreeEntry]:
+        d, _, stats, ids = self._groups[g]
+        name = self._names(g)[j]
         rec = stats[j * _REC : (j + 1) * _REC]
-        return join(d, names[j]), _entry(names[j], rec, ids[j * self._ds : (j + 1) * self._ds])
+        return join(d, name), _entry(name, rec, ids[j * self._ds : (j + 1) * self._ds])
 
     def __iter__(self) -> Iterator[tuple[str, TreeEntry]]:
-        for g in self._groups:
-            for j in range(len(g[1])):
+        for g in range(len(self._groups)):
+            for j in range(self._starts[g + 1] - self._starts[g]):
                 yield self._item(g, j)
 
     def paths(self) -> Iterator[str]:
         """The paths alone (no entry objects are made)."""
-        for d, names, _, _ in self._groups:
+        for g, (d, _, _, _) in enumerate(self._groups):
             prefix = f"{d}/" if d else ""
-            for n in names:
+            for n in self._names(g):
                 yield prefix + n
 
     def select(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
         """``(path, entry)`` of the files whose path ``keep`` is true for."""
         out = []
-        for g in self._groups:
-            d, names = g[0], g[1]
+        for g, (d, _, _, _) in enumerate(self._groups):
             prefix = f"{d}/" if d else ""
-            for j, n in enumerate(names):
+            for j, n in enumerate(self._names(g)):
                 if keep(prefix + n):
                     out.append(self._item(g, j))
         return out
