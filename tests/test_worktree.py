@@ -299,7 +299,16 @@ def test_unreadable_file_fails_commit_cleanly(
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kw)  # type: ignore[call-overload]
 
+    real_os_open = os.open
+
+    def fake_os_open(path: str, *args: int, **kw: int) -> int:
+        if str(path).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, *args, **kw)
+
+    # running as root, file modes do not refuse reads: refuse it in both read paths
     monkeypatch.setattr(snap, "open", fake_open, raising=False)
+    monkeypatch.setattr(os, "open", fake_os_open)
     with pytest.raises(DsvIOError) as e:
         api.commit(repo, "v1")
     assert "secret.txt" in str(e.value) and "Permission denied" in str(e.value)
@@ -391,3 +400,9 @@ def test_path_walks_of_a_commit_match_its_entries(repo: Repository) -> None:
     assert list(files) == [p for p, _ in items]
     assert sorted(files) == sorted(on_disk) and len(files) == len(on_disk)
     assert dict(items) == {p: e for p, e in pairs}
+    # label counting by directory: the same from the trees, the added files and the paths
+    from dsv.labels import DirCounts
+
+    by_paths = DirCounts.of(sorted(on_disk)).dirs
+    assert DirCounts.of(files).dirs == by_paths == DirCounts.of(added).dirs
+    assert by_paths["train/cat"] == (1, 1) and by_paths[""][0] == 6

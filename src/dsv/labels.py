@@ -19,7 +19,7 @@ knows nothing of repositories or tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 from dsv.records import Record
 
@@ -235,7 +235,46 @@ def _ext(name: str) -> str:
     return name[dot + 1 :].lower() if dot > 0 else ""
 
 
-def detect_folder_layouts(paths: Iterable[str]) -> list[FolderLayout]:
+class DirCounts:
+    """Files and sample files (by extension) per directory of a set of paths.
+
+    Label detection and class counts only need these per directory, so a
+    source that can list its files directory by directory (``by_directory()``
+    yielding ``(dir, names)``: a version's trees, a commit's added files)
+    is counted without making a path per file.
+    """
+
+    __slots__ = ("dirs",)
+
+    def __init__(self, dirs: dict[str, tuple[int, int]]) -> None:
+        self.dirs = dirs  # directory ('' for the root) -> (files, sample files)
+
+    @classmethod
+    def of(cls, source: object) -> DirCounts:
+        """Counts of ``source``: DirCounts, a ``by_directory()`` source, or paths."""
+        if isinstance(source, DirCounts):
+            return source
+        dirs: dict[str, tuple[int, int]] = {}
+        by_dir = getattr(source, "by_directory", None)
+        if by_dir is not None:
+            for d, names in by_dir():
+                n, k = dirs.get(d, (0, 0))
+                dirs[d] = (
+                    n + len(names),
+                    k + sum(1 for x in names if _ext(x) in SAMPLE_EXTENSIONS),
+                )
+            return cls(dirs)
+        files: dict[str, int] = {}
+        samples: dict[str, int] = {}
+        for p in source:  # type: ignore[attr-defined]
+            parent, _, name = p.rpartition("/")
+            files[parent] = files.get(parent, 0) + 1
+            if _ext(name) in SAMPLE_EXTENSIONS:
+                samples[parent] = samples.get(parent, 0) + 1
+        return cls({d: (n, samples.get(d, 0)) for d, n in files.items()})
+
+
+def detect_folder_layouts(paths: Iterable[str] | DirCounts) -> list[FolderLayout]:
     """ImageFolder-style layouts that are obvious in a list of file paths.
 
     A directory ``B`` holds class folders when files sit exactly one level
@@ -250,17 +289,16 @@ def detect_folder_layouts(paths: Iterable[str]) -> list[FolderLayout]:
     classes: dict[str, dict[str, int]] = {}
     samples: dict[str, int] = {}
     nested: set[str] = set()  # directories that have subdirectories holding files
-    for p in paths:
-        parent, _, name = p.rpartition("/")
+    for parent, (n, k) in DirCounts.of(paths).dirs.items():
         if not parent:
             continue
         base, _, cls = parent.rpartition("/")
         per = classes.get(base)
         if per is None:
             per = classes[base] = {}
-        per[cls] = per.get(cls, 0) + 1
-        if _ext(name) in SAMPLE_EXTENSIONS:
-            samples[base] = samples.get(base, 0) + 1
+        per[cls] = per.get(cls, 0) + n
+        if k:
+            samples[base] = samples.get(base, 0) + k
         # every ancestor of `parent` has a subdirectory with files
         a = base
         while a and a not in nested:
@@ -295,31 +333,31 @@ def detect_folder_layouts(paths: Iterable[str]) -> list[FolderLayout]:
     return sorted(out, key=lambda x: x.root)
 
 
-def configured_layout(root: str, paths: Iterable[str]) -> FolderLayout:
+def configured_layout(root: str, *path_sets: Iterable[str] | DirCounts) -> FolderLayout:
     """The layout of a root configured as ``label = folders``: split level found by name."""
     prefix = f"{root}/" if root else ""
     splits = set()
-    for p in paths:
-        if p.startswith(prefix):
-            first, sep, rest = p[len(prefix) :].partition("/")
-            if sep and "/" in rest and first.lower() in SPLIT_NAMES:
-                splits.add(first)
+    for paths in path_sets:
+        for d in DirCounts.of(paths).dirs:
+            # a file two or more levels below the root: its first level may be a split
+            if d and (d + "/").startswith(prefix):
+                first, sep, _ = d[len(prefix) :].partition("/")
+                if sep and first.lower() in SPLIT_NAMES:
+                    splits.add(first)
     return FolderLayout(root, frozenset(splits), configured=True)
 
 
-def folder_layouts(settings: Settings, *path_sets: Iterable[str]) -> list[FolderLayout]:
+def folder_layouts(settings: Settings, *path_sets: Iterable[str] | DirCounts) -> list[FolderLayout]:
     """Configured layouts plus the ones detected in any of the path sets.
 
     Detected layouts under a path configured ``label = none`` (or configured
     otherwise) are dropped; a detected layout inside a configured one is
     dropped too (the configured one decides).
     """
-    # walked again rather than copied (a first commit's may hold millions of paths);
-    # only one-shot iterators are kept as lists
-    sets = [list(s) if isinstance(s, Iterator) else s for s in path_sets]
+    sets = [DirCounts.of(s) for s in path_sets]
     layouts: dict[str, FolderLayout] = {}
     for root in settings.folder_roots():
-        layouts[root] = configured_layout(root, (p for s in sets for p in s))
+        layouts[root] = configured_layout(root, *sets)
     for s in sets:
         for lay in detect_folder_layouts(s):
             if settings.label_for(lay.root) is not None and lay.root not in layouts:

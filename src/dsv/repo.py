@@ -287,6 +287,13 @@ class TreeFiles(Mapping[str, TreeEntry]):
                 if kind != Kind.DIR:
                     yield base + name, TreeEntry(name, KINDS[kind], mode, size, oid)
 
+    def by_directory(self) -> Iterator[tuple[str, list[str]]]:
+        """``(directory, names of its files and symlinks)`` for each directory with some."""
+        for base, table in self._tables():
+            names = [n for n, k in table.names_and_kinds() if k != Kind.DIR]
+            if names:
+                yield base[:-1], names
+
     def _tables(self) -> Iterator[tuple[str, TreeTable]]:
         """Each tree below the root, depth first in name order, with its path prefix."""
         if self.tree_id is None:

@@ -28,7 +28,7 @@ from dsv.diff.labeldiff import LabelDiff, folder_label_diff
 from dsv.diff.source import DiskSource, Source, StoreSource
 from dsv.diff.tables import TableDiff, TableOptions
 from dsv.errors import NotFoundError
-from dsv.labels import Settings, folder_layouts
+from dsv.labels import DirCounts, Settings, folder_layouts
 from dsv.objects import TreeEntry
 from dsv.progress import Progress
 
@@ -223,12 +223,15 @@ def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: Diff
     files = out.files
     if not (files.added or files.removed or files.moved):
         return  # class counts only change when paths do
-    layouts = folder_layouts(settings, old.entries.keys(), new.entries.keys())
+    # counted once per side, directory by directory (no path per file where the
+    # side can list its trees)
+    old_c, new_c = DirCounts.of(old.entries), DirCounts.of(new.entries)
+    layouts = folder_layouts(settings, old_c, new_c)
     for lay in layouts:
         prefix = lay.prefix
         if not any(p.startswith(prefix) for p in _changed_paths(files)):
             continue
-        ld = folder_label_diff(lay, files, old.entries.keys(), new.entries.keys(), opts.examples)
+        ld = folder_label_diff(lay, files, old_c, new_c, opts.examples)
         if ld.changed:
             out.labels.append(ld)
 

@@ -54,6 +54,11 @@ class FileDiff:
             for p, _ in self.added:
                 yield p
 
+    def added_source(self) -> object:
+        """The added paths for counting by directory: the compact sequence itself
+        when it can list them directory by directory (``by_directory``), else paths."""
+        return self.added if hasattr(self.added, "by_directory") else self.added_paths()
+
     def added_where(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
         """The added ``(path, entry)`` pairs whose path ``keep`` is true for."""
         fast = getattr(self.added, "select", None)

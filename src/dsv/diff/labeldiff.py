@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.diff.files import FileDiff
-from dsv.labels import FolderLayout
+from dsv.labels import DirCounts, FolderLayout
 
 __all__ = ["ClassStats", "LabelDiff", "SplitCounts", "folder_label_diff"]
 
@@ -169,23 +169,24 @@ class LabelDiff:
         }
 
 
-def _by_class(layout: FolderLayout, paths: Iterable[str]) -> Counter[tuple[SplitKey, Label]]:
+def _by_class(layout: FolderLayout, paths: object) -> Counter[tuple[SplitKey, Label]]:
     """Files per (split, class) of a layout: counted per directory, each directory classified once."""
     prefix = layout.prefix
-    dirs = Counter(p[: p.rfind("/") + 1] for p in paths if p.startswith(prefix))
     out: Counter[tuple[SplitKey, Label]] = Counter()
-    for d, n in dirs.items():
-        sc = layout.classify(d + "f")  # the class of any file in that directory
-        if sc is not None:
-            out[sc] += n
+    for d, (n, _) in DirCounts.of(paths).dirs.items():
+        slash = f"{d}/" if d else ""
+        if slash.startswith(prefix):
+            sc = layout.classify(slash + "f")  # the class of any file in that directory
+            if sc is not None:
+                out[sc] += n
     return out
 
 
 def folder_label_diff(
     layout: FolderLayout,
     files: FileDiff,
-    old_paths: Iterable[str],
-    new_paths: Iterable[str],
+    old_paths: Iterable[str] | DirCounts,
+    new_paths: Iterable[str] | DirCounts,
     examples: int = 5,
 ) -> LabelDiff:
     """Label diff of one class-folder layout, from the file diff of the whole tree.
@@ -198,7 +199,7 @@ def folder_label_diff(
     classify = layout.classify
     counts.before = _by_class(layout, old_paths)
     counts.after = _by_class(layout, new_paths)
-    counts.added = _by_class(layout, files.added_paths())
+    counts.added = _by_class(layout, files.added_source())
     counts.removed = _by_class(layout, (p for p, _ in files.removed))
     resplit = 0
     ex: list[dict[str, Any]] = []

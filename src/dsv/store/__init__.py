@@ -47,6 +47,8 @@ from dsv.store.pack import (
 __all__ = ["ObjectInfo", "Store"]
 
 PACK_TARGET = 64 << 20
+# Files up to this size are read whole (put_file, put_read); larger ones stream.
+SMALL_FILE = 8 << 20
 # Packs outside the multi-pack index before a flush rewrites it (one search per
 # loose pack on every lookup until then).
 MIDX_AFTER = 8
@@ -689,9 +691,17 @@ class Store:
         the bytes read are returned so that callers can detect a file that
         changed size while it was read.
         """
-        if size > (8 << 20):
+        if size > SMALL_FILE:
             return self.put_stream(f)
         data = f.read(size + 1)  # one byte more reveals a file that grew
+        return self.put_read(data), len(data)
+
+    def put_read(self, data: bytes) -> bytes:
+        """Store the bytes of a small file, read whole; returns its id.
+
+        With ``background_compression`` on, the bytes are handed to the
+        compressing thread as they are (the caller must not change them).
+        """
         if len(data) <= self.max_chunk:
             oid = self.algo.digest(data)
             bg = self._background
@@ -699,8 +709,8 @@ class Store:
                 bg.put(oid, data)
             else:
                 self._put_literal(oid, data)
-            return oid, len(data)
-        return self.put_bytes(data), len(data)
+            return oid
+        return self.put_bytes(data)
 
     @contextlib.contextmanager
     def background_compression(self) -> Iterator[None]:

@@ -23,6 +23,7 @@ from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
 from dsv.repo import MAX_TREE_BYTES, Repository, local_tz_minutes
+from dsv.store import SMALL_FILE
 from dsv.worktree.scan import (
     FULL,
     OUT,
@@ -402,6 +403,39 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
     return before, oid
 
 
+def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
+    """The bytes of a small regular file whose scan gave ``rec``; refuses one that changed."""
+    try:
+        fd = os.open(full, os.O_RDONLY)
+        try:
+            data = os.read(fd, size + 1)  # one byte more reveals a file that grew
+            # a short read (some network file systems); growth past the size
+            # shows in the fstat below if not here
+            while 0 < len(data) < size:
+                more = os.read(fd, size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise DsvIOError(
+            f"{join(d, name)} vanished while it was being committed; nothing was committed",
+            hint="run the commit again once the files are stable",
+        ) from None
+    except OSError as exc:
+        raise io_error("read", join(d, name), exc) from exc
+    # size, mtime, ctime, inode and mode as the scan saw them: not written,
+    # replaced or renamed over since
+    if len(data) != size or pack_stat(after) != rec:
+        raise DsvIOError(
+            f"{join(d, name)} changed while it was being committed; nothing was committed",
+            hint="run the commit again once the files are stable",
+        )
+    return data
+
+
 class AddedFiles(Sequence[tuple[str, TreeEntry]]):
     """``(path, entry)`` of added files, kept per directory as packed arrays.
 
@@ -456,6 +490,11 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
         for g in range(len(self._groups)):
             for j in range(self._starts[g + 1] - self._starts[g]):
                 yield self._item(g, j)
+
+    def by_directory(self) -> Iterator[tuple[str, list[str]]]:
+        """``(directory, names of its added files)``, directory by directory."""
+        for g, (d, _, _, _) in enumerate(self._groups):
+            yield d, self._names(g)
 
     def paths(self) -> Iterator[str]:
         """The paths alone (no entry objects are made)."""
@@ -629,6 +668,8 @@ class _CommitBuild:
         ds = self.ds
         fresh = bytearray(stats)
         total = sum(STAT.unpack_from(stats, i * _REC)[0] for i in todo)
+        if total < PARALLEL_MIN_AVG_BYTES * len(todo) or len(todo) < 2:
+            return self._store_small(d, names, stats, ids, todo, newest)
 
         def one(i: int) -> None:
             st, oid = _store_file(self.repo, join(d, names[i]), stat_result(stats, i * _REC))
@@ -639,6 +680,42 @@ class _CommitBuild:
         run_parallel(one, todo, total)
         newest = max(newest, max(STAT.unpack_from(fresh, i * _REC)[1] for i in todo))
         return bytes(fresh), newest
+
+    def _store_small(
+        self,
+        d: str,
+        names: list[str],
+        stats: bytes,
+        ids: bytearray,
+        todo: list[int],
+        newest: int,
+    ) -> tuple[bytes, int]:
+        """``_store`` for files that are small on average: one thread, few calls a file.
+
+        A regular file is opened, read whole (one byte more than its size:
+        growth shows), fstat'ed and closed; it is unchanged since the scan
+        when its stat record is the scan's, byte for byte.  Symlinks and big
+        files take the general path.
+        """
+        repo, ds, advance = self.repo, self.ds, self.progress.advance
+        prefix = os.path.join(repo.root, d, "")
+        put = repo.store.put_read
+        unpack, rec_size = STAT.unpack_from, _REC
+        fresh: bytearray | None = None
+        for i in todo:
+            rec = stats[i * rec_size : (i + 1) * rec_size]
+            size, _m, _c, _i, mode = unpack(rec)
+            if size > SMALL_FILE or not stat_mod.S_ISREG(mode):
+                st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
+                if fresh is None:
+                    fresh = bytearray(stats)
+                fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
+                newest = max(newest, st.st_mtime_ns)
+            else:
+                oid = put(_read_small(prefix + names[i], d, names[i], rec, size))
+            ids[i * ds : (i + 1) * ds] = oid
+            advance(1, size)
+        return (bytes(fresh) if fresh is not None else stats), newest
 
     def _changes(
         self,
