@@ -11,6 +11,7 @@ import struct
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from dsv.chunking import ChunkParams
 from dsv.errors import (
     CorruptObjectError,
     DsvError,
+    DsvIOError,
     FormatError,
     NotFoundError,
     UnsupportedFormatError,
@@ -262,6 +264,70 @@ def test_many_packs_stay_readable(new_store, monkeypatch: pytest.MonkeyPatch) ->
     # Each object is in exactly one pack.
     per_pack = [{rec[0] for rec in scan_pack(p)[1]} for p in packs]
     assert sum(len(x) for x in per_pack) == len(set().union(*per_pack))
+
+
+def test_full_packs_are_sealed_on_threads_and_read_meanwhile(
+    new_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pack is sealed on a thread while the next one fills; its objects
+    stay readable (a read waits for the seal) and all end up on disk."""
+    import threading
+
+    monkeypatch.setattr(dsv.store, "PACK_TARGET", 4096)
+    gate = threading.Event()
+    real_finish = dsv.store.PackWriter.finish
+
+    def slow_finish(self: dsv.store.PackWriter, *args: Any) -> Path | None:
+        gate.wait(5)  # held until the test has looked at the objects mid-seal
+        return real_finish(self, *args)
+
+    monkeypatch.setattr(dsv.store.PackWriter, "finish", slow_finish)
+    s = new_store()
+    first = {s.put_bytes(rand(3000, i)): rand(3000, i) for i in range(2)}
+    while not s._sealing:  # the first pack filled up and waits to be sealed
+        s.put_bytes(rand(3000, 100 + len(first)))
+    assert all(s.has(oid) for oid in first)
+    gate.set()
+    for oid, data in first.items():
+        assert s.get_bytes(oid) == data  # waits for its pack's seal
+    s.flush()
+    assert s._sealing == [] and temp_files(s) == []
+    assert new_store().all_ids() == s.all_ids() >= set(first)
+
+
+def test_a_pack_that_cannot_be_sealed_fails_the_write_and_loses_only_itself(
+    new_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dsv.store, "PACK_TARGET", 4096)
+    real_finish = dsv.store.PackWriter.finish
+    calls = []
+
+    def failing_second(self: dsv.store.PackWriter, *args: Any) -> Path | None:
+        calls.append(self)
+        if len(calls) == 2:
+            self.abort()  # as finish does when its fsync fails
+            raise DsvIOError("cannot write pack: [Errno 5] Input/output error")
+        return real_finish(self, *args)
+
+    monkeypatch.setattr(dsv.store.PackWriter, "finish", failing_second)
+    s = new_store()
+    written = {}
+    with pytest.raises(DsvIOError, match="Input/output error"):
+        for i in range(40):
+            data = rand(3000, i)
+            written[s.put_bytes(data)] = data
+        s.flush()
+    lost = set(calls[1].index)
+    assert lost and not any(s.has(oid) for oid in lost)
+    s.abort()  # what a failed commit does: the pack being written goes, sealed ones stay
+    assert temp_files(s) == [] and s._sealing == []
+    fresh = new_store()
+    assert all(fresh.has(oid) for oid in calls[0].index)  # the pack sealed before stays
+    assert not any(fresh.has(oid) for oid in lost)
+    kept = [oid for oid in written if fresh.has(oid)]
+    assert kept
+    for oid in kept:
+        assert fresh.get_bytes(oid) == written[oid]
 
 
 def test_ids_with_prefix(new_store) -> None:

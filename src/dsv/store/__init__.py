@@ -21,6 +21,7 @@ from dsv.chunking import Chunker, ChunkParams
 from dsv.errors import (
     CorruptObjectError,
     DsvError,
+    DsvIOError,
     FormatError,
     NotFoundError,
     UnsupportedFormatError,
@@ -47,6 +48,8 @@ from dsv.store.pack import (
 __all__ = ["ObjectInfo", "Store"]
 
 PACK_TARGET = 64 << 20
+# Full packs being sealed on threads while the next one is written; one more waits.
+SEALS_IN_FLIGHT = 2
 # Files up to this size are read whole (put_file, put_read); larger ones stream.
 SMALL_FILE = 8 << 20
 # Packs outside the multi-pack index before a flush rewrites it (one search per
@@ -155,6 +158,43 @@ class _Background:
         self._thread.join()
 
 
+class _Seal:
+    """A full pack being finished (flushed, fsynced, renamed, indexed) on its own thread.
+
+    Sealing a 64 MiB pack waits for the disk; a big commit fills one every
+    ~0.1 s, so it goes on writing the next pack meanwhile.  The thread never
+    takes the store's lock; the store picks up the result (``Store._reap``).
+    """
+
+    def __init__(self, writer: PackWriter, prev: _Seal | None) -> None:
+        self.writer = writer
+        self.prev = prev
+        self.path: Path | None = None
+        self.error: BaseException | None = None
+        # not a daemon: an exiting process waits for a pack to be sealed (or removed)
+        self.thread = threading.Thread(target=self._run, name="dsv-pack-seal")
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.path = self.writer.finish(self._after_earlier_packs)
+        except BaseException as exc:  # finish removed the temporary pack
+            self.error = exc
+
+    def _after_earlier_packs(self) -> None:
+        """Packs get their names in the order they were filled, and none after a
+        failed one: a later pack may hold chunk lists naming the lost chunks, and
+        a visible chunk list is trusted to be complete."""
+        prev = self.prev
+        if prev is not None:
+            prev.thread.join()
+            if prev.error is not None:
+                raise DsvIOError(
+                    f"pack not kept: an earlier pack of this write failed ({prev.error})"
+                )
+            self.prev = None  # let the finished one go
+
+
 def _zstd() -> Any:
     """The zstandard module, imported on first use (reads of uncompressed data never need it)."""
     import zstandard
@@ -184,6 +224,7 @@ class Store:
         self._loose: list[PackFile] = []  # packs on disk that the multi-pack index does not cover
         self._found = 0  # how many of them were on disk at load (the rest this process sealed)
         self._writer: PackWriter | None = None
+        self._sealing: list[_Seal] = []  # full packs being made durable on threads of their own
         self._lock = threading.RLock()
         self._local = threading.local()
         self.written_bytes = 0  # stored bytes added by this process (for reports)
@@ -236,6 +277,8 @@ class Store:
         return True
 
     def reload(self) -> None:
+        with self._lock:
+            self._reap(len(self._sealing))
         for p in self._packs or []:
             p.close()
         self._packs = None
@@ -256,6 +299,12 @@ class Store:
             rec = w.index.get(oid)
             if rec is not None:
                 return Entry(None, *rec)
+        for job in self._sealing:
+            if oid in job.writer.index:
+                with self._lock:  # wait for its pack, then read it like any other
+                    if job in self._sealing:
+                        self._reap(self._sealing.index(job) + 1)
+                break
         _ = self.packs
         if self._midx is not None:
             e = self._midx.find(oid)
@@ -300,6 +349,8 @@ class Store:
             ids.update(src.ids())
         if self._writer is not None:
             ids.update(self._writer.index)
+        for job in self._sealing:
+            ids.update(job.writer.index)
         return ids
 
     def ids_with_prefix(self, prefix: bytes) -> set[bytes]:
@@ -589,7 +640,11 @@ class Store:
     def _w(self) -> PackWriter:
         w = self._writer
         if w is not None and w.size >= PACK_TARGET:
-            self._seal()
+            # sealed on a thread while the next pack fills; the caller waits only
+            # when more than SEALS_IN_FLIGHT are still being made durable
+            self._writer = None
+            self._sealing.append(_Seal(w, self._sealing[-1] if self._sealing else None))
+            self._reap(len(self._sealing) - SEALS_IN_FLIGHT)
             w = None
         if w is None:
             _ = self.packs  # load the packs on disk before ours appear among them
@@ -598,15 +653,37 @@ class Store:
         return w
 
     def _seal(self) -> None:
+        self._reap(len(self._sealing))
         w = self._writer
         if w is None:
             return
         self._writer = None
-        path = w.finish()
+        self._add_pack(w.finish())
+
+    def _add_pack(self, path: Path | None) -> None:
         if path is not None:
             p = PackFile(path, self.algo)
             self.packs.append(p)
             self._loose.append(p)
+
+    def _reap(self, n: int, *, raise_errors: bool = True) -> None:
+        """Wait for the ``n`` oldest packs being sealed and add them to the store.
+
+        A pack that could not be sealed is gone with its objects (the writer
+        removed its temporary file): they leave the session set, and the
+        first such error is raised once the others are reaped.
+        """
+        error: BaseException | None = None
+        for job in self._sealing[: max(n, 0)]:
+            job.thread.join()
+            self._sealing.remove(job)
+            if job.error is not None:
+                self._session.difference_update(job.writer.index)
+                error = error or job.error
+            else:
+                self._add_pack(job.path)
+        if error is not None and raise_errors:
+            raise error
 
     def _compress(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
         if len(data) < 64:
@@ -774,6 +851,7 @@ class Store:
     def abort(self) -> None:
         """Discard the pack being written (objects already sealed stay)."""
         with self._lock:
+            self._reap(len(self._sealing), raise_errors=False)
             if self._writer is not None:
                 self._session.difference_update(self._writer.index)
                 self._writer.abort()

@@ -13,7 +13,7 @@ import itertools
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
@@ -556,8 +556,12 @@ class PackWriter:
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
-    def finish(self) -> Path | None:
-        """Seal, fsync, rename and index the pack.  Returns its path (None if empty)."""
+    def finish(self, before_publish: Callable[[], None] | None = None) -> Path | None:
+        """Seal, fsync, rename and index the pack.  Returns its path (None if empty).
+
+        ``before_publish`` runs once the data is durable, before the pack gets
+        its name: raising there removes the pack instead.
+        """
         if not self.records:
             self.abort()
             return None
@@ -574,6 +578,8 @@ class PackWriter:
                     raise self._syncer.error
             if self.durable:
                 os.fsync(self._fd)
+            if before_publish is not None:
+                before_publish()
             self._close()
             final = self.dir / f"pack-{digest.hex()}.pack"
             os.replace(self.tmp, final)
