@@ -258,7 +258,7 @@ def test_vanishing_file_fails_commit_and_leaves_repo_valid(
     assert api.fsck(Repository(repo.root)).ok
 
 
-@pytest.mark.parametrize("change", ["rewrite", "replace"])
+@pytest.mark.parametrize("change", ["rewrite", "replace", "fifo"])
 def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
     repo: Repository, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
@@ -273,6 +273,9 @@ def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
             return out
         if change == "rewrite":  # other bytes, other size
             write(repo.root / "b.txt", "B" * 999)
+        elif change == "fifo":  # a FIFO in its place: opening it must not hang
+            (repo.root / "b.txt").unlink()
+            os.mkfifo(repo.root / "b.txt")
         else:  # the same size, but another file renamed over it
             write(repo.root / "b.new", "B" * 1000)
             os.replace(repo.root / "b.new", repo.root / "b.txt")

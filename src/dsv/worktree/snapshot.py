@@ -148,7 +148,7 @@ def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
         if stat_mod.S_ISLNK(st.st_mode):
             return repo.algo.digest(os.fsencode(os.readlink(full)))
         h = repo.algo.new()
-        with open(full, "rb", buffering=0) as f:
+        with open(full, "rb", buffering=0, opener=_open_nonblock) as f:
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)
             while n := f.readinto(buf):
@@ -378,7 +378,7 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
         # after it tells whether the file changed since it was scanned (by a
         # write, a rename over it or a replacement), saving a call per file.
         before = st
-        with open(full, "rb", buffering=0) as f:
+        with open(full, "rb", buffering=0, opener=_open_nonblock) as f:
             oid, size = repo.store.put_file(f, before.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
@@ -403,10 +403,17 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
     return before, oid
 
 
+def _open_nonblock(path: str, flags: int) -> int:
+    """``os.open`` that does not wait on a FIFO found where a file was (no effect on files)."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
     """The bytes of a small regular file whose scan gave ``rec``; refuses one that changed."""
     try:
-        fd = os.open(full, os.O_RDONLY)
+        # a FIFO put in the file's place must not hang the commit; what was
+        # opened is checked by fstat below
+        fd = _open_nonblock(full, os.O_RDONLY)
         try:
             data = os.read(fd, size + 1)  # one byte more reveals a file that grew
             # a short read (some network file systems); growth past the size
