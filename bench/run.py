@@ -173,6 +173,28 @@ def store_bytes(tool: str, ws: Path) -> int:
     return sum(tree_bytes(ws / p) for p in STORES[tool])
 
 
+def disk_bytes(root: Path) -> int:
+    """Disk space allocated under root, directories included (what `du` counts); 0 if absent."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                total += st.st_blocks * 512
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+    return total
+
+
+def store_disk_bytes(tool: str, ws: Path) -> int:
+    return sum(disk_bytes(ws / p) for p in STORES[tool])
+
+
 # ---------------------------------------------------------------------------- results
 
 
@@ -788,6 +810,10 @@ class Suite(bf.Bench, br.RemoteBench):
     def store(self, data: Data, scenario: str) -> Line:
         return self.figure(data, scenario, "B", lambda t: store_bytes(t, data.ws[t]))
 
+    def store_disk(self, data: Data, scenario: str) -> Line:
+        """The store's disk usage (blocks, as `du`): small files take a block each."""
+        return self.figure(data, scenario, "B", lambda t: store_disk_bytes(t, data.ws[t]))
+
     # ------------------------------------------------------------------ data sets
 
     def dataset(self, kind: str) -> None:
@@ -802,6 +828,7 @@ class Suite(bf.Bench, br.RemoteBench):
         def scenarios() -> None:
             self.commit(data, "commit v1", "v1")
             before = self.store(data, "store after v1")
+            self.store_disk(data, "store on disk after v1")
             self.status(data)
             for t in data.tools:
                 self.md.edit(kind, data.ws[t] / "data")
@@ -834,6 +861,7 @@ class Suite(bf.Bench, br.RemoteBench):
         def scenarios() -> None:
             self.commit(data, "commit v1", "v1")
             self.store(data, "store after v1")
+            self.store_disk(data, "store on disk after v1")
             self.status(data)
             self.push(data, "local")
             self.clone(data, "local")
