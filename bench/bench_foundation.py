@@ -187,22 +187,28 @@ def resolve_dsv(spec: str | None) -> tuple[list[str], dict[str, str]]:
 # ---------------------------------------------------------------------------- files
 
 
-def tree_bytes(root: Path) -> int:
-    """Sum of regular-file sizes under root (symlinks not followed); 0 if absent."""
-    total = 0
+def tree_entries(root: Path) -> Iterator[os.DirEntry[str]]:
+    """Every entry below root, directories included (symlinks not followed); none if absent."""
     stack = [str(root)]
     while stack:
         try:
             it = os.scandir(stack.pop())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         with it:
             for e in it:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
-                elif e.is_file(follow_symlinks=False):
-                    total += e.stat(follow_symlinks=False).st_size
-    return total
+                yield e
+
+
+def tree_bytes(root: Path) -> int:
+    """Sum of regular-file sizes under root (symlinks not followed); 0 if absent."""
+    return sum(
+        e.stat(follow_symlinks=False).st_size
+        for e in tree_entries(root)
+        if e.is_file(follow_symlinks=False)
+    )
 
 
 def tree_files(root: Path) -> int:

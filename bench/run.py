@@ -175,20 +175,7 @@ def store_bytes(tool: str, ws: Path) -> int:
 
 def disk_bytes(root: Path) -> int:
     """Disk space allocated under root, directories included (what `du` counts); 0 if absent."""
-    total = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                total += st.st_blocks * 512
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-    return total
+    return sum(e.stat(follow_symlinks=False).st_blocks * 512 for e in bf.tree_entries(root))
 
 
 def store_disk_bytes(tool: str, ws: Path) -> int:

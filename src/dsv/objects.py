@@ -316,8 +316,7 @@ class TreeTable:
             yield d[p : p + (d[p - 2] | d[p - 1] << 8)].decode("utf-8", "surrogateescape"), d[off]
 
     def entries(self) -> list[TreeEntry]:
-        kinds = KINDS
-        return [TreeEntry(n, kinds[k], m, s, i) for n, k, m, s, i in self.rows()]
+        return [TreeEntry(n, KINDS[k], m, s, i) for n, k, m, s, i in self.rows()]
 
     def find(self, name: str) -> int:
         """Index of the entry called ``name`` (binary search), or -1."""

@@ -55,10 +55,9 @@ SMALL_FILE = 8 << 20
 # Packs outside the multi-pack index before a flush rewrites it (one search per
 # loose pack on every lookup until then).
 MIDX_AFTER = 8
-# iter_content_runs: neighbouring records read at once, up to this many bytes,
-# with gaps (other records in between) up to RUN_GAP read and skipped
+# iter_content_runs: the pack is mapped (and a file's chunks yielded) up to this
+# many bytes at a time
 RUN_MAX = 8 << 20
-RUN_GAP = 64 << 10
 # Compression is kept only when it saves at least this fraction.
 _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
@@ -193,6 +192,13 @@ class _Seal:
                     f"pack not kept: an earlier pack of this write failed ({prev.error})"
                 )
             self.prev = None  # let the finished one go
+
+
+def _keep_smaller(data: bytes | memoryview, packed: Any) -> tuple[int, bytes | memoryview]:
+    """``(codec, stored)``: the compressed bytes when they save at least _MIN_SAVING."""
+    if len(packed) <= len(data) * (1 - _MIN_SAVING):
+        return CODEC_ZSTD, packed if isinstance(packed, bytes) else packed.tobytes()
+    return CODEC_NONE, data
 
 
 def _zstd() -> Any:
@@ -685,36 +691,28 @@ class Store:
         if error is not None and raise_errors:
             raise error
 
+    def _cctx(self) -> Any:
+        """This thread's zstd compressor."""
+        c = getattr(self._local, "cctx", None)
+        if c is None:
+            c = self._local.cctx = _zstd().ZstdCompressor(level=_ZSTD_LEVEL)
+        return c
+
     def _compress(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
         if len(data) < 64:
             return CODEC_NONE, data
-        c = getattr(self._local, "cctx", None)
-        if c is None:
-            c = self._local.cctx = _zstd().ZstdCompressor(level=_ZSTD_LEVEL)
-        packed = c.compress(data)
-        if len(packed) <= len(data) * (1 - _MIN_SAVING):
-            return CODEC_ZSTD, packed
-        return CODEC_NONE, data
+        return _keep_smaller(data, self._cctx().compress(data))
 
     def _compress_many(self, datas: list[bytes]) -> list[tuple[int, bytes | memoryview]]:
         """``_compress`` of each, in one call to zstd that releases the GIL throughout."""
-        c = getattr(self._local, "cctx", None)
-        if c is None:
-            c = self._local.cctx = _zstd().ZstdCompressor(level=_ZSTD_LEVEL)
-        multi = getattr(c, "multi_compress_to_buffer", None)  # the C backend has it
+        multi = getattr(self._cctx(), "multi_compress_to_buffer", None)  # the C backend has it
         if multi is None or len(datas) < 2:
             return [self._compress(d) for d in datas]
         packed = multi(datas, threads=1)
-        out: list[tuple[int, bytes | memoryview]] = []
-        for i, data in enumerate(datas):
-            n = len(data)
-            if n >= 64:
-                seg = packed[i]
-                if len(seg) <= n * (1 - _MIN_SAVING):
-                    out.append((CODEC_ZSTD, seg.tobytes()))
-                    continue
-            out.append((CODEC_NONE, data))
-        return out
+        return [
+            _keep_smaller(data, packed[i]) if len(data) >= 64 else (CODEC_NONE, data)
+            for i, data in enumerate(datas)
+        ]
 
     def _put_literal(self, oid: bytes, data: bytes | memoryview, compress: bool = True) -> int:
         """Store a chunk unless present.  Returns -1 if present, else the stored size."""

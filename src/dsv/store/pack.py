@@ -243,18 +243,6 @@ class PackFile(SortedIndex):
             raise CorruptObjectError(f"pack {self.path.name}: truncated")
         return data
 
-    def read_span(self, into: memoryview, offset: int) -> None:
-        """Fill ``into`` with the pack's bytes from ``offset`` (several records at once)."""
-        fd = self._open()
-        if offset < _FILE_HEADER.size or offset + len(into) > self._size - _PACK_TRAILER.size:
-            raise FormatError(f"pack index {self.idx_path.name}: entry points outside its pack")
-        try:
-            n = os.preadv(fd, [into], offset)
-        except OSError as exc:
-            raise io_error("read pack", self.path, exc) from exc
-        if n != len(into):
-            raise CorruptObjectError(f"pack {self.path.name}: truncated")
-
     def window(self, offset: int, length: int) -> tuple[memoryview, int]:
         """The pack's bytes from about ``offset`` on, mapped read-only: ``(view, base)``.
 

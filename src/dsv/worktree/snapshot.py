@@ -382,10 +382,7 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
             oid, size = repo.store.put_file(f, before.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
-        raise DsvIOError(
-            f"{rel} vanished while it was being committed; nothing was committed",
-            hint="run the commit again once the files are stable",
-        ) from None
+        raise _unstable(rel, "vanished") from None
     except OSError as exc:
         raise io_error("read", rel, exc) from exc
     if (
@@ -396,11 +393,16 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
         or after.st_mtime_ns != before.st_mtime_ns
         or after.st_ctime_ns != before.st_ctime_ns
     ):
-        raise DsvIOError(
-            f"{rel} changed while it was being committed; nothing was committed",
-            hint="run the commit again once the files are stable",
-        )
+        raise _unstable(rel, "changed")
     return before, oid
+
+
+def _unstable(rel: str, what: str) -> DsvIOError:
+    """The error for a file that ``what`` (vanished, changed) while it was being committed."""
+    return DsvIOError(
+        f"{rel} {what} while it was being committed; nothing was committed",
+        hint="run the commit again once the files are stable",
+    )
 
 
 def _open_nonblock(path: str, flags: int) -> int:
@@ -427,19 +429,13 @@ def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
         finally:
             os.close(fd)
     except FileNotFoundError:
-        raise DsvIOError(
-            f"{join(d, name)} vanished while it was being committed; nothing was committed",
-            hint="run the commit again once the files are stable",
-        ) from None
+        raise _unstable(join(d, name), "vanished") from None
     except OSError as exc:
         raise io_error("read", join(d, name), exc) from exc
     # size, mtime, ctime, inode and mode as the scan saw them: not written,
     # replaced or renamed over since
     if len(data) != size or pack_stat(after) != rec:
-        raise DsvIOError(
-            f"{join(d, name)} changed while it was being committed; nothing was committed",
-            hint="run the commit again once the files are stable",
-        )
+        raise _unstable(join(d, name), "changed")
     return data
 
 
@@ -672,11 +668,11 @@ class _CommitBuild:
         todo: list[int],
         newest: int,
     ) -> tuple[bytes, int]:
-        ds = self.ds
-        fresh = bytearray(stats)
         total = sum(STAT.unpack_from(stats, i * _REC)[0] for i in todo)
         if total < PARALLEL_MIN_AVG_BYTES * len(todo) or len(todo) < 2:
             return self._store_small(d, names, stats, ids, todo, newest)
+        ds = self.ds
+        fresh = bytearray(stats)
 
         def one(i: int) -> None:
             st, oid = _store_file(self.repo, join(d, names[i]), stat_result(stats, i * _REC))
