@@ -12,7 +12,7 @@ from dsv import api
 from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToCommitError
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
-from dsv.worktree.scan import Listing, Scanner
+from dsv.worktree.scan import Listing, Scanner, pack_stat
 from dsv.worktree.statcache import FINE_GRANULARITY_NS, StatCache
 
 from .conftest import snapshot, write
@@ -103,6 +103,60 @@ def test_noop_status_uses_only_stat(repo: Repository, monkeypatch: pytest.Monkey
     st = api.status(repo)
     assert st.clean
     assert calls == []
+
+
+def test_files_a_checkout_wrote_are_trusted_on_stat(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first status after a checkout does not hash again what the checkout wrote."""
+    from dsv.worktree import checkout as co
+
+    for i in range(20):
+        write(repo.root / f"d{i % 3}/f{i}.bin", os.urandom(100 + i))
+    api.commit(repo, "v1")
+    s1 = snapshot(repo.root)
+    for i in range(20):
+        (repo.root / f"d{i % 3}/f{i}.bin").unlink()
+
+    real_stage = co._stage_all
+
+    def slow_stage(*a: object) -> None:  # a checkout that takes longer than a tick
+        real_stage(*a)  # type: ignore[arg-type]
+        time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+
+    monkeypatch.setattr(co, "_stage_all", slow_stage)
+    api.checkout(repo, "HEAD", force=True)
+    assert snapshot(repo.root) == s1
+    calls: list[str] = []
+    real = snap.hash_path
+    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
+    assert api.status(repo).clean
+    assert calls == []
+    # and a file changed since is still seen
+    write(repo.root / "d0/f0.bin", os.urandom(100))
+    assert api.status(repo).modified == ["d0/f0.bin"]
+
+
+def test_checkout_does_not_trust_a_racy_entry_it_did_not_look_at(repo: Repository) -> None:
+    """A paths-only checkout saves the cache later than its racily clean entries were seen."""
+    from dsv.worktree.snapshot import load_cache
+
+    a = write(repo.root / "a.txt", "aaaa")
+    write(repo.root / "b.txt", "bbbb")
+    c1 = api.commit(repo, "v1").id
+    a_id = next(e.id for e in repo.read_tree(repo.read_commit(c1).tree) if e.name == "a.txt")
+    # What a cache holds when a.txt was rewritten within the tick it was hashed in:
+    # the old content's id beside the new stat, and a reference time that makes it racy.
+    a.write_text("AAAA")
+    st = a.stat()
+    cache = load_cache(repo)
+    cache.forget(["a.txt"])
+    cache.loose["a.txt"] = (pack_stat(st), a_id)
+    cache.save(st.st_mtime_ns + FINE_GRANULARITY_NS // 2, FINE_GRANULARITY_NS)
+    assert load_cache(repo).lookup("a.txt", st) is None  # racy: not trusted
+    time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+    api.checkout(repo, "HEAD", paths=["b.txt"], force=True)  # a.txt out of its scope
+    assert api.status(repo).modified == ["a.txt"]
 
 
 def test_rewrite_with_same_size_and_mtime_is_detected(repo: Repository) -> None:

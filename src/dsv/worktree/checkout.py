@@ -27,6 +27,7 @@ from dsv.repo import Repository
 from dsv.store.pack import Buffer
 from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
 from dsv.worktree.snapshot import Compare, hash_path, load_cache, row_of, run_parallel
+from dsv.worktree.statcache import COARSE_GRANULARITY_NS
 from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 
 STAGING = "tmp"
@@ -225,7 +226,7 @@ def checkout(
     whole-tree checkout).  Returns what was written, removed and kept.
     """
     progress = progress or Progress()
-    ref_ns = time.time_ns()
+    start_ns = time.time_ns()
     head = repo.refs.head()
     head_tree = repo.read_commit(head.commit).tree if head.commit else None
     if paths is not None:
@@ -263,6 +264,11 @@ def checkout(
         stage.mkdir(parents=True)
     except OSError as exc:
         raise io_error("create", stage, exc) from exc
+    # The cache is saved as of the end of the checkout, so that the files it
+    # wrote are trusted on stat alone (but for those of its last tick, as in
+    # git).  What the scan above hashed that was racily clean as of its start
+    # is dropped: the later reference time would trust it.
+    cache.drop_newer(start_ns - COARSE_GRANULARITY_NS)
     try:
         _stage_all(repo, stage, plan, progress)
         deletes = sorted(plan.deletes)
@@ -295,7 +301,7 @@ def checkout(
         shutil.rmtree(stage, ignore_errors=True)
     if not (plan.kept or plan.conflicts):
         mirror(repo, cache, target_tree, limit)
-    cache.save(ref_ns)
+    cache.save(time.time_ns())
     return result
 
 

@@ -327,6 +327,20 @@ class StatCache:
                 {n: (old.stat(i), old.id(i, ds)) for i, n in enumerate(old.names) if n not in gone},
             )
 
+    def drop_newer(self, cutoff: int) -> None:
+        """Drop the entries with an mtime above ``cutoff``: they get hashed again."""
+        ds = self.algo.digest_size
+        for d, b in list(self.blocks.items()):
+            if b.max_mtime <= cutoff:
+                continue
+            keep = {n: e for n, e in b.entries(ds) if STAT.unpack(e[0])[1] <= cutoff}
+            if len(keep) < len(b):
+                self._rebuild(d, keep)
+        for path, (rec, _oid) in list(self.loose.items()):
+            if STAT.unpack(rec)[1] > cutoff:
+                del self.loose[path]
+                self.untrust(path.rpartition("/")[0])
+
     def _rebuild(self, d: str, entries: dict[str, tuple[bytes, bytes]]) -> None:
         self.untrust(d)
         self.set_block(d, Block.from_entries(entries))
@@ -362,6 +376,10 @@ class StatCache:
             self.blocks = {}
             self.loose = {}
         self._children = None
+        # A racily clean entry is hashed again by whatever needs it; kept, it
+        # would turn trusted once saved with a later reference time (say by a
+        # command whose paths leave it out of its scan).
+        self.drop_newer(self.cutoff)
         return self
 
     def _parse(self, r: _Reader) -> None:
