@@ -119,3 +119,60 @@ def test_memory_is_flat_in_file_size(tmp_path: Path) -> None:
     # 16x the bytes must not mean more memory (allowance for noise: 48 MiB, far below 480 MiB)
     assert peaks["large"][0] - peaks["small"][0] < 48 * 1024, peaks
     assert peaks["large"][1] - peaks["small"][1] < 48 * 1024, peaks
+
+
+_CLICK_APP = "import sys; from dsv.cli.app import cli; cli.main(args=sys.argv[1:], prog_name='dsv')"
+
+
+def test_status_without_click_says_what_the_click_command_says(tmp_path: Path) -> None:
+    """`dsv status` skips importing click; its output, errors and exit codes are the app's."""
+    d = tmp_path / "ds"
+    d.mkdir()
+
+    def both(*args: str, cwd: Path = d) -> tuple[str, str, int]:
+        fast = run_dsv(*args, cwd=cwd)
+        slow = subprocess.run(
+            [sys.executable, "-c", _CLICK_APP, *args], cwd=cwd, capture_output=True, timeout=120
+        )
+        got = (fast.stdout.decode(), fast.stderr.decode(), fast.returncode)
+        assert got == (slow.stdout.decode(), slow.stderr.decode(), slow.returncode), args
+        return got
+
+    out, err, code = both("status")
+    assert code == ExitCode.NOT_A_REPO and "not a dsv repository" in err and out == ""
+    _ok("init", cwd=d)
+    write(d / "a.txt", "a")
+    write(d / "b/c.txt", "c")
+    write(d / "gone.txt", "g")
+    out, _, code = both("status")
+    assert code == 0 and "No commits yet" in out and "added:" in out and "b/c.txt" in out
+    _ok("commit", "-m", "v1", cwd=d)
+    assert both("status")[0].endswith("nothing to commit, working tree clean\n")
+    write(d / "a.txt", "A")
+    (d / "gone.txt").unlink()
+    write(d / "new.txt", "n")
+    out, _, code = both("status")
+    assert code == 0 and [ln.split() for ln in out.splitlines()[1:]] == [
+        ["added:", "new.txt"],
+        ["modified:", "a.txt"],
+        ["deleted:", "gone.txt"],
+    ]
+    doc = json.loads(both("status", "--json")[0])
+    assert (doc["added"], doc["modified"], doc["deleted"]) == (["new.txt"], ["a.txt"], ["gone.txt"])
+    assert both("-C", str(d), "status", cwd=tmp_path)[0] == out
+    os.chmod(d / ".dsv" / "HEAD", 0)  # an unreadable repository file: an error, not a traceback
+    try:
+        _, err, code = both("status")
+        if os.geteuid() != 0:
+            assert code != 0 and err.startswith("dsv: error: ") and "Traceback" not in err
+    finally:
+        os.chmod(d / ".dsv" / "HEAD", 0o644)
+    # and it did not import click
+    probe = (
+        "import sys\nfrom dsv.cli import main\ntry:\n    main(['status'])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "assert 'click' not in sys.modules, 'click imported'\nprint('exit', code)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=d, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().endswith("exit 0\n")

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from dsv.cli import _emit_json, _progress, _repo, cli, json_option
+from dsv.cli.app import _emit_json, _progress, _repo, cli, json_option
 
 # ---------------------------------------------------------------------- dsv diff
 

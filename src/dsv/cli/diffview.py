@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from dsv.cli import _emit_json, _fmt_time, _n, _summary_line
+from dsv.cli.app import _emit_json, _fmt_time, _n, _summary_line
 
 # Bounds of the text output.
 FILE_LINES = 20

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dsv.cli import _emit_json, _n, _progress, _repo, cli, json_option
+from dsv.cli.app import _emit_json, _n, _progress, _repo, cli, json_option
 
 jobs_option = click.option(
     "-j",

@@ -1,0 +1,124 @@
+"""What ``dsv status`` prints, and how any command's error becomes a message and an exit code.
+
+Nothing here imports click: ``dsv status`` with its plain arguments runs
+through :func:`dsv.cli.main` without it (click and what it pulls in take
+about as long to import as a no-op status of 20,000 files takes to run),
+and the click command prints through the same function, so that both say
+the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+from dsv.errors import DsvError, ExitCode
+
+_COLORS = {"green": 32, "yellow": 33, "red": 31}
+
+
+def write_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def progress(quiet: bool = False) -> Any:
+    from dsv.progress import Progress, TerminalProgress
+
+    if quiet or not sys.stderr.isatty():
+        return Progress()
+    return TerminalProgress(sys.stderr)
+
+
+def show_status(cwd: str | None, as_json: bool) -> None:
+    """Run ``dsv status`` in ``cwd`` (default: here) and print the result."""
+    from dsv import api
+
+    repo = api.open_repo(cwd or ".")
+    st = api.status(repo, progress(as_json))
+    branch = st.head.branch[len("refs/heads/") :] if st.head.branch else None
+    if as_json:
+        write_json(
+            {
+                "branch": branch,
+                "head": st.head.commit.hex() if st.head.commit else None,
+                "clean": st.clean,
+                "added": st.added,
+                "modified": st.modified,
+                "deleted": st.deleted,
+                "skipped": st.skipped,
+            }
+        )
+        return
+    out = [
+        f"On branch {branch}"
+        if branch
+        else f"HEAD detached at {st.head.commit.hex()[:10] if st.head.commit else '?'}"
+    ]
+    if st.head.commit is None:
+        out.append("No commits yet")
+    if st.clean:
+        out.append("nothing to commit, working tree clean")
+    color = sys.stdout.isatty()
+    for label, paths, fg in (
+        ("added", st.added, "green"),
+        ("modified", st.modified, "yellow"),
+        ("deleted", st.deleted, "red"),
+    ):
+        for p in paths:
+            line = f"  {label + ':':<10} {p}"
+            out.append(f"\x1b[{_COLORS[fg]}m{line}\x1b[0m" if color else line)
+    sys.stdout.write("".join(x + "\n" for x in out))
+    sys.stdout.flush()
+    for p in st.skipped:
+        sys.stderr.write(f"  skipped (not a regular file): {p}\n")
+
+
+def failure(exc: BaseException) -> tuple[str, int, str | None] | None:
+    """(message, exit code, hint) for an error that ended a command; None: re-raise it.
+
+    ``DSV_DEBUG=1`` re-raises all but an interrupt, for a traceback.
+    """
+    debug = os.environ.get("DSV_DEBUG", "") not in ("", "0")
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", int(ExitCode.INTERRUPTED), None
+    if debug:
+        return None
+    if isinstance(exc, DsvError):
+        return exc.message, int(exc.exit_code), exc.hint
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", int(ExitCode.IO), None
+    if isinstance(exc, Exception):  # a bug: say so plainly
+        return (
+            f"internal error: {exc.__class__.__name__}: {exc}",
+            int(ExitCode.INTERNAL),
+            "rerun with DSV_DEBUG=1 for a traceback and report it",
+        )
+    return None
+
+
+def quiet_stdout() -> None:
+    """After the reader of our output went away (``dsv show v1:x | head``): not an error."""
+    with contextlib.suppress(OSError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
+def run_status(cwd: str | None, as_json: bool) -> int:
+    """``dsv status`` without click: the exit code (messages as the click app prints them)."""
+    try:
+        show_status(cwd, as_json)
+    except BrokenPipeError:
+        quiet_stdout()
+        return 0
+    except BaseException as exc:
+        f = failure(exc)
+        if f is None:
+            raise
+        message, code, hint = f
+        sys.stderr.write(f"dsv: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        return code
+    return 0
