@@ -256,9 +256,7 @@ class Repository:
             except (KeyError, OSError):
                 name = "unknown"
         if not email:
-            import socket
-
-            email = f"{name}@{socket.gethostname() or 'localhost'}"
+            email = f"{name}@{os.uname().nodename or 'localhost'}"  # the host name
         return f"{name} <{email}>"
 
 

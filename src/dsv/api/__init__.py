@@ -94,10 +94,8 @@ def commit(
     summarizer: snapshot.Summarizer | None = None,
 ) -> snapshot.CommitResult:
     """Snapshot the working tree (or ``paths``) as a new commit; see ``dsv commit``."""
-    from dsv.worktree import checkout as _co
-
     with repo.lock("commit"):
-        _co.clean_staging(repo)
+        snapshot.clean_staging(repo)
         return snapshot.commit(
             repo,
             message,
@@ -142,7 +140,7 @@ def checkout(
     if repo.partial:
         _ensure_data(repo, rev, paths, progress)
     with repo.lock("checkout"):
-        _co.clean_staging(repo)
+        snapshot.clean_staging(repo)
         branch = None
         if paths is None:
             if rev in ("HEAD", "@"):
@@ -383,10 +381,9 @@ def gc(
     repo: Repository, progress: Progress | None = None, *, keep_reflogs: bool = True
 ) -> maintenance.GcResult:
     from dsv import maintenance
-    from dsv.worktree import checkout as _co
 
     with repo.lock("gc"):
-        _co.clean_staging(repo)
+        snapshot.clean_staging(repo)
         return maintenance.gc(repo, progress, keep_reflogs=keep_reflogs)
 
 

@@ -147,6 +147,7 @@ def pull(
 ) -> PullResult:
     """Fetch, then fast-forward the current branch and the working tree."""
     from dsv.worktree import checkout as _co
+    from dsv.worktree import snapshot
 
     r_cfg_name = open_remote(repo, remote, jobs)
     name = r_cfg_name.name
@@ -161,7 +162,7 @@ def pull(
     if theirs is None:
         raise NotFoundError(f"the remote {name!r} has no branch {branch or local_branch!r}")
     with repo.lock("pull"):
-        _co.clean_staging(repo)
+        snapshot.clean_staging(repo)
         head = repo.refs.head()
         ours = head.commit
         if ours == theirs or (ours is not None and _is_ancestor(repo, theirs, ours)):

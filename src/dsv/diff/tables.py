@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from dsv.diff.labeldiff import LabelDiff, SplitCounts
 from dsv.labels import FOLDERS, NONE, PathSettings, detect_label_column, detect_split_column
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
 
 Arr = Any  # a numpy array (numpy is imported lazily, with pyarrow)
@@ -417,6 +418,8 @@ class _Pair:
 
     def _both(self, fa: Callable[[], Any], fb: Callable[[], Any]) -> tuple[Any, Any]:
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # only table diffs need threads
+
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="dsv-diff")
         a, b = self._pool.submit(fa), self._pool.submit(fb)
         return a.result(), b.result()

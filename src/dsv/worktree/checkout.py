@@ -26,11 +26,18 @@ from dsv.progress import Progress
 from dsv.repo import Repository
 from dsv.store.pack import Buffer
 from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
-from dsv.worktree.snapshot import Compare, hash_path, load_cache, row_of, run_parallel
+from dsv.worktree.snapshot import (
+    STAGING,
+    Compare,
+    clean_staging,
+    hash_path,
+    load_cache,
+    row_of,
+    run_parallel,
+)
 from dsv.worktree.statcache import COARSE_GRANULARITY_NS
 from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 
-STAGING = "tmp"
 # Staged files are spread over directories of 2**STAGE_SHIFT: creating files in
 # one directory of a million entries gets slower as it grows.
 STAGE_SHIFT = 10
@@ -44,11 +51,6 @@ class CheckoutResult:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # local changes left alone
     bytes_written: int = 0
-
-
-def clean_staging(repo: Repository) -> None:
-    """Remove what an interrupted checkout left in the staging area (caller holds the lock)."""
-    shutil.rmtree(repo.dsv_dir / STAGING, ignore_errors=True)
 
 
 class _Writes:

@@ -129,6 +129,17 @@ class CommitResult(Record):
         self.branch = branch
 
 
+# Where a checkout stages the files it writes (inside .dsv).
+STAGING = "tmp"
+
+
+def clean_staging(repo: Repository) -> None:
+    """Remove what an interrupted checkout left in the staging area (caller holds the lock)."""
+    import shutil
+
+    shutil.rmtree(repo.dsv_dir / STAGING, ignore_errors=True)
+
+
 def cache_path(repo: Repository) -> Path:
     return repo.dsv_dir / "index"
 
