@@ -12,6 +12,8 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsv import api
 from dsv.api import diff as dapi
@@ -411,3 +413,32 @@ def test_parquet_row_groups_with_equal_bytes_are_not_decoded(
     )
     t = one(diff(repo), "t.parquet")
     assert (t.added, t.removed, t.modified, t.columns) == (2, 0, 1, {"text": 1})
+
+
+_VALUES = {
+    "str": (pa.string(), st.sampled_from(["cat", "dog", "", "ünï"])),
+    "int": (pa.int64(), st.integers(-3, 3)),
+    "bool": (pa.bool_(), st.booleans()),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), kinds=st.lists(st.sampled_from(sorted(_VALUES)), min_size=1, max_size=3))
+def test_group_counts_are_the_rows_counted(data: st.DataObject, kinds: list[str]) -> None:
+    """Counts per distinct tuple (nulls included) equal counting the rows one by one,
+    whatever the chunking of the table."""
+    from collections import Counter
+
+    from dsv.diff.tables import _group_counts
+
+    n = data.draw(st.integers(0, 40))
+    cols = {}
+    for j, k in enumerate(kinds):
+        typ, vals = _VALUES[k]
+        cols[f"c{j}"] = pa.array(data.draw(st.lists(st.none() | vals, min_size=n, max_size=n)), typ)
+    table = pa.table(cols)
+    cut = data.draw(st.integers(0, n))
+    table = pa.concat_tables([table.slice(0, cut), table.slice(cut)])  # two chunks
+    names = list(cols)
+    want = Counter(zip(*(table[c].to_pylist() for c in names)))
+    assert _group_counts(table, names) == want

@@ -388,14 +388,53 @@ def match_keys(ka: Any, kb: Any) -> KeyMatch:
 
 
 def _group_counts(table: Any, cols: list[str]) -> Counter[tuple[Any, ...]]:
-    """Rows per distinct value tuple of ``cols``."""
+    """Rows per distinct value tuple of ``cols`` (nulls are a value).
+
+    With compute kernels alone: ``Table.group_by`` would import pyarrow's
+    query engine (acero and the dataset module), 0.4 s of every commit or
+    diff that counts labels.  Several columns are dictionary-encoded, and each
+    row's tuple of dictionary positions made one number to count.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
     out: Counter[tuple[Any, ...]] = Counter()
     if table.num_rows == 0:
         return out
-    g = table.select(cols).group_by(cols, use_threads=False).aggregate([([], "count_all")])
-    vals = [g[c].to_pylist() for c in cols]
-    for row in zip(*vals, g["count_all"].to_pylist()):
-        out[tuple(row[:-1])] += int(row[-1])
+    if len(cols) == 1:
+        vc = pc.value_counts(table[cols[0]])
+        for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            out[(v,)] += n
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    def encode(c: str) -> tuple[Any, Any]:
+        # the chunks of an encoded column share one growing dictionary: the
+        # longest is every chunk's
+        chunks = pc.dictionary_encode(table[c], null_encoding="encode").chunks
+        d = max((ch.dictionary for ch in chunks), key=len)
+        return d, np.concatenate([ch.indices.to_numpy(zero_copy_only=False) for ch in chunks])
+
+    with ThreadPoolExecutor(2, thread_name_prefix="dsv-count") as ex:  # arrow frees the GIL
+        encoded = list(ex.map(encode, cols))
+    space = math.prod(len(d) for d, _ in encoded)
+    codes = encoded[0][1].astype(np.int32 if space < 1 << 31 else np.int64)
+    for d, idx in encoded[1:]:
+        codes *= len(d)
+        codes += idx
+    dicts = [d.to_pylist() for d, _ in encoded]
+    if space <= 2 * table.num_rows + 1024:
+        counts = np.bincount(codes, minlength=space)
+        found = np.flatnonzero(counts)
+        counts = counts[found]
+    else:  # too many combinations for a table of counts
+        found, counts = np.unique(codes, return_counts=True)
+    for code, n in zip(found.tolist(), counts.tolist()):
+        key = []
+        for d in reversed(dicts):
+            code, i = divmod(code, len(d))
+            key.append(d[i])
+        out[tuple(reversed(key))] += n
     return out
 
 
