@@ -463,3 +463,50 @@ def test_path_walks_of_a_commit_match_its_entries(repo: Repository) -> None:
     by_paths = DirCounts.of(sorted(on_disk)).dirs
     assert DirCounts.of(files).dirs == by_paths == DirCounts.of(added).dirs
     assert by_paths["train/cat"] == (1, 1) and by_paths[""][0] == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="no O_NOATIME here")
+def test_commit_reads_files_without_touching_their_access_time(repo: Repository) -> None:
+    small = write(repo.root / "small.txt", "a few bytes\n")
+    big = write(repo.root / "big.bin", os.urandom(300_000))
+    for f in (small, big):
+        st = f.stat()
+        # older than the mtime: a read on a relatime mount would move it
+        os.utime(f, ns=(st.st_mtime_ns - 10**12, st.st_mtime_ns))
+    before = {f: f.stat().st_atime_ns for f in (small, big)}
+    api.commit(repo, "v1")
+    assert {f: f.stat().st_atime_ns for f in (small, big)} == before
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="no O_NOATIME here")
+def test_files_of_another_owner_are_read_with_plain_opens(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_NOATIME is refused (EPERM) for files one does not own: dsv reads them anyway."""
+    monkeypatch.setattr(snap, "_noatime", os.O_NOATIME)
+    real_open = os.open
+    refused: list[str] = []
+
+    def fake_open(path: str, flags: int, *a: object) -> int:
+        if flags & os.O_NOATIME:
+            refused.append(path)
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_open(path, flags, *a)  # type: ignore[arg-type]
+
+    write(repo.root / "a.txt", "a")
+    write(repo.root / "b.txt", "b")
+
+    def unreadable(path: str, flags: int, *a: object) -> int:
+        if str(path).endswith("a.txt"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snap.os, "open", unreadable)
+    with pytest.raises(DsvIOError, match=r"a\.txt"):
+        api.commit(repo, "v1")  # a file nobody may read: an error, and the flag stays
+    assert snap._noatime == os.O_NOATIME
+    monkeypatch.setattr(snap.os, "open", fake_open)
+    api.commit(repo, "v1")
+    assert len(refused) == 1 and snap._noatime == 0  # asked once, then plain opens
+    monkeypatch.undo()
+    assert api.status(repo).clean

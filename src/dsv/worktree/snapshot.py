@@ -9,6 +9,7 @@ unchanged file cost one ``lstat``; files whose stat changed are hashed
 from __future__ import annotations
 
 import bisect
+import errno
 import heapq
 import os
 import stat as stat_mod
@@ -416,9 +417,26 @@ def _unstable(rel: str, what: str) -> DsvIOError:
     )
 
 
+# Files are read without updating their access time (as git does): a first
+# read of a new file would otherwise write its inode back (relatime), a
+# quarter of what reading a small file costs here.  Only the files' owner (or
+# root) may ask; for anyone else the flag is dropped on the first refusal.
+_noatime = getattr(os, "O_NOATIME", 0)
+
+
 def _open_nonblock(path: str, flags: int) -> int:
-    """``os.open`` that does not wait on a FIFO found where a file was (no effect on files)."""
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    """``os.open`` for reading working files: no wait on a FIFO found where a file
+    was (no effect on files), no access-time update where allowed."""
+    global _noatime
+    flags |= getattr(os, "O_NONBLOCK", 0)
+    if _noatime:
+        try:
+            return os.open(path, flags | _noatime)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise  # EACCES: not readable at all
+            _noatime = 0  # not the owner: plain opens from now on
+    return os.open(path, flags)
 
 
 def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
