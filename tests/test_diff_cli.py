@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from dsv.errors import ExitCode
 
@@ -259,6 +260,35 @@ def test_status_and_log_do_not_import_pyarrow(dsv: Invoke, work: Path) -> None:
             [sys.executable, "-c", code, *cmd], cwd=work, capture_output=True, text=True
         )
         assert r.stderr.endswith("False"), (cmd, r.stderr)
+
+
+def test_the_dsv_process_diffs_tables_without_pandas(dsv: Invoke, work: Path) -> None:
+    """pyarrow would import pandas (when installed) on its first conversions; the
+    dsv command refuses it, and the table diff comes out the same."""
+    pytest.importorskip("pandas")  # without pandas installed there is nothing to refuse
+    dataset(work, dsv)
+    want = ok(dsv, "diff", "--json")
+    code = (
+        "import sys; from dsv.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write(str('pandas' in sys.modules))\n"
+    )
+    for cmd in (["diff", "--json"], ["commit", "-m", "v2"]):
+        r = subprocess.run(
+            [sys.executable, "-c", code, *cmd], cwd=work, capture_output=True, text=True
+        )
+        assert r.returncode == 0 and r.stderr.endswith("False"), (cmd, r.stderr)
+        if cmd[0] == "diff":
+            assert json.loads(r.stdout) == json.loads(want)
+    shown = json.loads(ok(dsv, "log", "-n", "1", "--json"))[0]["summary"]
+    assert shown["files"]["modified"] == 1  # the commit's changelog was made all the same
+    # in a user's own process dsv leaves imports alone
+    r = subprocess.run(
+        [sys.executable, "-c", "import dsv.api, pandas; print(pandas.__name__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout.strip() == "pandas", r.stderr
 
 
 def test_colour_only_on_a_terminal(dsv: Invoke, work: Path, monkeypatch: Any) -> None:

@@ -24,9 +24,26 @@ def _plain_status(args: list[str]) -> tuple[str | None, bool] | None:
     return None
 
 
+class _NoPandas:
+    """Refuses ``import pandas`` in the ``dsv`` process.
+
+    No command needs pandas, but pyarrow imports it, when installed, on its
+    first ``to_numpy``, ``pa.array`` or ``pa.scalar``, to check for pandas
+    types: half a second of every table diff and of every commit that
+    changes a table.  Without it pyarrow takes the plain paths.  Only the
+    command line does this; ``dsv.api`` in a user's process leaves imports alone.
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("the dsv command does not use pandas", name=name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = sys.argv[1:] if argv is None else argv
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())
     plain = _plain_status(args)
     if plain is not None:
         from dsv.cli.quick import run_status
