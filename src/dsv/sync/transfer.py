@@ -378,18 +378,18 @@ class ObjectFetcher:
             chunked: dict[bytes, tuple[tuple[int, int, int, bytes], tuple[bytes, ...]]] = {}
             for oid, rec in self.read(batch).items():
                 kind, codec, rlen, stored = rec
-                raw = self.store.decode_record(oid, kind, codec, rlen, stored, where)
-                if kind == KIND_LITERAL:
+                if kind == KIND_LITERAL:  # read() verified it (decompressed and hashed)
                     if self.store.put_raw(oid, kind, codec, rlen, stored):
                         self.objects += 1
                         self.bytes += len(stored)
-                elif chunks_only:
+                    continue
+                raw = self.store.decode_record(oid, kind, codec, rlen, stored, where)
+                if chunks_only:
                     raise CorruptObjectError(
                         f"object {oid.hex()} from {self.remote.url}: a chunk list where a chunk"
                         " was expected"
                     )
-                else:
-                    chunked[oid] = (rec, self.store.decode_chunklist(oid, raw)[0])
+                chunked[oid] = (rec, self.store.decode_chunklist(oid, raw)[0])
             if not chunked:
                 continue
             self.fetch_objects([c for _, ids in chunked.values() for c in ids], chunks_only=True)
