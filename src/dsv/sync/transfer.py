@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,12 +278,19 @@ class ObjectFetcher:
         self.objects = 0
         self.bytes = 0
         self.rereads = 0
+        # where _batches found the objects it put in a batch (read() takes them out)
+        self._located: dict[bytes, tuple[str, int, int, int, int, int] | None] = {}
+
+    def _locate(self, oid: bytes) -> tuple[str, int, int, int, int, int] | None:
+        if oid in self._located:
+            return self._located.pop(oid)
+        return self.remote.locate(oid)
 
     def _ranges(self, oids: list[bytes]) -> list[tuple[str, int, int, list[tuple[bytes, Any]]]]:
         """Group records by pack and coalesce nearby ones into (pack, start, length, members)."""
         by_pack: dict[str, list[tuple[int, bytes, Any]]] = {}
         for oid in oids:
-            loc = self.remote.locate(oid)
+            loc = self._locate(oid)
             if loc is None:
                 raise NotFoundError(
                     f"object {oid.hex()} is missing on {self.remote.url}",
@@ -353,22 +360,24 @@ class ObjectFetcher:
                 out.update(one(r))
         return out
 
-    def _batches(self, oids: list[bytes], budget: int = BATCH_BYTES) -> list[list[bytes]]:
-        """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most."""
-        out: list[list[bytes]] = []
+    def _batches(self, oids: list[bytes], budget: int = BATCH_BYTES) -> Iterator[list[bytes]]:
+        """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most.
+
+        Made as they are read: the locations found here wait for ``read`` in
+        ``_located`` for one batch at a time (a million objects' would not).
+        """
         cur: list[bytes] = []
         size = 0
         for oid in oids:
-            loc = self.remote.locate(oid)
+            loc = self._located[oid] = self.remote.locate(oid)
             n = loc[2] if loc else 0
             if cur and size + n > budget:
-                out.append(cur)
+                yield cur
                 cur, size = [], 0
             cur.append(oid)
             size += n
         if cur:
-            out.append(cur)
-        return out
+            yield cur
 
     def fetch_objects(self, oids: list[bytes], *, chunks_only: bool = False) -> None:
         """Make whole objects (literal or made of chunks) present locally, verified."""
