@@ -169,17 +169,14 @@ def export_dsv(rev: str, into: Path) -> str:
     return shlex.join(["env", f"PYTHONPATH={into / 'src'}", sys.executable, "-m", "dsv"])
 
 
-def store_bytes(tool: str, ws: Path) -> int:
-    return sum(tree_bytes(ws / p) for p in STORES[tool])
-
-
 def disk_bytes(root: Path) -> int:
     """Disk space allocated under root, directories included (what `du` counts); 0 if absent."""
     return sum(e.stat(follow_symlinks=False).st_blocks * 512 for e in bf.tree_entries(root))
 
 
-def store_disk_bytes(tool: str, ws: Path) -> int:
-    return sum(disk_bytes(ws / p) for p in STORES[tool])
+def store_size(tool: str, ws: Path, measure: Callable[[Path], int] = tree_bytes) -> int:
+    """A tool's object store, by ``measure`` (bytes of its files, or disk_bytes)."""
+    return sum(measure(ws / p) for p in STORES[tool])
 
 
 # ---------------------------------------------------------------------------- results
@@ -729,17 +726,19 @@ class Suite(bf.Bench, br.RemoteBench):
         line = self.step(data, scenario, fns, note="all versions; DVC: --all-commits + git push")
         if rk == "local":
 
-            def remote_size(t: str) -> Value:
-                local = tree_bytes(Path(data.remotes[("local", t)].url)) if t != "git-lfs" else 0
-                return local + (tree_bytes(data.bare[t]) if t in data.bare else 0)
+            def remote_size(measure: Callable[[Path], int]) -> Callable[[str], Value]:
+                def size(t: str) -> Value:
+                    local = measure(Path(data.remotes[("local", t)].url)) if t != "git-lfs" else 0
+                    return local + (measure(data.bare[t]) if t in data.bare else 0)
 
-            def remote_disk(t: str) -> Value:
-                local = disk_bytes(Path(data.remotes[("local", t)].url)) if t != "git-lfs" else 0
-                return local + (disk_bytes(data.bare[t]) if t in data.bare else 0)
+                return size
 
             note = "git-lfs: the bare repository; DVC: its remote and its git repository"
-            self.figure(data, "remote after push", "B", remote_size).note = note
-            self.figure(data, "remote on disk after push", "B", remote_disk).note = note
+            for scenario, measure in (
+                ("remote after push", tree_bytes),
+                ("remote on disk after push", disk_bytes),
+            ):
+                self.figure(data, scenario, "B", remote_size(measure)).note = note
         else:
             no = "n/a"
             self.figure(data, "push s3", "req", lambda t: counts[t].requests if t in counts else no)
@@ -802,12 +801,10 @@ class Suite(bf.Bench, br.RemoteBench):
         }
         return self.step(data, scenario, fns, note="DVC -w keeps only v2; dsv keeps history")
 
-    def store(self, data: Data, scenario: str) -> Line:
-        return self.figure(data, scenario, "B", lambda t: store_bytes(t, data.ws[t]))
-
-    def store_disk(self, data: Data, scenario: str) -> Line:
-        """The store's disk usage (blocks, as `du`): small files take a block each."""
-        return self.figure(data, scenario, "B", lambda t: store_disk_bytes(t, data.ws[t]))
+    def store(self, data: Data, scenario: str, measure: Callable[[Path], int] = tree_bytes) -> Line:
+        """Each tool's store: bytes of its files, or (``disk_bytes``) blocks as `du` counts
+        them, where small files take a block each."""
+        return self.figure(data, scenario, "B", lambda t: store_size(t, data.ws[t], measure))
 
     # ------------------------------------------------------------------ data sets
 
@@ -823,13 +820,13 @@ class Suite(bf.Bench, br.RemoteBench):
         def scenarios() -> None:
             self.commit(data, "commit v1", "v1")
             before = self.store(data, "store after v1")
-            self.store_disk(data, "store on disk after v1")
+            self.store(data, "store on disk after v1", disk_bytes)
             self.status(data)
             for t in data.tools:
                 self.md.edit(kind, data.ws[t] / "data")
             self.commit(data, "commit v2", "v2")
             after = self.store(data, "store after v2")
-            self.store_disk(data, "store on disk after v2")
+            self.store(data, "store on disk after v2", disk_bytes)
             growth = Line(kind, "store growth v2", "B")
             for t in data.tools:
                 a, b = after.num(t), before.num(t)
@@ -857,7 +854,7 @@ class Suite(bf.Bench, br.RemoteBench):
         def scenarios() -> None:
             self.commit(data, "commit v1", "v1")
             self.store(data, "store after v1")
-            self.store_disk(data, "store on disk after v1")
+            self.store(data, "store on disk after v1", disk_bytes)
             self.status(data)
             self.push(data, "local")
             self.clone(data, "local")

@@ -15,7 +15,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from dsv import __version__
-from dsv.cli.quick import failure, progress, quiet_stdout, show_status, write_json
+from dsv.cli.quick import (
+    failure,
+    print_error,
+    progress,
+    quiet_stdout,
+    show_status,
+    write_json,
+)
 from dsv.errors import ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,9 +94,7 @@ def _commit_json(repo: Any, oid: bytes, c: Any, decor: list[str] | None = None) 
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
-    click.echo(f"dsv: error: {message}", err=True)
-    if hint:
-        click.echo(f"hint: {hint}", err=True)
+    print_error(message, hint)
     raise click.exceptions.Exit(code)
 
 

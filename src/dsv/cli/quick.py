@@ -119,6 +119,11 @@ def run_status(cwd: str | None, as_json: bool) -> int:
         if f is None:
             raise
         message, code, hint = f
-        sys.stderr.write(f"dsv: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        print_error(message, hint)
         return code
     return 0
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """``dsv: error: MESSAGE`` (and ``hint: HINT``) on stderr."""
+    sys.stderr.write(f"dsv: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))

@@ -39,6 +39,8 @@ COALESCE_GAP = 128 << 10
 # Bounds memory: ranges in flight are at most jobs * MAX_RANGE, a batch BATCH_BYTES.
 MAX_RANGE = 8 << 20
 BATCH_BYTES = 16 << 20
+# Where a remote has an object (Remote.locate): pack, offset, stored and raw length, kind, codec.
+Location = tuple[str, int, int, int, int, int]
 
 
 @dataclass
@@ -278,19 +280,14 @@ class ObjectFetcher:
         self.objects = 0
         self.bytes = 0
         self.rereads = 0
-        # where _batches found the objects it put in a batch (read() takes them out)
-        self._located: dict[bytes, tuple[str, int, int, int, int, int] | None] = {}
 
-    def _locate(self, oid: bytes) -> tuple[str, int, int, int, int, int] | None:
-        if oid in self._located:
-            return self._located.pop(oid)
-        return self.remote.locate(oid)
-
-    def _ranges(self, oids: list[bytes]) -> list[tuple[str, int, int, list[tuple[bytes, Any]]]]:
+    def _ranges(
+        self, oids: list[bytes], located: dict[bytes, Location | None]
+    ) -> list[tuple[str, int, int, list[tuple[bytes, Any]]]]:
         """Group records by pack and coalesce nearby ones into (pack, start, length, members)."""
         by_pack: dict[str, list[tuple[int, bytes, Any]]] = {}
         for oid in oids:
-            loc = self._locate(oid)
+            loc = located[oid] if oid in located else self.remote.locate(oid)
             if loc is None:
                 raise NotFoundError(
                     f"object {oid.hex()} is missing on {self.remote.url}",
@@ -315,10 +312,13 @@ class ObjectFetcher:
                 out.append((pack, start, end - start, cur))
         return out
 
-    def read(self, oids: list[bytes]) -> dict[bytes, tuple[int, int, int, bytes]]:
-        """Records (kind, codec, raw_len, stored) of ``oids``, as the remote has them."""
+    def read(
+        self, oids: list[bytes], located: dict[bytes, Location | None] | None = None
+    ) -> dict[bytes, tuple[int, int, int, bytes]]:
+        """Records (kind, codec, raw_len, stored) of ``oids``, as the remote has them
+        (``located``: where some of them are, already looked up in the remote's index)."""
         oids = list(dict.fromkeys(oids))
-        ranges = self._ranges(oids)
+        ranges = self._ranges(oids, located or {})
         out: dict[bytes, tuple[int, int, int, bytes]] = {}
 
         def one(
@@ -360,21 +360,24 @@ class ObjectFetcher:
                 out.update(one(r))
         return out
 
-    def _batches(self, oids: list[bytes], budget: int = BATCH_BYTES) -> Iterator[list[bytes]]:
+    def _batches(
+        self, oids: list[bytes], budget: int = BATCH_BYTES
+    ) -> Iterator[dict[bytes, Location | None]]:
         """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most.
 
-        Made as they are read: the locations found here wait for ``read`` in
-        ``_located`` for one batch at a time (a million objects' would not).
+        A batch maps its objects to where the remote has them (for ``read``);
+        batches are made as they are read, so only one batch's locations are
+        held at a time (a million objects' would not).
         """
-        cur: list[bytes] = []
+        cur: dict[bytes, Location | None] = {}
         size = 0
         for oid in oids:
-            loc = self._located[oid] = self.remote.locate(oid)
+            loc = self.remote.locate(oid)
             n = loc[2] if loc else 0
             if cur and size + n > budget:
                 yield cur
-                cur, size = [], 0
-            cur.append(oid)
+                cur, size = {}, 0
+            cur[oid] = loc
             size += n
         if cur:
             yield cur
@@ -385,7 +388,7 @@ class ObjectFetcher:
         where = f"remote {self.remote.name}"
         for batch in self._batches(want):
             chunked: dict[bytes, tuple[tuple[int, int, int, bytes], tuple[bytes, ...]]] = {}
-            for oid, rec in self.read(batch).items():
+            for oid, rec in self.read(list(batch), batch).items():
                 kind, codec, rlen, stored = rec
                 if kind == KIND_LITERAL:  # read() verified it (decompressed and hashed)
                     if self.store.put_raw(oid, kind, codec, rlen, stored):

@@ -160,7 +160,7 @@ def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
         if stat_mod.S_ISLNK(st.st_mode):
             return repo.algo.digest(os.fsencode(os.readlink(full)))
         h = repo.algo.new()
-        with open(full, "rb", buffering=0, opener=_open_nonblock) as f:
+        with open(full, "rb", buffering=0, opener=_open_to_read) as f:
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)
             while n := f.readinto(buf):
@@ -390,7 +390,7 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
         # after it tells whether the file changed since it was scanned (by a
         # write, a rename over it or a replacement), saving a call per file.
         before = st
-        with open(full, "rb", buffering=0, opener=_open_nonblock) as f:
+        with open(full, "rb", buffering=0, opener=_open_to_read) as f:
             oid, size = repo.store.put_file(f, before.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
@@ -424,7 +424,7 @@ def _unstable(rel: str, what: str) -> DsvIOError:
 _noatime = getattr(os, "O_NOATIME", 0)
 
 
-def _open_nonblock(path: str, flags: int) -> int:
+def _open_to_read(path: str, flags: int) -> int:
     """``os.open`` for reading working files: no wait on a FIFO found where a file
     was (no effect on files), no access-time update where allowed."""
     global _noatime
@@ -444,7 +444,7 @@ def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
     try:
         # a FIFO put in the file's place must not hang the commit; what was
         # opened is checked by fstat below
-        fd = _open_nonblock(full, os.O_RDONLY)
+        fd = _open_to_read(full, os.O_RDONLY)
         try:
             data = os.read(fd, size + 1)  # one byte more reveals a file that grew
             # a short read (some network file systems); growth past the size
