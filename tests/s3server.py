@@ -19,6 +19,11 @@ class CountingMotoServer(ThreadedMotoServer):
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
         self.counts: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        # S3 evaluates a conditional write (If-Match, If-None-Match) and stores
+        # it as one step; moto's threaded server checks, then stores, so two
+        # racing writers can both pass the check.  Conditional writes go one at
+        # a time here, as they do at S3.
+        self._conditional = threading.Lock()
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
@@ -28,6 +33,9 @@ class CountingMotoServer(ThreadedMotoServer):
         ) -> Iterable[bytes]:
             with self._count_lock:
                 self.counts[environ.get("REQUEST_METHOD", "?")] += 1
+            if "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ:
+                with self._conditional:
+                    return list(app(environ, start_response))
             return app(environ, start_response)
 
         self._server = make_server(self._ip_address, self._port, counting, True)
