@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dsv import api
 from dsv.api import diff as dapi
 from dsv.diff import TreeDiff
 from dsv.diff.files import diff_files
 from dsv.diff.labeldiff import folder_label_diff
-from dsv.labels import FolderLayout
+from dsv.labels import DirCounts, FolderLayout
 from dsv.objects import Kind, TreeEntry
 from dsv.repo import Repository
 
@@ -43,6 +46,44 @@ def test_moves_of_duplicate_content_pair_same_names_first() -> None:
     # a symlink with a file's content is not a move of that file
     f = diff_files({"a": E("T")}, {"b": E("T", kind=Kind.SYMLINK)})
     assert f.moved == [] and len(f.added) == len(f.removed) == 1
+
+
+_DIRS = ["", "train/cat", "train/dog", "val/cat", "val/dog", "val/dog/x", "docs"]
+_NAMES = ["1.png", "2.PNG", "3.jpg", "4.txt", ".png", "png", "5.npy"]
+_VERSION = st.dictionaries(
+    st.tuples(st.sampled_from(_DIRS), st.sampled_from(_NAMES)).map(
+        lambda t: f"{t[0]}/{t[1]}" if t[0] else t[1]
+    ),
+    st.sampled_from("abcdef"),  # few contents: many moves
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VERSION, _VERSION)
+def test_new_side_counts_are_old_counts_changed_by_the_file_diff(
+    old_spec: dict[str, str], new_spec: dict[str, str]
+) -> None:
+    """What a diff counts for labels without listing its new side equals counting that side."""
+    old = {p: E(c) for p, c in old_spec.items()}
+    new = {p: E(c) for p, c in new_spec.items()}
+    f = diff_files(old, new)
+    old_c = DirCounts.of(old)
+    derived = old_c.changed(
+        DirCounts.of(f.added_source()), DirCounts.of(p for p, _ in f.removed)
+    ).changed(DirCounts.of(b for _, b, _ in f.moved), DirCounts.of(a for a, _, _ in f.moved))
+    assert derived.dirs == DirCounts.of(new).dirs
+    lay = FolderLayout("", frozenset({"train", "val"}))
+    a = folder_label_diff(lay, f, old_c, DirCounts.of(new)).as_dict()
+    b = folder_label_diff(
+        lay,
+        f,
+        old_c,
+        derived,
+        added=DirCounts.of(f.added_source()),
+        removed=DirCounts.of(p for p, _ in f.removed),
+    ).as_dict()
+    assert a == b
 
 
 def test_folder_label_diff() -> None:

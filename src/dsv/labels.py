@@ -273,6 +273,25 @@ class DirCounts:
                 samples[parent] = samples.get(parent, 0) + 1
         return cls({d: (n, samples.get(d, 0)) for d, n in files.items()})
 
+    def changed(self, added: DirCounts, removed: DirCounts) -> DirCounts:
+        """The counts after the ``added`` files came and the ``removed`` ones went.
+
+        A diff's other side, without listing it: for two versions, the new one's
+        counts are the old one's plus what the file diff added (and moved in)
+        less what it removed (and moved out).
+        """
+        dirs = dict(self.dirs)
+        for d, (n, k) in added.dirs.items():
+            n0, k0 = dirs.get(d, (0, 0))
+            dirs[d] = (n0 + n, k0 + k)
+        for d, (n, k) in removed.dirs.items():
+            n0, k0 = dirs.get(d, (0, 0))
+            if n0 > n:
+                dirs[d] = (n0 - n, k0 - k)
+            else:
+                dirs.pop(d, None)
+        return DirCounts(dirs)
+
 
 def detect_folder_layouts(paths: Iterable[str] | DirCounts) -> list[FolderLayout]:
     """ImageFolder-style layouts that are obvious in a list of file paths.

@@ -223,15 +223,21 @@ def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: Diff
     files = out.files
     if not (files.added or files.removed or files.moved):
         return  # class counts only change when paths do
-    # counted once per side, directory by directory (no path per file where the
-    # side can list its trees)
-    old_c, new_c = DirCounts.of(old.entries), DirCounts.of(new.entries)
+    # counted directory by directory (no path per file where a side can list
+    # its trees); the new side is the old one changed by the file diff, which
+    # holds every difference between them: only one side is listed
+    added = DirCounts.of(files.added_source())
+    removed = DirCounts.of(p for p, _ in files.removed)
+    old_c = DirCounts.of(old.entries)
+    new_c = old_c.changed(added, removed).changed(
+        DirCounts.of(b for _, b, _ in files.moved), DirCounts.of(a for a, _, _ in files.moved)
+    )
     layouts = folder_layouts(settings, old_c, new_c)
     for lay in layouts:
         prefix = lay.prefix
         if not any(p.startswith(prefix) for p in _changed_paths(files)):
             continue
-        ld = folder_label_diff(lay, files, old_c, new_c, opts.examples)
+        ld = folder_label_diff(lay, files, old_c, new_c, opts.examples, added, removed)
         if ld.changed:
             out.labels.append(ld)
 

@@ -188,6 +188,8 @@ def folder_label_diff(
     old_paths: Iterable[str] | DirCounts,
     new_paths: Iterable[str] | DirCounts,
     examples: int = 5,
+    added: DirCounts | None = None,
+    removed: DirCounts | None = None,
 ) -> LabelDiff:
     """Label diff of one class-folder layout, from the file diff of the whole tree.
 
@@ -199,8 +201,11 @@ def folder_label_diff(
     classify = layout.classify
     counts.before = _by_class(layout, old_paths)
     counts.after = _by_class(layout, new_paths)
-    counts.added = _by_class(layout, files.added_source())
-    counts.removed = _by_class(layout, (p for p, _ in files.removed))
+    # ``added``/``removed``: the counts of files.added and files.removed, when known
+    counts.added = _by_class(layout, added if added is not None else files.added_source())
+    counts.removed = _by_class(
+        layout, removed if removed is not None else (p for p, _ in files.removed)
+    )
     resplit = 0
     ex: list[dict[str, Any]] = []
     for a, b, _ in files.moved:
