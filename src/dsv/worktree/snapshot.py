@@ -136,9 +136,12 @@ STAGING = "tmp"
 
 def clean_staging(repo: Repository) -> None:
     """Remove what an interrupted checkout left in the staging area (caller holds the lock)."""
+    staging = repo.dsv_dir / STAGING
+    if not os.path.lexists(staging):
+        return  # the usual case: no shutil (and its compression modules) to import
     import shutil
 
-    shutil.rmtree(repo.dsv_dir / STAGING, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def cache_path(repo: Repository) -> Path:
