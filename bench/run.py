@@ -31,7 +31,8 @@ that only the tools of --large-tools (default dsv,dvc) run, each command limited
 Every command runs under bench_foundation's launcher (seconds from spawn to reap, peak RSS via
 os.wait4), behind coreutils `timeout` (a command over --timeout is reported as "timeout"). A
 sync(2), untimed, runs before each command. Tools take turns in every scenario; ratios are
-other/dsv from this run only (above 1: dsv is faster or smaller). All figures are warm-cache.
+other/dsv from this run only (above 1: dsv is faster or smaller). All figures are warm-cache:
+the no-op status, which changes nothing, runs once untimed for each tool before it is timed.
 Exit status: 0 if every command succeeded and every result was correct (targets may FAIL).
 """
 
@@ -490,12 +491,14 @@ class Suite(bf.Bench, br.RemoteBench):
         fns: dict[str, Callable[[], object]],
         repeat: int = 1,
         note: str = "",
+        warmup: bool = False,
     ) -> Line:
         """Run each tool's fn `repeat` times, the tools taking turns (order rotated each round).
 
         A tool's figure is the median over rounds of the seconds of the commands its fn ran;
         its peak RSS the largest of them. A tool that times out or fails is marked so here and
-        "not run" in the data set's later scenarios.
+        "not run" in the data set's later scenarios. ``warmup`` (read-only scenarios): a first
+        round that is not counted, so that every tool's figure is of a warm cache.
         """
         line = Line(data.name, scenario, "s", note=note)
         live = [t for t in fns if t in data.tools]
@@ -503,7 +506,7 @@ class Suite(bf.Bench, br.RemoteBench):
         for t in live:
             if t in data.dead:
                 line.values[t] = "not run"
-        for i in range(repeat):
+        for i in range(-1 if warmup else 0, repeat):
             for t in live[i % len(live) :] + live[: i % len(live)] if live else []:
                 if t in data.dead:
                     continue
@@ -517,6 +520,8 @@ class Suite(bf.Bench, br.RemoteBench):
                     self.fail(f"{data.name}: {scenario}: {LABEL[t]}: {e}")
                     data.dead[t] = line.values[t] = "error"
                 else:
+                    if i < 0:
+                        continue  # the warm-up round
                     runs = self.log[start:]
                     secs.setdefault(t, []).append(sum(r.seconds for r in runs))
                     peak = max((r.maxrss_mb for r in runs), default=0.0)
@@ -636,7 +641,10 @@ class Suite(bf.Bench, br.RemoteBench):
             "dvc": lambda: self.dvc_status(ws["dvc"], ds, scenario, True),
             "git-lfs": lfs,
         }
-        return self.step(data, scenario, fns, self.args.repeat, note="no-op")
+        # warm-up: a big tree's inodes are evicted by the other tools' runs in between (a
+        # million files: 13-15 s cold against 6-7 s warm for dsv), which would time the
+        # order of the scenarios rather than the tools
+        return self.step(data, scenario, fns, self.args.repeat, note="no-op", warmup=True)
 
     def diff(self, data: Data, v1: Path, v2: Path) -> Line:
         ds, ws, scenario = data.name, data.ws, "diff"
@@ -1065,8 +1073,9 @@ def write_report(
         "dsv against DVC and git-lfs on the same generated data, every scenario in one run of "
         f"`{meta['command']}` ([bench/run.py](../bench/run.py)). Ratios are other/dsv from this "
         "run only: above 1, dsv is faster (or smaller). The machine is shared and noisy, so "
-        "only ratios from one run compare; every figure is warm-cache (page caches cannot be "
-        "dropped here; a sync(2) runs, untimed, before each command).\n",
+        "only ratios from one run compare; every figure is warm-cache (a sync(2) runs, "
+        "untimed, before each command; the no-op status, which changes nothing, runs once "
+        "untimed for each tool before the timed run).\n",
         *(
             ["**This run was interrupted: the figures below are those measured before.**\n"]
             if "interrupted" in res.failures
