@@ -510,3 +510,54 @@ def test_files_of_another_owner_are_read_with_plain_opens(
     assert len(refused) == 1 and snap._noatime == 0  # asked once, then plain opens
     monkeypatch.undo()
     assert api.status(repo).clean
+
+
+def test_commit_objects_are_stored_uncompressed_and_status_needs_no_zstd(
+    repo: Repository, work: Path
+) -> None:
+    """HEAD's commit reads without a decompressor: a no-op status never imports zstandard."""
+    import subprocess
+    import sys
+
+    from dsv.objects import Commit
+    from dsv.store.pack import CODEC_NONE, CODEC_ZSTD
+
+    past = time.time() - 100  # not racily clean: the status trusts the stat cache
+    for i in range(30):
+        f = write(work / f"train/c{i % 3}/{i}.png", f"{i} " * 200)  # compressible, labelled
+        os.utime(f, (past, past))
+    oid = api.commit(repo, "v1").id
+    _, codec, raw_len, stored = repo.store.raw_record(oid)
+    assert codec == CODEC_NONE and len(stored) == raw_len
+    blob = repo.store.put_bytes(b"other objects are compressed as before " * 100)
+    repo.store.flush()
+    assert repo.store.raw_record(blob)[1] == CODEC_ZSTD
+    repo.close()
+    probe = (
+        "import sys\nfrom dsv.cli import main\ntry:\n    main(['status'])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "assert 'zstandard' not in sys.modules, 'zstandard imported'\nprint('exit', code)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=work, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().endswith("exit 0\n")
+    # commits stored compressed (by earlier versions) read as before
+    r2 = Repository(work)
+    try:
+        c = r2.read_commit(oid)
+        old_style = Commit(
+            tree=c.tree,
+            parents=(oid,),
+            author=c.author,
+            time=c.time,
+            tz=c.tz,
+            message="m " * 500,
+            summary=c.summary,
+            meta={},
+        )
+        cid = r2.store.put_bytes(old_style.encode())
+        r2.store.flush()
+        assert r2.store.raw_record(cid)[1] == CODEC_ZSTD
+        assert r2.read_commit(cid) == old_style
+    finally:
+        r2.close()

@@ -42,6 +42,8 @@ DSV_DIR = ".dsv"
 DEFAULT_BRANCH = "main"
 # Trees and commits are read whole; this bounds what a corrupt one can make us allocate.
 MAX_TREE_BYTES = 1 << 30
+# Commit and tag objects up to this size are stored uncompressed (see write_object).
+RAW_OBJECT_MAX = 64 << 10
 MAX_COMMIT_BYTES = 64 << 20
 # Decoded tree entries kept for repeated lookups (about 200 bytes each).
 TREE_CACHE_ENTRIES = 200_000
@@ -217,7 +219,11 @@ class Repository:
             raise NotFoundError(f"commit {oid.hex()} is missing from the store") from None
 
     def write_object(self, obj: Commit | Tag) -> bytes:
-        return self.store.put_bytes(obj.encode())
+        # Commits and tags (a few hundred bytes to a few KiB) are kept
+        # uncompressed: zstd saves little on them, and then the commands that
+        # only read HEAD's commit (a no-op status) never load zstd (~8 ms).
+        data = obj.encode()
+        return self.store.put_bytes(data, compress=len(data) > RAW_OBJECT_MAX)
 
     def sparse_paths(self) -> list[str] | None:
         """The paths a partial clone holds (None: the whole tree)."""

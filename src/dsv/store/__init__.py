@@ -731,11 +731,15 @@ class Store:
             self.written_objects += 1
         return len(stored)
 
-    def put_bytes(self, data: bytes) -> bytes:
-        """Store an in-memory object (tree, commit, small file) and return its id."""
+    def put_bytes(self, data: bytes, compress: bool = True) -> bytes:
+        """Store an in-memory object (tree, commit, small file) and return its id.
+
+        ``compress=False``: a small object is stored as it is (one that needs
+        chunking is compressed as usual).
+        """
         if len(data) <= self.max_chunk:
             oid = self.algo.digest(data)
-            self._put_literal(oid, data)
+            self._put_literal(oid, data, compress)
             return oid
         ids, lengths = [], []
         for ch in self._chunker().cut_buf(data):
