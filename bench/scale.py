@@ -14,6 +14,9 @@ to a group), per count:
   edit commit `dsv commit` of that change
   push        `dsv push` to a local directory remote
   clone       `dsv clone` of that remote into an empty directory (file count checked)
+  push s3     with --s3: `dsv push` to a moto S3 server (over HTTP, in this process;
+              requests counted)
+  clone s3    with --s3: `dsv clone` from it (file count and the edited file checked)
 
 One big directory (``make_flat``: N files of ~100 bytes side by side):
   commit, no-op status, one-file change + commit (store growth in bytes: the
@@ -137,10 +140,11 @@ def count_files(root: Path) -> int:
 
 
 class Bench:
-    def __init__(self, dsv: Tool, work: Path, repeat: int) -> None:
+    def __init__(self, dsv: Tool, work: Path, repeat: int, s3: Any = None) -> None:
         self.dsv = dsv
         self.work = work
         self.repeat = repeat
+        self.s3 = s3  # bench_remote's counting moto server, or None
         self.rows: list[dict[str, Any]] = []
 
     def run(self, args: list[str], cwd: Path, label: str, step: str) -> Run:
@@ -192,7 +196,30 @@ class Bench:
             raise SystemExit(f"clone holds {got_n} files, expected {n}")
         if (clone / edited).read_bytes() != (repo / edited).read_bytes():
             raise SystemExit(f"clone: {edited} differs")
+        shutil.rmtree(clone)
+        if self.s3 is not None:
+            self.s3_round_trip(n, label, repo, base / "clone-s3", edited)
         shutil.rmtree(base)
+
+    def s3_round_trip(self, n: int, label: str, repo: Path, clone: Path, edited: str) -> None:
+        """Push to the moto S3 server and clone from it; requests counted, the clone checked."""
+        ep = self.s3.endpoint
+        url = f"s3://{S3_BUCKET}/files-{n}"
+        self.dsv.run(["remote", "add", "s3", url, "--endpoint-url", ep], repo, label, "remote add")
+        self.s3.reset()
+        self.run(["push", "-q", "s3"], repo, label, "push s3")
+        self.rows[-1]["requests"] = self.s3.snapshot().requests
+        self.s3.reset()
+        self.run(
+            ["clone", "-q", "--endpoint-url", ep, url, str(clone)], repo.parent, label, "clone s3"
+        )
+        self.rows[-1]["requests"] = self.s3.snapshot().requests
+        got_n = count_files(clone)
+        if got_n != n:
+            raise SystemExit(f"clone from S3 holds {got_n} files, expected {n}")
+        if (clone / edited).read_bytes() != (repo / edited).read_bytes():
+            raise SystemExit(f"clone from S3: {edited} differs")
+        _empty_s3(ep)
 
     def flat(self, n: int) -> None:
         label = f"flat {n:,}"
@@ -227,6 +254,35 @@ class Bench:
         shutil.rmtree(base)
 
 
+S3_BUCKET = "dsv-scale"
+
+
+def start_s3() -> Any:
+    """A moto S3 server (bench_remote's, counting requests) with the bucket made."""
+    from bench_remote import start_s3_server
+
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ[k] = "testing"
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    srv = start_s3_server()
+    _empty_s3(srv.endpoint)
+    return srv
+
+
+def _empty_s3(endpoint: str) -> None:
+    """Drop everything the server holds (it keeps objects in memory); make the bucket again."""
+    import urllib.request
+
+    import boto3
+
+    req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        resp.read()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket=S3_BUCKET
+    )
+
+
 def _nth_path(i: int) -> str:
     d = i // PER_DIR
     return f"g{d // DIRS_PER_GROUP:03d}/d{d % DIRS_PER_GROUP:03d}/f{i % PER_DIR:04d}.bin"
@@ -239,13 +295,15 @@ def _expect_clean(r: Run) -> None:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'set':>12} {'step':<14} {'seconds':>9} {'peak RSS':>10}  store growth")
+    print(f"\n{'set':>12} {'step':<14} {'seconds':>9} {'peak RSS':>10}  store growth / S3 requests")
     for r in rows:
         extra = ""
         if r.get("stored_bytes") is not None:
             extra = human_bytes(r["stored_bytes"])
         elif r.get("store_growth") is not None:
             extra = human_bytes(r["store_growth"])
+        if r.get("requests") is not None:
+            extra = f"{r['requests']:,} requests"
         print(f"{r['set']:>12} {r['step']:<14} {r['seconds']:9.2f} {r['rss_mb']:8.1f} MB  {extra}")
     print_growth(rows)
 
@@ -279,6 +337,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workdir", type=Path, help="where data goes (default: a new dir in /tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json-out", type=Path, help="write the rows as JSON")
+    ap.add_argument(
+        "--s3", action="store_true", help="also push to and clone from a moto S3 server"
+    )
     return ap.parse_args(argv)
 
 
@@ -290,9 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dsv-scale-", dir=args.workdir))
     if work == REPO_ROOT or REPO_ROOT in work.parents:
         sys.exit("scale: the work directory must be outside the repository")
+    s3 = start_s3() if args.s3 else None  # first: it sets the AWS variables dsv needs
     env = {**os.environ, **env, "DSV_AUTHOR_NAME": "bench", "DSV_AUTHOR_EMAIL": "b@localhost"}
     log: list[Run] = []
-    bench = Bench(Tool("dsv", cmd, env, log, sync=False), work, max(1, args.repeat))
+    bench = Bench(Tool("dsv", cmd, env, log, sync=False), work, max(1, args.repeat), s3)
     print(f"dsv-scale  work dir {work}  dsv: {' '.join(cmd)}  cpus {os.cpu_count()}")
     print("  warm cache; the machine may be shared: compare growth factors, not seconds")
     try:
@@ -301,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.flat > 0:
             bench.flat(args.flat)
     finally:
+        if s3 is not None:
+            s3.stop()
         print_table(bench.rows)
         if args.json_out:
             args.json_out.write_text(json.dumps(bench.rows, indent=1) + "\n")
