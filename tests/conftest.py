@@ -69,6 +69,18 @@ def run_dsv(
     )
 
 
+def assert_status_does_not_import(cwd: Path, module: str) -> None:
+    """``dsv status`` in a fresh process exits 0 without importing ``module``."""
+    probe = (
+        "import sys\nfrom dsv.cli import main\ntry:\n    main(['status'])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        f"assert {module!r} not in sys.modules, '{module} imported'\nprint('exit', code)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().endswith("exit 0\n")
+
+
 def write(path: Path, data: bytes | str, mode: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -13,7 +13,7 @@ import pytest
 
 from dsv.errors import ExitCode
 
-from .conftest import run_dsv, snapshot, write
+from .conftest import assert_status_does_not_import, run_dsv, snapshot, write
 
 
 def _ok(*args: str, cwd: Path) -> str:
@@ -168,11 +168,4 @@ def test_status_without_click_says_what_the_click_command_says(tmp_path: Path) -
     finally:
         os.chmod(d / ".dsv" / "HEAD", 0o644)
     # and it did not import click
-    probe = (
-        "import sys\nfrom dsv.cli import main\ntry:\n    main(['status'])\n"
-        "except SystemExit as e:\n    code = e.code\n"
-        "assert 'click' not in sys.modules, 'click imported'\nprint('exit', code)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", probe], cwd=d, capture_output=True, timeout=120)
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode().endswith("exit 0\n")
+    assert_status_does_not_import(d, "click")

@@ -827,7 +827,9 @@ class _CommitBuild:
             size = sum(r[0] for r in STAT.iter_unpack(plan.stats)) + sum(r[3] for r in others)
             data = self._patched(plan, others) if plan.base is not None else None
             if data is None and (plan.names or others or not st.path):
-                rows = heapq.merge(_file_rows(plan, ds), others, key=lambda r: r[0])
+                files = _file_rows(plan, ds)
+                # a directory of files only (most of a dataset's) needs no merge
+                rows = heapq.merge(files, others, key=lambda r: r[0]) if others else files
                 data = encode_tree_rows(rows)
             # no files at or below: not in the tree
             tree = self.store.put_bytes(data) if data is not None else None
