@@ -33,6 +33,8 @@ os.wait4), behind coreutils `timeout` (a command over --timeout is reported as "
 sync(2), untimed, runs before each command. Tools take turns in every scenario; ratios are
 other/dsv from this run only (above 1: dsv is faster or smaller). All figures are warm-cache:
 the no-op status, which changes nothing, runs once untimed for each tool before it is timed.
+A workspace or clone a scenario replaces is moved aside, not deleted, until the data set ends
+(creating files right after mass deletion is slow on some file systems; see set_aside).
 Exit status: 0 if every command succeeded and every result was correct (targets may FAIL).
 """
 
@@ -62,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_foundation as bf
 import bench_remote as br
-from bench_foundation import CommandFailed, Run, Tool, human_bytes, remove, tree_bytes, tree_files
+from bench_foundation import CommandFailed, Run, Tool, human_bytes, tree_bytes, tree_files
 
 TOOLS = ("dsv", "dvc", "git-lfs")
 LABEL = {"dsv": "dsv", "dvc": "DVC", "git-lfs": "git-lfs"}
@@ -688,7 +690,7 @@ class Suite(bf.Bench, br.RemoteBench):
             def run() -> None:
                 tool, args = cmds[t]
                 assert tool is not None
-                remove(ws[t] / "data")
+                self.set_aside(data, ws[t] / "data")
                 tool.run(args, ws[t], ds, scenario)
 
             return run
@@ -764,7 +766,7 @@ class Suite(bf.Bench, br.RemoteBench):
         def fn(t: str) -> Callable[[], None]:
             def run() -> None:
                 target = into / f"{t}-{rk}"
-                remove(target)
+                self.set_aside(data, target)
                 if rk == "s3":
                     self.s3.reset()
                 if t == "dsv":
@@ -782,7 +784,7 @@ class Suite(bf.Bench, br.RemoteBench):
                 if rk == "s3":
                     counts[t] = self.s3.snapshot()
                 self.verify_clone(f"{ds}: {LABEL[t]} {scenario}", data.expected, target, OWN[t])
-                remove(target)
+                self.set_aside(data, target)
 
             return run
 
@@ -891,6 +893,18 @@ class Suite(bf.Bench, br.RemoteBench):
             self.fail(f"{data.name}: {e}")
         finally:
             self.end(data)
+
+    def set_aside(self, data: Data, path: Path) -> None:
+        """Move a tree out of the way (a rename) instead of deleting it now; it goes with the
+        data set at its end. Creating files soon after many were deleted costs ~300 us a file
+        instead of tens on this machine's file system (ext4 without a journal skips every
+        recently deleted inode, for a minute or more): deleting a workspace between two
+        tools' checkouts or clones timed the one that ran next, not the tools."""
+        if not (path.exists() or path.is_symlink()):
+            return
+        aside = data.base / "set-aside"
+        aside.mkdir(exist_ok=True)
+        path.rename(aside / f"{len(list(aside.iterdir()))}-{path.name}")
 
     def end(self, data: Data) -> None:
         self._hash_cache.clear()
@@ -1075,7 +1089,10 @@ def write_report(
         "run only: above 1, dsv is faster (or smaller). The machine is shared and noisy, so "
         "only ratios from one run compare; every figure is warm-cache (a sync(2) runs, "
         "untimed, before each command; the no-op status, which changes nothing, runs once "
-        "untimed for each tool before the timed run).\n",
+        "untimed for each tool before the timed run; a workspace or clone that a scenario "
+        "replaces is moved aside, not deleted, until the data set ends, since creating files "
+        "right after many were deleted is several times slower on this machine's file "
+        "system, for whichever tool runs next).\n",
         *(
             ["**This run was interrupted: the figures below are those measured before.**\n"]
             if "interrupted" in res.failures
