@@ -12,7 +12,7 @@ from dsv import api
 from dsv.api import diff as dapi
 from dsv.diff import TreeDiff
 from dsv.diff.files import diff_files
-from dsv.diff.labeldiff import folder_label_diff
+from dsv.diff.labeldiff import changed_counts, folder_label_diff
 from dsv.labels import DirCounts, FolderLayout
 from dsv.objects import Kind, TreeEntry
 from dsv.repo import Repository
@@ -69,20 +69,13 @@ def test_new_side_counts_are_old_counts_changed_by_the_file_diff(
     new = {p: E(c) for p, c in new_spec.items()}
     f = diff_files(old, new)
     old_c = DirCounts.of(old)
-    derived = old_c.changed(
-        DirCounts.of(f.added_source()), DirCounts.of(p for p, _ in f.removed)
-    ).changed(DirCounts.of(b for _, b, _ in f.moved), DirCounts.of(a for a, _, _ in f.moved))
+    derived, added, removed = changed_counts(old_c, f)
     assert derived.dirs == DirCounts.of(new).dirs
+    assert added.dirs == DirCounts.of(f.added_source()).dirs
+    assert removed.dirs == DirCounts.of(p for p, _ in f.removed).dirs
     lay = FolderLayout("", frozenset({"train", "val"}))
     a = folder_label_diff(lay, f, old_c, DirCounts.of(new)).as_dict()
-    b = folder_label_diff(
-        lay,
-        f,
-        old_c,
-        derived,
-        added=DirCounts.of(f.added_source()),
-        removed=DirCounts.of(p for p, _ in f.removed),
-    ).as_dict()
+    b = folder_label_diff(lay, f, old_c, derived, added=added, removed=removed).as_dict()
     assert a == b
 
 

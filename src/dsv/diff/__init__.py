@@ -24,7 +24,7 @@ from typing import Any
 from dsv.config import Config
 from dsv.diff.files import FileDiff, diff_files
 from dsv.diff.formats import DEFAULT_MAX_TEXT_BYTES, TableError, TableFile, table_format
-from dsv.diff.labeldiff import LabelDiff, folder_label_diff
+from dsv.diff.labeldiff import LabelDiff, changed_counts, folder_label_diff
 from dsv.diff.source import DiskSource, Source, StoreSource
 from dsv.diff.tables import TableDiff, TableOptions
 from dsv.errors import NotFoundError
@@ -224,14 +224,9 @@ def _folders(out: TreeDiff, old: Side, new: Side, settings: Settings, opts: Diff
     if not (files.added or files.removed or files.moved):
         return  # class counts only change when paths do
     # counted directory by directory (no path per file where a side can list
-    # its trees); the new side is the old one changed by the file diff, which
-    # holds every difference between them: only one side is listed
-    added = DirCounts.of(files.added_source())
-    removed = DirCounts.of(p for p, _ in files.removed)
+    # its trees); only the old side is listed, the new one follows from the diff
     old_c = DirCounts.of(old.entries)
-    new_c = old_c.changed(added, removed).changed(
-        DirCounts.of(b for _, b, _ in files.moved), DirCounts.of(a for a, _, _ in files.moved)
-    )
+    new_c, added, removed = changed_counts(old_c, files)
     layouts = folder_layouts(settings, old_c, new_c)
     for lay in layouts:
         prefix = lay.prefix

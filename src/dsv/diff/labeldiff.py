@@ -182,6 +182,21 @@ def _by_class(layout: FolderLayout, paths: object) -> Counter[tuple[SplitKey, La
     return out
 
 
+def changed_counts(old: DirCounts, files: FileDiff) -> tuple[DirCounts, DirCounts, DirCounts]:
+    """``(new side, added, removed)`` counts, from the old side's and its file diff to the new.
+
+    The file diff holds every difference between the sides, so the new side
+    is the old one plus what it added (and moved in) less what it removed (and
+    moved out): a diff lists one side, not both.
+    """
+    added = DirCounts.of(files.added_source())
+    removed = DirCounts.of(p for p, _ in files.removed)
+    new = old.changed(added, removed).changed(
+        DirCounts.of(b for _, b, _ in files.moved), DirCounts.of(a for a, _, _ in files.moved)
+    )
+    return new, added, removed
+
+
 def folder_label_diff(
     layout: FolderLayout,
     files: FileDiff,
