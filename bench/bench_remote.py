@@ -225,6 +225,24 @@ def start_s3_server() -> Any:
     return srv
 
 
+def use_test_credentials() -> None:
+    """moto's test credentials, for this process's boto3 and the commands it starts."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ[k] = "testing"
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+
+
+def empty_s3(endpoint: str, bucket: str) -> None:
+    """Drop everything the moto server holds (all buckets, kept in memory), then create
+    ``bucket`` again."""
+    req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        resp.read()
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+
+
 # ---------------------------------------------------------------------------- benchmark
 
 
@@ -315,23 +333,14 @@ class RemoteBench:
         return info
 
     def start_s3(self) -> None:
-        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            os.environ[k] = "testing"  # for this process's own boto3 (bucket creation)
-        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+        use_test_credentials()
         self.s3 = start_s3_server()
         self.endpoint = self.s3.endpoint
         self.reset_s3()
 
     def reset_s3(self) -> None:
         """Empty the moto server (all buckets), then create the bucket again (untimed)."""
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            resp.read()
-        import boto3
-
-        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(
-            Bucket=BUCKET
-        )
+        empty_s3(self.endpoint, BUCKET)
         self.s3.reset()
 
     def stop(self) -> None:

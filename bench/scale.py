@@ -259,28 +259,18 @@ S3_BUCKET = "dsv-scale"
 
 def start_s3() -> Any:
     """A moto S3 server (bench_remote's, counting requests) with the bucket made."""
-    from bench_remote import start_s3_server
+    from bench_remote import start_s3_server, use_test_credentials
 
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        os.environ[k] = "testing"
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    use_test_credentials()
     srv = start_s3_server()
     _empty_s3(srv.endpoint)
     return srv
 
 
 def _empty_s3(endpoint: str) -> None:
-    """Drop everything the server holds (it keeps objects in memory); make the bucket again."""
-    import urllib.request
+    from bench_remote import empty_s3
 
-    import boto3
-
-    req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        resp.read()
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket=S3_BUCKET
-    )
+    empty_s3(endpoint, S3_BUCKET)
 
 
 def _nth_path(i: int) -> str:
