@@ -544,6 +544,32 @@ def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> No
     assert runs_content(reader, oid) == data
 
 
+def test_runs_without_chunk_checks_still_refuse_a_corrupt_object(new_store, patcher) -> None:
+    """Hashing only the whole content (checkout's first try) catches a flipped
+    byte in any chunk, raw or compressed, once the last chunk is read."""
+    s = new_store()
+    data = b"".join(rand(3000, i) + text_data(3000) for i in range(6))
+    oid = s.put_bytes(data)
+    s.flush()
+    ids, _ = s.chunk_table(oid)
+    assert len(ids) > 4
+    reader = new_store()
+
+    def unchecked() -> bytes:
+        runs = reader.iter_content_runs(oid, check_chunks=False)
+        return b"".join(b"".join(bytes(x) for x in run) for run in runs)
+
+    assert unchecked() == data
+    for cid in ids:
+        pack, (_, off, stored, _, _, _) = _payload(s, cid)
+        with (
+            patcher(pack).flipped(off + stored // 2),
+            pytest.raises(CorruptObjectError, match=oid.hex()),
+        ):
+            unchecked()
+    assert unchecked() == data
+
+
 def test_runs_read_past_damaged_record_headers_by_the_index(new_store, patcher, algo) -> None:
     """Runs find a file's next chunk from the record header that follows a chunk;
     a damaged header (id, kind, codec, lengths) only sends them back to the index,
