@@ -248,8 +248,12 @@ def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Pat
     rapi.remote_add(a, "origin", url)
     rapi.push(a, refs=["main", "v1"])
 
-    b, _, _, got = rapi.clone(url, tmp_path / "b", paths=["tables"])
+    # (--no-link: a clone from a directory would otherwise link every pack)
+    b, _, _, got = rapi.clone(url, tmp_path / "b", paths=["tables"], link=False)
     assert got.bytes_received < 100_000  # no image data
+    assert got.linked == 0 and not b.store.has(
+        a.flatten(a.read_commit(a.head_commit()).tree)["images/b.bin"].id
+    )
     assert sorted(p for p in snapshot(b.root) if not p.endswith("/") and "." in p) == [
         "tables/t.csv"
     ]
@@ -263,7 +267,7 @@ def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Pat
     assert (c.root / "tables/t.csv").read_text() == "id\n1\n2\n3\n"
 
     # checking out an older version fetches just its data
-    d, _, _, _ = rapi.clone(url, tmp_path / "d", rev="v1")
+    d, _, _, _ = rapi.clone(url, tmp_path / "d", rev="v1", link=False)
     assert not (d.root / "images/b.bin").exists()
     api.checkout(d, "main")
     assert (d.root / "images/b.bin").read_bytes() == (a.root / "images/b.bin").read_bytes()
@@ -293,6 +297,52 @@ def test_cli_remote_commands(tmp_path: Path, dsv: Invoke, work: Path) -> None:
     )
     assert dsv("remote", "remove", "origin").exit_code == 0
     assert json.loads(dsv("remote", "list", "--json").output) == []
+
+
+def test_clone_from_a_directory_hard_links_its_packs(tmp_path: Path, dsv: Invoke) -> None:
+    url = tmp_path / "remote"
+    a = _repo(tmp_path / "a")
+    _dataset(a.root)
+    api.commit(a, "v1")
+    write(a.root / "labels.csv", "id,label\n")
+    api.commit(a, "v2")
+    rapi.remote_add(a, "origin", str(url))
+    rapi.push(a)
+    write(a.root / "extra.bin", os.urandom(300_000))
+    api.commit(a, "v3")
+    rapi.push(a)  # a second pack
+    remote_packs = sorted((url / "packs").glob("*.pack"))
+    assert len(remote_packs) == 2
+
+    r = dsv("clone", str(url), str(tmp_path / "b"), "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["packs_linked"] == 2 and out["objects"] == 0
+    b = Repository(tmp_path / "b")
+    for p in remote_packs:
+        assert (b.store.pack_dir / p.name).stat().st_ino == p.stat().st_ino
+    assert snapshot(b.root) == snapshot(a.root)
+    assert api.fsck(b).ok
+    # every version's data came along: an older version checks out with the remote gone
+    url.rename(tmp_path / "away")
+    api.checkout(Repository(b.root), "HEAD~2")
+    assert (b.root / "labels.csv").read_bytes().count(b"\n") == 41
+    (tmp_path / "away").rename(url)
+
+    # --no-link copies, and a pack that fails its checksum is not linked
+    c = dsv("clone", str(url), str(tmp_path / "c"), "--json", "--no-link", cwd=tmp_path)
+    assert json.loads(c.output)["packs_linked"] == 0
+    for p in (tmp_path / "c/.dsv/objects/pack").glob("*.pack"):
+        assert p.stat().st_nlink == 1
+    victim = remote_packs[0]
+    raw = bytearray(victim.read_bytes())
+    raw[-20] ^= 0x01  # the record count in the trailer: no object is damaged
+    victim.write_bytes(bytes(raw))
+    d = dsv("clone", str(url), str(tmp_path / "d"), "--json", cwd=tmp_path)
+    assert d.exit_code == 0, d.output
+    assert json.loads(d.output)["packs_linked"] == 1
+    assert not (tmp_path / "d/.dsv/objects/pack" / victim.name).exists()
+    assert snapshot(tmp_path / "d") == snapshot(a.root)
 
 
 def test_clone_at_a_commit_id(tmp_path: Path) -> None:

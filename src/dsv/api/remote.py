@@ -253,6 +253,7 @@ def clone(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    link: bool = True,
     jobs: int = DEFAULT_JOBS,
     progress: Progress | None = None,
 ) -> tuple[Repository, bytes, str | None, TransferResult]:
@@ -260,7 +261,9 @@ def clone(
 
     Only the data of that version (``rev``, default the remote's main branch)
     is downloaded, limited to ``paths`` when given; every commit object comes
-    along so that history and change summaries are readable.
+    along so that history and change summaries are readable.  With ``link``,
+    the packs of a remote in a directory on the same file system are
+    hard-linked instead (``transfer._link_packs``).
     """
     from dsv.backends import open_backend
     from dsv.backends.retry import RetryingBackend
@@ -321,6 +324,7 @@ def clone(
             paths=paths,
             history_data=False,
             tips_data=False,
+            link_packs=link,
             progress=progress,
         )
         # the whole clone's requests, including reading the format and refs first

@@ -108,6 +108,10 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def local_file(self, key: str) -> Path | None:
+        """The file holding ``key`` when the remote is a local directory (else None)."""
+        return None
+
 
 def open_backend(url: str, options: dict[str, str] | None = None) -> Backend:
     """The backend for a remote URL: a local path, ``file://``, ``s3://bucket/prefix`` or any fsspec URL."""

@@ -44,6 +44,9 @@ class LocalBackend(Backend):
             f"cannot {action} {key} in {self.url}: {exc.strerror or exc}", transient=transient
         )
 
+    def local_file(self, key: str) -> Path | None:
+        return self._path(key)
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:

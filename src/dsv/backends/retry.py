@@ -94,3 +94,6 @@ class RetryingBackend(Backend):
 
     def close(self) -> None:
         self.inner.close()
+
+    def local_file(self, key: str) -> Path | None:
+        return self.inner.local_file(key)

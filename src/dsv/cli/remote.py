@@ -38,6 +38,7 @@ def _transfer_json(r: Any) -> dict[str, Any]:
         "bytes_sent": r.bytes_sent,
         "bytes_received": r.bytes_received,
         "retries": r.retries,
+        "packs_linked": r.linked,
         "seconds": round(r.seconds, 3),
     }
 
@@ -46,9 +47,10 @@ def _transfer_line(verb: str, r: Any) -> str:
     from dsv.progress import human_bytes
 
     moved = r.bytes_sent if verb == "sent" else r.bytes_received
+    linked = f"; {_n(r.linked, 'pack')} hard-linked from the remote" if r.linked else ""
     return (
         f"{verb} {_n(r.objects, 'object')} ({human_bytes(moved)}) in {_n(r.requests, 'request')},"
-        f" {r.seconds:.1f}s"
+        f" {r.seconds:.1f}s{linked}"
     )
 
 
@@ -224,6 +226,11 @@ def pull(
 @click.option("--endpoint-url", help="S3-compatible endpoint (e.g. MinIO).")
 @click.option("--region", help="S3 region.")
 @click.option("--profile", help="AWS profile for credentials.")
+@click.option(
+    "--no-link",
+    is_flag=True,
+    help="Copy the data of a remote in a local directory instead of hard-linking its packs.",
+)
 @jobs_option
 @quiet_option
 @json_option
@@ -237,6 +244,7 @@ def clone(
     endpoint_url: str | None,
     region: str | None,
     profile: str | None,
+    no_link: bool,
     jobs: int,
     quiet: bool,
     as_json: bool,
@@ -244,7 +252,9 @@ def clone(
     """Copy a dataset from URL into DIRECTORY: `dsv clone URL [DIR] [--rev REV] [-- PATH...]`.
 
     Only the data of that version (and of PATHS, if given) is downloaded;
-    other versions are fetched when you check them out.
+    other versions are fetched when you check them out.  From a directory on
+    the same file system, the remote's packs are hard-linked instead (no
+    copy; all versions' data at no cost in disk space) unless --no-link.
     """
     from dsv.api import remote as api
 
@@ -259,6 +269,7 @@ def clone(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
+        link=not no_link,
         jobs=jobs,
         progress=_progress(quiet or as_json),
     )

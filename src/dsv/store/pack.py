@@ -621,3 +621,40 @@ def scan_pack(path: Path) -> tuple[HashAlgo, list[tuple[bytes, int, int, int, in
     if len(records) != count:
         raise FormatError(f"pack {path.name}: {len(records)} records but trailer says {count}")
     return algo, records, digest
+
+
+def check_pack_file(path: Path, algo: HashAlgo) -> bytes:
+    """A whole pack's checksum, verified against its trailer (and its header read).
+
+    Reads the file in blocks (memory stays flat); raises FormatError or
+    CorruptObjectError naming the pack.
+    """
+    block = bytearray(8 << 20)
+    view = memoryview(block)
+    h = checksum_hasher()
+    try:
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < _FILE_HEADER.size + _PACK_TRAILER.size:
+                raise FormatError(f"pack {path.name}: truncated")
+            got = _check_header(f.read(_FILE_HEADER.size), PACK_MAGIC, PACK_VERSION, "pack", path)
+            if got.name != algo.name:
+                raise FormatError(f"pack {path.name}: hash {got.name} is not the repository's")
+            f.seek(0)
+            left = size - 16
+            while left:
+                n = f.readinto(view[: min(left, len(block))])
+                if not n:
+                    raise FormatError(f"pack {path.name}: truncated")
+                h.update(view[:n])
+                left -= n
+            tail = f.read(16)
+            f.seek(size - _PACK_TRAILER.size)
+            end, _, digest = _PACK_TRAILER.unpack(f.read(_PACK_TRAILER.size))
+    except OSError as exc:
+        raise io_error("read pack", path, exc) from exc
+    if end != PACK_END:
+        raise FormatError(f"pack {path.name}: missing trailer (truncated?)")
+    if h.digest() != digest or tail != digest:
+        raise CorruptObjectError(f"pack {path.name}: checksum mismatch")
+    return bytes(digest)

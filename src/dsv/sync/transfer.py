@@ -29,7 +29,7 @@ from dsv.progress import Progress
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import MAX_COMMIT_BYTES, Repository
 from dsv.store import PACK_TARGET
-from dsv.store.pack import KIND_LITERAL, PackWriter
+from dsv.store.pack import KIND_LITERAL, PackWriter, check_pack_file
 from dsv.sync import PACKS, Remote
 
 # How often a range that arrives short or fails verification is read again.
@@ -57,6 +57,7 @@ class TransferResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     retries: int = 0
+    linked: int = 0  # packs hard-linked from a local remote (a clone)
 
 
 def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:
@@ -450,9 +451,13 @@ def fetch(
     paths: list[str] | None = None,
     history_data: bool = True,
     tips_data: bool = True,
+    link_packs: bool = False,
     progress: Progress | None = None,
 ) -> TransferResult:
     """Fetch the remote's refs, all commit objects, and the data they name.
+
+    ``link_packs`` (a clone): hard-link the packs of a remote in a directory on
+    the same file system into the empty store first (``_link_packs``).
 
     Data (trees and files) is fetched for ``data_for`` (ids, or a function
     called once the commits are in, e.g. to resolve a revision), for every new
@@ -468,6 +473,8 @@ def fetch(
     remote.check_format(create=False)
     remote_refs = remote.refs()
     remote.packs(refresh=True)
+    if link_packs:
+        result.linked = _link_packs(repo, remote)
     f = ObjectFetcher(repo, remote, progress)
     progress.start("fetching")
     try:
@@ -522,6 +529,53 @@ def fetch(
                 result.refs[ref] = oid.hex()
     _stats(result, remote, t0, before)
     return result
+
+
+def _link_packs(repo: Repository, remote: Remote) -> int:
+    """Hard-link the packs of a remote in a local directory into an empty store.
+
+    A clone from a path on the same file system then copies no data, as
+    ``git clone`` from a path does: packs never change once written and are
+    named by their checksum, which is verified here before a pack is linked
+    (its index is the copy ``Remote.packs`` cached and checked); every read
+    still verifies each record against its id.  The clone holds all of the
+    remote's data, at no cost in disk space.  A pack that fails the check, or
+    a link the file system refuses (another device, no permission), is left
+    to the object-by-object fetch, which copies and verifies what is needed.
+    Returns how many packs were linked.
+    """
+    src = remote.backend.local_file(PACKS.rstrip("/"))
+    store = repo.store
+    dst = store.pack_dir
+    if src is None or store.packs:
+        return 0
+    try:
+        if os.stat(src).st_dev != os.stat(dst).st_dev:
+            return 0
+    except OSError:
+        return 0
+    linked = 0
+    for name, idx in remote.packs().items():
+        pack, out = src / f"{name}.pack", dst / f"{name}.pack"
+        try:
+            if check_pack_file(pack, repo.algo) != idx.pack_checksum:
+                continue
+            os.link(pack, out)
+            try:
+                os.link(idx.idx_path, out.with_suffix(".idx"))  # the pack is visible from here
+            except OSError:
+                out.unlink()
+                raise
+        except (OSError, DsvError):
+            continue
+        linked += 1
+    if linked:
+        from dsv.atomic import fsync_dir
+
+        fsync_dir(dst)
+        store.reload()
+        store.write_multi_index()  # a checkout then looks each object up once
+    return linked
 
 
 def _peel(repo: Repository, oid: bytes) -> bytes | None:
