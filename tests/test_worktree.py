@@ -551,3 +551,72 @@ def test_commit_objects_are_stored_uncompressed_and_status_needs_no_zstd(
         assert r2.read_commit(cid) == old_style
     finally:
         r2.close()
+
+
+def test_checkout_places_new_directories_whole(repo: Repository, monkeypatch) -> None:
+    """Directories absent from disk are staged under their own names and
+    renamed into place whole; files in existing directories one by one. Both
+    give the version's bytes and modes, and a stat cache that trusts them."""
+    import shutil
+
+    from dsv.worktree import checkout as co
+
+    write(repo.root / "data/old/x.bin", os.urandom(3000))
+    write(repo.root / "data/keep.txt", "keep")
+    c1 = api.commit(repo, "v1").id
+    shutil.rmtree(repo.root / "data/old")
+    for i in range(30):
+        write(repo.root / f"data/new/deep/{i % 3}/f{i}.bin", os.urandom(100 + i))
+    (repo.root / "data/new/deep/0/f0.bin").chmod(0o755)
+    write(repo.root / "top/a.txt", "a")
+    write(repo.root / "data/added.txt", "in an existing directory")
+    c2 = api.commit(repo, "v2").id
+    want = snapshot(repo.root)
+
+    renamed: list[str] = []
+    real_rename = os.rename
+
+    def spy(src: str, dst: str) -> None:
+        renamed.append(os.path.relpath(dst, repo.root))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(co.os, "rename", spy)
+    api.checkout(repo, c1.hex())
+    assert (repo.root / "data/old/x.bin").exists() and not (repo.root / "data/new").exists()
+    assert renamed == ["data/old"]  # the only directory v1 has that v2's disk lacks
+
+    # v1 -> v2: data/old is deleted (data stays: keep.txt), data/new and top arrive whole
+    renamed.clear()
+    api.checkout(repo, c2.hex())
+    assert sorted(renamed) == ["data/new", "top"]
+    assert snapshot(repo.root) == want
+    st = api.status(Repository(repo.root))
+    assert st.clean
+
+    # a workspace without any of its data: everything in one rename per top directory
+    shutil.rmtree(repo.root / "data")
+    shutil.rmtree(repo.root / "top")
+    renamed.clear()
+    api.checkout(Repository(repo.root), "HEAD", force=True)
+    assert sorted(renamed) == ["data", "top"]
+    assert snapshot(repo.root) == want
+    assert api.status(Repository(repo.root)).clean
+    assert not any((repo.dsv_dir / snap.STAGING).glob("*/*"))
+
+
+def test_new_directory_under_a_directory_the_checkout_empties(repo: Repository) -> None:
+    """v1 has only a/old/x, v2 only a/new/y: the checkout deletes x and prunes
+    the directories it empties (a too) before a/new is renamed into place."""
+    import shutil
+
+    write(repo.root / "a/old/x", "x")
+    c1 = api.commit(repo, "v1").id
+    shutil.rmtree(repo.root / "a")
+    write(repo.root / "a/new/y", "y")
+    api.commit(repo, "v2")
+    api.checkout(repo, c1.hex())
+    assert sorted(p.name for p in (repo.root / "a").iterdir()) == ["old"]
+    api.checkout(repo, "main")
+    assert sorted(p.name for p in (repo.root / "a").iterdir()) == ["new"]
+    assert (repo.root / "a/new/y").read_text() == "y"
+    assert api.status(Repository(repo.root)).clean

@@ -4,8 +4,9 @@ Nothing is half-done: every file to write is first written in full, verified
 chunk by chunk and as a whole, into a staging directory inside ``.dsv``; only
 when all of them are ready are old files removed and the new ones renamed into
 place (rename is atomic, so each path holds either its old or its new version,
-even if the process is killed).  Local changes are never overwritten without
-``force``.
+even if the process is killed).  A directory that is not on disk is staged
+whole, its files under their own names, and renamed into place in one step.
+Local changes are never overwritten without ``force``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
 # Staged files are spread over directories of 2**STAGE_SHIFT: creating files in
 # one directory of a million entries gets slower as it grows.
 STAGE_SHIFT = 10
+# Under the staging directory: new directories, staged whole (_new_dir_tops).
+NEW_DIRS = "new"
 # Files at least this big are written on a second thread while the next bytes are read.
 PIPELINE_MIN = 32 << 20
 
@@ -279,7 +282,8 @@ def checkout(
     # is dropped: the later reference time would trust it.
     cache.drop_newer(start_ns - COARSE_GRANULARITY_NS)
     try:
-        _stage_all(repo, stage, plan, progress)
+        tops = _new_dir_tops(root, plan)
+        _stage_all(repo, stage, plan, tops, progress)
         deletes = sorted(plan.deletes)
         for p in deletes:
             _remove(root, p)
@@ -287,17 +291,26 @@ def checkout(
         _prune_empty_dirs(root, deletes)
         cache.forget(deletes)
         made: set[str] = set()
+        # directories not on disk arrive whole: one rename each
+        for top in sorted(set(tops.values())):
+            _make_parents(root, top, made)
+            try:
+                os.rename(os.path.join(stage, NEW_DIRS, top), os.path.join(root, top))
+            except OSError as exc:
+                raise io_error("write", top, exc) from exc
         staged = str(stage)
         n = 0
         for group in plan.writes:
             fresh: dict[str, tuple[bytes, bytes]] = {}
+            placed = group.dir in tops
             for p, t in group:
                 full = os.path.join(root, p)
-                _make_parents(root, p, made)
-                if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
-                    shutil.rmtree(full)  # only files being deleted were below (checked above)
                 try:
-                    os.replace(_staged(staged, n), full)
+                    if not placed:
+                        _make_parents(root, p, made)
+                        if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
+                            shutil.rmtree(full)  # only files being deleted were below (checked)
+                        os.replace(_staged(staged, n), full)
                     info = os.lstat(full)
                 except OSError as exc:
                     raise io_error("write", p, exc) from exc
@@ -323,24 +336,73 @@ def _files_below(full: str) -> list[str]:
     return out
 
 
-def _stage_all(repo: Repository, stage: Path, plan: _Plan, progress: Progress) -> None:
-    """Write every file of the plan under ``stage`` (named 0, 1, ... in the plan's order)."""
+def _new_dir_tops(root: Path, plan: _Plan) -> dict[str, str]:
+    """Directories to write files in that are not on disk: each one's highest such ancestor.
+
+    Their files are staged under their own names in a copy of that
+    ancestor (``NEW_DIRS``), which is then renamed into place whole: one
+    rename for a new directory of any size instead of one per file (a clone,
+    or a checkout into a workspace without its data directory).
+    """
+    known: dict[str, bool] = {"": True}
+
+    def on_disk(d: str) -> bool:
+        got = known.get(d)
+        if got is None:
+            got = known[d] = os.path.lexists(os.path.join(root, d))
+        return got
+
+    tops: dict[str, str] = {}
+    for g in plan.writes:
+        d = g.dir
+        if on_disk(d):
+            continue
+        if DSV_DIR in d.split("/"):
+            raise UnsafePathError(f"refusing to write inside {DSV_DIR}: {d}")
+        top, parent = d, d.rpartition("/")[0]
+        while not on_disk(parent):
+            top, parent = parent, parent.rpartition("/")[0]
+        tops[d] = top
+    return tops
+
+
+def _stage_all(
+    repo: Repository, stage: Path, plan: _Plan, tops: dict[str, str], progress: Progress
+) -> None:
+    """Write every file of the plan under ``stage``.
+
+    Files of a directory in ``tops`` go under ``NEW_DIRS`` with their own
+    paths; the others are named 0, 1, ... in the plan's order.
+    """
     progress.start("checking out", plan.count, plan.bytes)
-    items = ((n, p, t) for n, (p, t) in enumerate(x for g in plan.writes for x in g))
     base = str(stage)
+    new_base = os.path.join(base, NEW_DIRS)
     for k in range((plan.count >> STAGE_SHIFT) + 1):
         try:
             os.mkdir(os.path.join(base, str(k)))
         except OSError as exc:
             raise io_error("create", os.path.join(base, str(k)), exc) from exc
+    for d in tops:
+        try:
+            os.makedirs(os.path.join(new_base, d), exist_ok=True)
+        except OSError as exc:
+            raise io_error("create", os.path.join(new_base, d), exc) from exc
 
-    def one(item: tuple[int, str, TreeEntry]) -> None:
-        n, p, t = item
-        _stage_one(repo, _staged(base, n), p, t)
+    def items() -> Iterator[tuple[str, str, TreeEntry]]:
+        n = 0
+        for g in plan.writes:
+            new = g.dir in tops
+            for p, t in g:
+                yield (f"{new_base}/{p}" if new else _staged(base, n)), p, t
+                n += 1
+
+    def one(item: tuple[str, str, TreeEntry]) -> None:
+        tmp, p, t = item
+        _stage_one(repo, tmp, p, t)
         progress.advance(1, t.size)
 
     try:
-        run_parallel(one, items, plan.bytes, plan.count)
+        run_parallel(one, items(), plan.bytes, plan.count)
     finally:
         progress.finish()
 
