@@ -919,6 +919,11 @@ def test_multi_pack_index_covers_many_packs(
     damaged = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
     assert damaged._midx is None
     assert all(damaged.get_bytes(oid) == data for oid, data in blobs.items())
+    # searched pack by pack, the last pack hit first: in any order, every object is found
+    order = list(blobs)
+    rng.shuffle(order)
+    assert all(damaged.has(o) and damaged.get_bytes(o) == blobs[o] for o in order)
+    assert not damaged.has(b"\x01" * 16)
     # a stale one (a listed pack is gone) too
     s.write_multi_index(min_loose=1)
     first = _S(tmp_path / "objects", _X, _CP()).packs[0]
