@@ -524,13 +524,18 @@ def test_flipped_bit_in_raw_payload_is_detected(new_store, patcher) -> None:
     assert reader.get_bytes(oid) == data
 
 
-def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> None:
+def _mixed_object(new_store, text_len: int, parts: int) -> tuple[Store, bytes, bytes, tuple]:
+    """An object of chunks of random and of compressible bytes, neighbours in one pack:
+    its store, content, id and chunk ids."""
     s = new_store()
-    # chunks of random and of compressible bytes, neighbours in one pack
-    data = b"".join(rand(3000, i) + text_data(3000) for i in range(6))
+    data = b"".join(rand(3000, i) + text_data(text_len) for i in range(parts))
     oid = s.put_bytes(data)
     s.flush()
-    ids, _ = s.chunk_table(oid)
+    return s, data, oid, s.chunk_table(oid)[0]
+
+
+def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> None:
+    s, data, oid, ids = _mixed_object(new_store, 3000, 6)
     codecs = {_payload(s, c)[1][5] for c in ids}
     assert len(ids) > 4 and codecs == {CODEC_NONE, CODEC_ZSTD}
     reader = new_store()
@@ -547,11 +552,7 @@ def test_runs_name_the_corrupt_chunk_of_a_mixed_object(new_store, patcher) -> No
 def test_runs_without_chunk_checks_still_refuse_a_corrupt_object(new_store, patcher) -> None:
     """Hashing only the whole content (checkout's first try) catches a flipped
     byte in any chunk, raw or compressed, once the last chunk is read."""
-    s = new_store()
-    data = b"".join(rand(3000, i) + text_data(3000) for i in range(6))
-    oid = s.put_bytes(data)
-    s.flush()
-    ids, _ = s.chunk_table(oid)
+    s, data, oid, ids = _mixed_object(new_store, 3000, 6)
     assert len(ids) > 4
     reader = new_store()
 
@@ -574,11 +575,7 @@ def test_runs_read_past_damaged_record_headers_by_the_index(new_store, patcher, 
     """Runs find a file's next chunk from the record header that follows a chunk;
     a damaged header (id, kind, codec, lengths) only sends them back to the index,
     and the content read is still exactly the file's."""
-    s = new_store()
-    data = b"".join(rand(3000, i) + text_data(2000) for i in range(5))
-    oid = s.put_bytes(data)
-    s.flush()
-    ids, _ = s.chunk_table(oid)
+    s, data, oid, ids = _mixed_object(new_store, 2000, 5)
     assert len(ids) > 3
     reader = new_store()
     head = algo.digest_size + RECORD_HEAD.size
