@@ -900,11 +900,7 @@ class Suite(bf.Bench, br.RemoteBench):
         instead of tens on this machine's file system (ext4 without a journal skips every
         recently deleted inode, for a minute or more): deleting a workspace between two
         tools' checkouts or clones timed the one that ran next, not the tools."""
-        if not (path.exists() or path.is_symlink()):
-            return
-        aside = data.base / "set-aside"
-        aside.mkdir(exist_ok=True)
-        path.rename(aside / f"{len(list(aside.iterdir()))}-{path.name}")
+        bf.set_aside(path, data.base / "set-aside")
 
     def end(self, data: Data) -> None:
         self._hash_cache.clear()

@@ -599,11 +599,9 @@ def scan_pack(path: Path) -> tuple[HashAlgo, list[tuple[bytes, int, int, int, in
     algo = _check_header(data, PACK_MAGIC, PACK_VERSION, "pack", path)
     if len(data) < _FILE_HEADER.size + _PACK_TRAILER.size:
         raise FormatError(f"pack {path.name}: truncated")
-    end, count, digest = _PACK_TRAILER.unpack_from(data, len(data) - _PACK_TRAILER.size)
-    if end != PACK_END:
-        raise FormatError(f"pack {path.name}: missing trailer (truncated?)")
-    if checksum(memoryview(data)[:-16]) != digest:
-        raise CorruptObjectError(f"pack {path.name}: checksum mismatch")
+    count, digest = _check_trailer(
+        path, data[len(data) - _PACK_TRAILER.size :], checksum(memoryview(data)[:-16])
+    )
     ds = algo.digest_size
     pos = _FILE_HEADER.size
     limit = len(data) - _PACK_TRAILER.size
@@ -648,13 +646,21 @@ def check_pack_file(path: Path, algo: HashAlgo) -> bytes:
                     raise FormatError(f"pack {path.name}: truncated")
                 h.update(view[:n])
                 left -= n
-            tail = f.read(16)
             f.seek(size - _PACK_TRAILER.size)
-            end, _, digest = _PACK_TRAILER.unpack(f.read(_PACK_TRAILER.size))
+            trailer = f.read(_PACK_TRAILER.size)
     except OSError as exc:
         raise io_error("read pack", path, exc) from exc
+    return _check_trailer(path, trailer, h.digest())[1]
+
+
+def _check_trailer(path: Path, trailer: bytes, digest_of_rest: bytes) -> tuple[int, bytes]:
+    """``(record count, checksum)`` of a pack's trailer, checked against the
+    checksum of everything before its last 16 bytes."""
+    if len(trailer) != _PACK_TRAILER.size:
+        raise FormatError(f"pack {path.name}: truncated")
+    end, count, digest = _PACK_TRAILER.unpack(trailer)
     if end != PACK_END:
         raise FormatError(f"pack {path.name}: missing trailer (truncated?)")
-    if h.digest() != digest or tail != digest:
+    if digest_of_rest != digest:
         raise CorruptObjectError(f"pack {path.name}: checksum mismatch")
-    return bytes(digest)
+    return count, bytes(digest)
