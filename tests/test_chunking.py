@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import random
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -268,3 +269,45 @@ def test_params_accepted_by_validate_make_a_working_chunker(lo: int, avg: int, h
     chunks = chunks_of_buf(chunker, data)
     assert b"".join(chunks) == data
     assert all(len(c) <= hi for c in chunks)
+
+
+def cutting_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dsv-cut"]
+
+
+class FailingStream(io.RawIOBase):
+    """Serves ``good`` bytes, then fails the way a disk error does."""
+
+    def __init__(self, good: bytes) -> None:
+        self.data = io.BytesIO(good)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        n = self.data.readinto(b)
+        if n == 0:
+            raise OSError(5, "Input/output error")
+        return n
+
+
+def test_read_error_reaches_the_consumer_and_ends_the_thread(small_reads: None) -> None:
+    data = random.Random(11).randbytes(3 * SMALL_READ)
+    chunker = Chunker(SMALL)
+    got = []
+    with pytest.raises(OSError, match="Input/output error"):
+        for c in chunker.cut_stream(FailingStream(data)):
+            got.append(bytes(c))
+    # every chunk handed over before the error was a whole chunk of the input
+    assert got == chunks_of_buf(chunker, data)[: len(got)]
+    assert not cutting_threads()
+
+
+def test_abandoned_stream_stops_its_thread(small_reads: None) -> None:
+    data = random.Random(12).randbytes(10 * SMALL_READ)
+    it = Chunker(SMALL).cut_stream(io.BytesIO(data))
+    first = bytes(next(it))
+    assert cutting_threads()
+    it.close()  # type: ignore[attr-defined]
+    assert not cutting_threads()
+    assert data.startswith(first)
