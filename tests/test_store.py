@@ -930,3 +930,31 @@ def test_multi_pack_index_covers_many_packs(
     stale = _S(tmp_path / "objects", _X, _CP(min=1024, avg=4096, max=16384))
     assert stale._midx is None
     assert all(stale.get_bytes(oid) == data for oid, data in blobs.items() if oid not in lost)
+
+
+def test_background_compression_samples_after_incompressible_batches(new_store) -> None:
+    """Incompressible runs are sampled (every 16th object tried); a sample that shrinks
+    turns full compression back on, and every object reads back either way."""
+    s = new_store(ChunkParams())
+    n = dsv.store._Background.BATCH_ITEMS
+    noise = [rand(500, 1000 + i) for i in range(n * (dsv.store.MISSES_BEFORE_SAMPLING + 1))]
+    # compressible objects at positions a sample does not try, then at the tried one
+    text = [text_data(2000 + i) for i in range(n)]
+    with s.background_compression():
+        noise_ids = [s.put_read(d) for d in noise]
+        s._background.drain()  # type: ignore[union-attr]
+        # a batch whose sampled (first) object does not shrink: the rest is not tried
+        mixed = [noise[0] + b"x", *text[1:16]]
+        mixed_ids = [s.put_read(d) for d in mixed]
+        s._background.drain()  # type: ignore[union-attr]
+        s.put_read(text[0])  # sampled, shrinks: compression is back on
+        s._background.drain()  # type: ignore[union-attr]
+        later = [s.put_read(d) for d in text[16:]]
+    s.flush()
+    recs = all_records(s)
+    assert all(recs[o][1][5] == CODEC_NONE for o in noise_ids + mixed_ids)
+    assert recs[s.algo.digest(text[0])][1][5] == CODEC_ZSTD
+    assert all(recs[o][1][5] == CODEC_ZSTD for o in later)
+    fresh = new_store(ChunkParams())
+    for oid, data in zip(noise_ids + mixed_ids + later, noise + mixed + text[16:]):
+        assert fresh.get_bytes(oid) == data

@@ -58,6 +58,9 @@ MIDX_AFTER = 8
 # iter_content_runs: the pack is mapped (and a file's chunks yielded) up to this
 # many bytes at a time
 RUN_MAX = 8 << 20
+# Small objects queued for compression: after this many batches in a row where
+# no object shrank, only a sample of each batch is tried.
+MISSES_BEFORE_SAMPLING = 2
 # Compression is kept only when it saves at least this fraction.
 _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
@@ -81,6 +84,10 @@ class _Background:
         self.store = store
         self.q: queue.Queue[list[tuple[bytes, bytes]] | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
+        # Batches in a row where nothing shrank: incompressible data (media,
+        # archives, random bytes) is common, and trying zstd on every object
+        # of it was a third of the compressing thread's time.
+        self.misses = 0
         self._closed = False
         self._discard = False
         self._mu = threading.Lock()  # the batch being filled (callers may be threads)
@@ -127,7 +134,16 @@ class _Background:
                     return
                 if self.error is not None or self._discard:
                     continue  # drain without work after a failure
-                done = st._compress_many([data for _, data in batch])
+                datas = [data for _, data in batch]
+                if self.misses >= MISSES_BEFORE_SAMPLING:
+                    # only every 16th object is tried until one of them shrinks
+                    tried = st._compress_many(datas[::16])
+                    done: list[tuple[int, bytes | memoryview]] = [(CODEC_NONE, d) for d in datas]
+                    done[::16] = tried
+                else:
+                    done = st._compress_many(datas)
+                shrank = any(codec != CODEC_NONE for codec, _ in done)
+                self.misses = 0 if shrank else self.misses + 1
                 with st._lock:
                     w = st._w()
                     for (oid, data), (codec, stored) in zip(batch, done, strict=True):
