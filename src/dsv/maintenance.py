@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 
 from dsv.atomic import TEMP_MARK
 from dsv.errors import CorruptObjectError, DsvError, FormatError, NotFoundError
 from dsv.objects import Commit, Kind, Tag
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.repo import Repository
 from dsv.store import PACK_TARGET, Store
 from dsv.store.pack import MIDX_NAME, PackFile, PackWriter, scan_pack
 
 
-@dataclass
-class Problem:
-    kind: str  # "missing", "corrupt", "bad-ref", "bad-pack"
-    oid: str  # hex id, or the name of a file (pack, ref)
-    message: str
-    where: list[str] = field(default_factory=list)  # "commit-id:path" that reference it
+class Problem(Record):
+    __slots__ = ("kind", "message", "oid", "where")
+
+    def __init__(self, kind: str, oid: str, message: str, where: list[str] | None = None) -> None:
+        self.kind = kind  # "missing", "corrupt", "bad-ref", "bad-pack"
+        self.oid = oid  # hex id, or the name of a file (pack, ref)
+        self.message = message
+        self.where: list[str] = [] if where is None else where  # "commit-id:path" that reference it
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "object": self.oid, "message": self.message, "where": self.where}
@@ -63,16 +65,27 @@ def root_commits(repo: Repository, problems: list[Problem] | None = None) -> dic
     return roots
 
 
-@dataclass
-class Walk:
+class Walk(Record):
     """Ids reachable from the roots, split by role."""
 
-    commits: set[bytes] = field(default_factory=set)
-    tags: set[bytes] = field(default_factory=set)
-    trees: set[bytes] = field(default_factory=set)
-    files: dict[bytes, str] = field(default_factory=dict)  # file id -> first "commit:path" seen
-    problems: list[Problem] = field(default_factory=list)
-    absent: int = 0  # trees a partial clone did not fetch
+    __slots__ = ("absent", "commits", "files", "problems", "tags", "trees")
+
+    def __init__(
+        self,
+        commits: set[bytes] | None = None,
+        tags: set[bytes] | None = None,
+        trees: set[bytes] | None = None,
+        files: dict[bytes, str] | None = None,
+        problems: list[Problem] | None = None,
+        absent: int = 0,
+    ) -> None:
+        self.commits: set[bytes] = set() if commits is None else commits
+        self.tags: set[bytes] = set() if tags is None else tags
+        self.trees: set[bytes] = set() if trees is None else trees
+        # file id -> first "commit:path" seen
+        self.files: dict[bytes, str] = {} if files is None else files
+        self.problems: list[Problem] = [] if problems is None else problems
+        self.absent = absent  # trees a partial clone did not fetch
 
 
 def walk_reachable(
@@ -135,16 +148,37 @@ def walk_reachable(
     return w
 
 
-@dataclass
-class FsckResult:
-    problems: list[Problem]
-    commits: int = 0
-    trees: int = 0
-    files: int = 0
-    chunks: int = 0
-    packs: int = 0
-    bytes_checked: int = 0
-    not_fetched: int = 0  # trees and files a partial clone has not downloaded
+class FsckResult(Record):
+    __slots__ = (
+        "bytes_checked",
+        "chunks",
+        "commits",
+        "files",
+        "not_fetched",
+        "packs",
+        "problems",
+        "trees",
+    )
+
+    def __init__(
+        self,
+        problems: list[Problem],
+        commits: int = 0,
+        trees: int = 0,
+        files: int = 0,
+        chunks: int = 0,
+        packs: int = 0,
+        bytes_checked: int = 0,
+        not_fetched: int = 0,
+    ) -> None:
+        self.problems = problems
+        self.commits = commits
+        self.trees = trees
+        self.files = files
+        self.chunks = chunks
+        self.packs = packs
+        self.bytes_checked = bytes_checked
+        self.not_fetched = not_fetched  # trees and files a partial clone has not downloaded
 
     @property
     def ok(self) -> bool:
@@ -257,14 +291,42 @@ def _expire_reflogs(repo: Repository) -> None:
                 os.unlink(os.path.join(dirpath, f))
 
 
-@dataclass
-class GcResult:
-    packs_before: int
-    packs_after: int
-    objects_before: int
-    objects_after: int
-    bytes_before: int
-    bytes_after: int
+class GcResult(Record):
+    __slots__ = (
+        "bytes_after",
+        "bytes_before",
+        "objects_after",
+        "objects_before",
+        "packs_after",
+        "packs_before",
+    )
+
+    def __init__(
+        self,
+        packs_before: int,
+        packs_after: int,
+        objects_before: int,
+        objects_after: int,
+        bytes_before: int,
+        bytes_after: int,
+    ) -> None:
+        self.packs_before = packs_before
+        self.packs_after = packs_after
+        self.objects_before = objects_before
+        self.objects_after = objects_after
+        self.bytes_before = bytes_before
+        self.bytes_after = bytes_after
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts in the order ``dsv gc --json`` has always printed them."""
+        return {
+            "packs_before": self.packs_before,
+            "packs_after": self.packs_after,
+            "objects_before": self.objects_before,
+            "objects_after": self.objects_after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+        }
 
 
 def _dir_bytes(repo: Repository) -> int:

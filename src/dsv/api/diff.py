@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.diff import DiffOptions, DiskSource, Side, StoreSource, TreeDiff, diff_sides
@@ -21,6 +20,7 @@ from dsv.history import resolve, walk
 from dsv.labels import NONE, PathSettings, Settings, folder_layouts, section_name
 from dsv.objects import Commit, TreeEntry
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.repo import Repository, TreeFiles
 from dsv.worktree import snapshot
 from dsv.worktree.scan import scan
@@ -39,15 +39,24 @@ __all__ = [
 ]
 
 
-@dataclass
-class DiffResult:
+class DiffResult(Record):
     """A diff and the two versions it compares (``to_commit`` None: the working tree)."""
 
-    from_rev: str
-    from_commit: bytes | None
-    to_rev: str | None
-    to_commit: bytes | None
-    diff: TreeDiff
+    __slots__ = ("diff", "from_commit", "from_rev", "to_commit", "to_rev")
+
+    def __init__(
+        self,
+        from_rev: str,
+        from_commit: bytes | None,
+        to_rev: str | None,
+        to_commit: bytes | None,
+        diff: TreeDiff,
+    ) -> None:
+        self.from_rev = from_rev
+        self.from_commit = from_commit
+        self.to_rev = to_rev
+        self.to_commit = to_commit
+        self.diff = diff
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,15 +182,24 @@ def commit_summarizer(repo: Repository, changes: snapshot.Changes) -> dict[str, 
 # ---------------------------------------------------------------------- changelog
 
 
-@dataclass
-class Changelog:
+class Changelog(Record):
     """Commits of a range, newest first, with the totals of their summaries."""
 
-    spec: str | None
-    since: bytes | None
-    until: bytes | None
-    commits: list[tuple[bytes, Commit]] = field(default_factory=list)
-    totals: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("commits", "since", "spec", "totals", "until")
+
+    def __init__(
+        self,
+        spec: str | None,
+        since: bytes | None,
+        until: bytes | None,
+        commits: list[tuple[bytes, Commit]] | None = None,
+        totals: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.since = since
+        self.until = until
+        self.commits: list[tuple[bytes, Commit]] = [] if commits is None else commits
+        self.totals: dict[str, Any] = {} if totals is None else totals
 
 
 def changelog(repo: Repository, spec: str | None = None) -> Changelog:
@@ -265,15 +283,24 @@ def label_unset(repo: Repository, path: str) -> bool:
     return gone
 
 
-@dataclass
-class LabelReport:
+class LabelReport(Record):
     """Label sources of one version: configured settings, folder layouts, tables."""
 
-    rev: str | None
-    settings: list[PathSettings]
-    folders: list[dict[str, Any]]
-    tables: list[dict[str, Any]]
-    warnings: list[str]
+    __slots__ = ("folders", "rev", "settings", "tables", "warnings")
+
+    def __init__(
+        self,
+        rev: str | None,
+        settings: list[PathSettings],
+        folders: list[dict[str, Any]],
+        tables: list[dict[str, Any]],
+        warnings: list[str],
+    ) -> None:
+        self.rev = rev
+        self.settings = settings
+        self.folders = folders
+        self.tables = tables
+        self.warnings = warnings
 
 
 def label_report(repo: Repository, rev: str | None = None) -> LabelReport:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from dsv.errors import ConflictError, DsvError, NotFoundError, RejectedError
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import Repository
 from dsv.sync import (
@@ -122,15 +122,26 @@ def fetch(
         r.close()
 
 
-@dataclass
-class PullResult:
-    fetch: TransferResult
-    branch: str
-    old: bytes | None
-    new: bytes | None
-    fast_forward: bool
-    written: int = 0
-    removed: int = 0
+class PullResult(Record):
+    __slots__ = ("branch", "fast_forward", "fetch", "new", "old", "removed", "written")
+
+    def __init__(
+        self,
+        fetch: TransferResult,
+        branch: str,
+        old: bytes | None,
+        new: bytes | None,
+        fast_forward: bool,
+        written: int = 0,
+        removed: int = 0,
+    ) -> None:
+        self.fetch = fetch
+        self.branch = branch
+        self.old = old
+        self.new = new
+        self.fast_forward = fast_forward
+        self.written = written
+        self.removed = removed
 
 
 def _is_ancestor(repo: Repository, a: bytes, b: bytes) -> bool:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from dsv.errors import DsvError, ExitCode, NotFoundError, RejectedError
+from dsv.records import Record
 
 
 class BackendError(DsvError):
@@ -37,15 +37,30 @@ class PreconditionFailedError(RejectedError):
     """A conditional write lost: the key exists (if-absent) or changed (if-match)."""
 
 
-@dataclass
-class Stats:
+class Stats(Record):
     """Requests and bytes, counted by every backend (thread-safe)."""
 
-    requests: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    by_op: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    __slots__ = ("_lock", "by_op", "bytes_received", "bytes_sent", "requests")
+
+    def __init__(
+        self,
+        requests: int = 0,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
+        by_op: dict[str, int] | None = None,
+        _lock: threading.Lock | None = None,
+    ) -> None:
+        self.requests = requests
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received
+        self.by_op: dict[str, int] = {} if by_op is None else by_op
+        self._lock = threading.Lock() if _lock is None else _lock
+
+    def __repr__(self) -> str:  # without the lock
+        return (
+            f"Stats(requests={self.requests!r}, bytes_sent={self.bytes_sent!r}, "
+            f"bytes_received={self.bytes_received!r}, by_op={self.by_op!r})"
+        )
 
     def count(self, op: str, sent: int = 0, received: int = 0) -> None:
         with self._lock:

@@ -12,24 +12,46 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsv.backends import Backend, BackendError
+from dsv.records import Record
 
 FAULTS = ("error", "transient", "throttle", "timeout", "truncate", "flip", "slow")
 
 
-@dataclass
-class Rule:
-    op: str  # operation name or "*"
-    fault: str  # one of FAULTS
-    calls: set[int] = field(default_factory=set)  # 1-based indexes of matching calls; empty: all
-    probability: float = 1.0
-    key_contains: str = ""
-    delay: float = 0.05
-    limit: int | None = None  # stop after injecting this many times
-    injected: int = 0
+class Rule(Record):
+    __slots__ = (
+        "calls",
+        "delay",
+        "fault",
+        "injected",
+        "key_contains",
+        "limit",
+        "op",
+        "probability",
+    )
+
+    def __init__(
+        self,
+        op: str,
+        fault: str,
+        calls: set[int] | None = None,
+        probability: float = 1.0,
+        key_contains: str = "",
+        delay: float = 0.05,
+        limit: int | None = None,
+        injected: int = 0,
+    ) -> None:
+        self.op = op  # operation name or "*"
+        self.fault = fault  # one of FAULTS
+        # 1-based indexes of matching calls; empty: all
+        self.calls: set[int] = set() if calls is None else calls
+        self.probability = probability
+        self.key_contains = key_contains
+        self.delay = delay
+        self.limit = limit  # stop after injecting this many times
+        self.injected = injected
 
 
 class FaultInjectingBackend(Backend):

@@ -548,7 +548,7 @@ def gc(ctx: click.Context, prune_reflogs: bool, quiet: bool, as_json: bool) -> N
 
     r = api.gc(_repo(ctx), _progress(quiet or as_json), keep_reflogs=not prune_reflogs)
     if as_json:
-        _emit_json(r.__dict__)
+        _emit_json(r.as_dict())
         return
     click.echo(
         f"packs {r.packs_before} -> {r.packs_after}, objects {r.objects_before:,} -> {r.objects_after:,}, "

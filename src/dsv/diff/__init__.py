@@ -18,7 +18,6 @@ Everything heavy (pyarrow, numpy) is imported only when a table is diffed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.config import Config
@@ -31,6 +30,7 @@ from dsv.errors import NotFoundError
 from dsv.labels import DirCounts, Settings, folder_layouts
 from dsv.objects import TreeEntry
 from dsv.progress import Progress
+from dsv.records import Record
 
 __all__ = [
     "DiffOptions",
@@ -50,33 +50,62 @@ __all__ = [
 MAX_ONE_SIDED_TABLES = 100
 
 
-@dataclass
-class Side:
+class Side(Record):
     """One version: its files and where to read their bytes."""
 
-    entries: Mapping[str, TreeEntry]
-    source: Source
+    __slots__ = ("entries", "source")
+
+    def __init__(self, entries: Mapping[str, TreeEntry], source: Source) -> None:
+        self.entries = entries
+        self.source = source
 
 
-@dataclass
-class DiffOptions:
+class DiffOptions(Record):
     """What to compute.  ``labels_only`` compares only key, label and split columns."""
 
-    tables: bool = True
-    labels: bool = True
-    labels_only: bool = False
-    key: str | None = None
-    samples: int = 3
-    examples: int = 5
-    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+    __slots__ = (
+        "examples",
+        "key",
+        "labels",
+        "labels_only",
+        "max_text_bytes",
+        "samples",
+        "tables",
+    )
+
+    def __init__(
+        self,
+        tables: bool = True,
+        labels: bool = True,
+        labels_only: bool = False,
+        key: str | None = None,
+        samples: int = 3,
+        examples: int = 5,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+    ) -> None:
+        self.tables = tables
+        self.labels = labels
+        self.labels_only = labels_only
+        self.key = key
+        self.samples = samples
+        self.examples = examples
+        self.max_text_bytes = max_text_bytes
 
 
-@dataclass
-class TreeDiff:
-    files: FileDiff
-    tables: list[TableDiff] = field(default_factory=list)
-    labels: list[LabelDiff] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class TreeDiff(Record):
+    __slots__ = ("files", "labels", "tables", "warnings")
+
+    def __init__(
+        self,
+        files: FileDiff,
+        tables: list[TableDiff] | None = None,
+        labels: list[LabelDiff] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.files = files
+        self.tables: list[TableDiff] = [] if tables is None else tables
+        self.labels: list[LabelDiff] = [] if labels is None else labels
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     @property
     def empty(self) -> bool:

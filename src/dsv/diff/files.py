@@ -9,24 +9,33 @@ with the same file name are made first, then the rest in path order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.objects import KIND_NAMES, Kind, TreeEntry
+from dsv.records import Record
 
 __all__ = ["FileDiff", "diff_changes", "diff_files"]
 
 
-@dataclass
-class FileDiff:
+class FileDiff(Record):
     """What happened to each path.  Moved paths are not in ``added``/``removed``."""
 
-    # a commit's summary may pass a compact sequence here (see diff_changes)
-    added: Sequence[tuple[str, TreeEntry]] = field(default_factory=list)
-    removed: list[tuple[str, TreeEntry]] = field(default_factory=list)
-    modified: list[tuple[str, TreeEntry, TreeEntry]] = field(default_factory=list)
-    moved: list[tuple[str, str, TreeEntry]] = field(default_factory=list)
-    unchanged: int = 0
+    __slots__ = ("added", "modified", "moved", "removed", "unchanged")
+
+    def __init__(
+        self,
+        added: Sequence[tuple[str, TreeEntry]] | None = None,
+        removed: list[tuple[str, TreeEntry]] | None = None,
+        modified: list[tuple[str, TreeEntry, TreeEntry]] | None = None,
+        moved: list[tuple[str, str, TreeEntry]] | None = None,
+        unchanged: int = 0,
+    ) -> None:
+        # a commit's summary may pass a compact sequence here (see diff_changes)
+        self.added: Sequence[tuple[str, TreeEntry]] = [] if added is None else added
+        self.removed: list[tuple[str, TreeEntry]] = [] if removed is None else removed
+        self.modified: list[tuple[str, TreeEntry, TreeEntry]] = [] if modified is None else modified
+        self.moved: list[tuple[str, str, TreeEntry]] = [] if moved is None else moved
+        self.unchanged = unchanged
 
     @property
     def empty(self) -> bool:

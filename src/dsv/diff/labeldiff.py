@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.diff.files import FileDiff
 from dsv.labels import DirCounts, FolderLayout
+from dsv.records import Record
 
 __all__ = ["ClassStats", "LabelDiff", "SplitCounts", "folder_label_diff"]
 
@@ -23,15 +23,26 @@ Label = Any  # a class value: str for folders, any scalar of a label column
 SplitKey = Any  # a split name (None: no split)
 
 
-@dataclass
-class ClassStats:
+class ClassStats(Record):
     """Counts of one group of items (all of them, or one split)."""
 
-    before: Counter[Label] = field(default_factory=Counter)
-    after: Counter[Label] = field(default_factory=Counter)
-    added: Counter[Label] = field(default_factory=Counter)
-    removed: Counter[Label] = field(default_factory=Counter)
-    transitions: Counter[tuple[Label, Label]] = field(default_factory=Counter)
+    __slots__ = ("added", "after", "before", "removed", "transitions")
+
+    def __init__(
+        self,
+        before: Counter[Label] | None = None,
+        after: Counter[Label] | None = None,
+        added: Counter[Label] | None = None,
+        removed: Counter[Label] | None = None,
+        transitions: Counter[tuple[Label, Label]] | None = None,
+    ) -> None:
+        self.before: Counter[Label] = Counter() if before is None else before
+        self.after: Counter[Label] = Counter() if after is None else after
+        self.added: Counter[Label] = Counter() if added is None else added
+        self.removed: Counter[Label] = Counter() if removed is None else removed
+        self.transitions: Counter[tuple[Label, Label]] = (
+            Counter() if transitions is None else transitions
+        )
 
     @property
     def relabeled(self) -> int:
@@ -120,8 +131,7 @@ class SplitCounts:
         return total, splits
 
 
-@dataclass
-class LabelDiff:
+class LabelDiff(Record):
     """How the labels of one source changed.
 
     ``kind`` is ``folders`` (class directories under ``path``) or ``column``
@@ -131,17 +141,45 @@ class LabelDiff:
     an added item.
     """
 
-    kind: str
-    path: str
-    column: str | None
-    split_by: str | None
-    items: str
-    keyed: bool
-    total: ClassStats
-    splits: dict[SplitKey, ClassStats] = field(default_factory=dict)
-    resplit: int = 0
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    key: str | None = None  # the key column rows were matched by (column sources)
+    __slots__ = (
+        "column",
+        "examples",
+        "items",
+        "key",
+        "keyed",
+        "kind",
+        "path",
+        "resplit",
+        "split_by",
+        "splits",
+        "total",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        path: str,
+        column: str | None,
+        split_by: str | None,
+        items: str,
+        keyed: bool,
+        total: ClassStats,
+        splits: dict[SplitKey, ClassStats] | None = None,
+        resplit: int = 0,
+        examples: list[dict[str, Any]] | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        self.column = column
+        self.split_by = split_by
+        self.items = items
+        self.keyed = keyed
+        self.total = total
+        self.splits: dict[SplitKey, ClassStats] = {} if splits is None else splits
+        self.resplit = resplit
+        self.examples: list[dict[str, Any]] = [] if examples is None else examples
+        self.key = key  # the key column rows were matched by (column sources)
 
     @property
     def changed(self) -> bool:

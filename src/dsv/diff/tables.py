@@ -22,13 +22,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dsv.diff.formats import TableFile, arrow_errors, reason
 from dsv.diff.labeldiff import LabelDiff, SplitCounts
 from dsv.labels import FOLDERS, NONE, PathSettings, detect_label_column, detect_split_column
+from dsv.records import Record
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -63,46 +62,109 @@ class KeyProblem(Exception):
     """A key column that cannot match rows (duplicates, nulls, missing)."""
 
 
-@dataclass
-class TableOptions:
+class TableOptions(Record):
     """How to diff one table: ``key`` from the command line wins over ``settings.key``."""
 
-    key: str | None = None
-    settings: PathSettings | None = None
-    samples: int = 3
-    examples: int = 5
-    labels_only: bool = False
-    labels: bool = True
+    __slots__ = ("examples", "key", "labels", "labels_only", "samples", "settings")
+
+    def __init__(
+        self,
+        key: str | None = None,
+        settings: PathSettings | None = None,
+        samples: int = 3,
+        examples: int = 5,
+        labels_only: bool = False,
+        labels: bool = True,
+    ) -> None:
+        self.key = key
+        self.settings = settings
+        self.samples = samples
+        self.examples = examples
+        self.labels_only = labels_only
+        self.labels = labels
 
 
-@dataclass
-class TableDiff:
+class TableDiff(Record):
     """Rows added, removed and modified of one table, with schema and label changes.
 
     ``modified`` is None when rows cannot be matched (no key: a changed row
     is a removed plus an added row) or when only label columns were compared.
     """
 
-    path: str
-    status: str  # "modified", "added", "removed"
-    format: str
-    key: str | None = None
-    key_source: str | None = None  # "option", "config", "detected"
-    rows_old: int | None = None
-    rows_new: int | None = None
-    added: int = 0
-    removed: int = 0
-    modified: int | None = None
-    columns: dict[str, int] = field(default_factory=dict)
-    compared: list[str] = field(default_factory=list)
-    schema_added: list[tuple[str, str]] = field(default_factory=list)
-    schema_removed: list[tuple[str, str]] = field(default_factory=list)
-    schema_retyped: list[tuple[str, str, str]] = field(default_factory=list)
-    samples_added: list[dict[str, Any]] = field(default_factory=list)
-    samples_removed: list[dict[str, Any]] = field(default_factory=list)
-    samples_modified: list[dict[str, Any]] = field(default_factory=list)
-    labels: LabelDiff | None = None
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = (
+        "added",
+        "columns",
+        "compared",
+        "format",
+        "key",
+        "key_source",
+        "labels",
+        "modified",
+        "path",
+        "removed",
+        "rows_new",
+        "rows_old",
+        "samples_added",
+        "samples_modified",
+        "samples_removed",
+        "schema_added",
+        "schema_removed",
+        "schema_retyped",
+        "status",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        status: str,
+        format: str,
+        key: str | None = None,
+        key_source: str | None = None,
+        rows_old: int | None = None,
+        rows_new: int | None = None,
+        added: int = 0,
+        removed: int = 0,
+        modified: int | None = None,
+        columns: dict[str, int] | None = None,
+        compared: list[str] | None = None,
+        schema_added: list[tuple[str, str]] | None = None,
+        schema_removed: list[tuple[str, str]] | None = None,
+        schema_retyped: list[tuple[str, str, str]] | None = None,
+        samples_added: list[dict[str, Any]] | None = None,
+        samples_removed: list[dict[str, Any]] | None = None,
+        samples_modified: list[dict[str, Any]] | None = None,
+        labels: LabelDiff | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.status = status  # "modified", "added", "removed"
+        self.format = format
+        self.key = key
+        self.key_source = key_source  # "option", "config", "detected"
+        self.rows_old = rows_old
+        self.rows_new = rows_new
+        self.added = added
+        self.removed = removed
+        self.modified = modified
+        self.columns: dict[str, int] = {} if columns is None else columns
+        self.compared: list[str] = [] if compared is None else compared
+        self.schema_added: list[tuple[str, str]] = [] if schema_added is None else schema_added
+        self.schema_removed: list[tuple[str, str]] = (
+            [] if schema_removed is None else schema_removed
+        )
+        self.schema_retyped: list[tuple[str, str, str]] = (
+            [] if schema_retyped is None else schema_retyped
+        )
+        self.samples_added: list[dict[str, Any]] = [] if samples_added is None else samples_added
+        self.samples_removed: list[dict[str, Any]] = (
+            [] if samples_removed is None else samples_removed
+        )
+        self.samples_modified: list[dict[str, Any]] = (
+            [] if samples_modified is None else samples_modified
+        )
+        self.labels = labels
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     @property
     def schema_changed(self) -> bool:
@@ -275,15 +337,19 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- key matching
 
 
-@dataclass
-class KeyMatch:
+class KeyMatch(Record):
     """Rows matched by key: old row ``ia[i]`` is new row ``ib[i]`` (ib ascending)."""
 
-    ia: Arr
-    ib: Arr
-    added: Arr  # new rows without an old row
-    removed: Arr  # old rows without a new row
-    identity: bool = False  # old row i is new row i for every old row
+    # ``_contiguous`` caches the property ``contiguous`` (None: not computed yet)
+    __slots__ = ("_contiguous", "added", "ia", "ib", "identity", "removed")
+
+    def __init__(self, ia: Arr, ib: Arr, added: Arr, removed: Arr, identity: bool = False) -> None:
+        self.ia = ia
+        self.ib = ib
+        self.added = added  # new rows without an old row
+        self.removed = removed  # old rows without a new row
+        self.identity = identity  # old row i is new row i for every old row
+        self._contiguous: bool | None = None
 
     def aligned(self, a: Any, b: Any) -> tuple[Any, Any]:
         """The matched rows of two columns, in matched order (slices when contiguous)."""
@@ -295,17 +361,21 @@ class KeyMatch:
             return a.slice(int(self.ia[0]), m), b.slice(int(self.ib[0]), m)
         return a.take(pa.array(self.ia)), b.take(pa.array(self.ib))
 
-    @cached_property
+    @property
     def contiguous(self) -> bool:
         """Both sides' matched rows are one run each, in the same order (no gather needed)."""
-        m = len(self.ib)
-        if self.identity or m < 2:
-            return True
-        return bool(
-            self.ib[-1] - self.ib[0] == m - 1
-            and self.ia[-1] - self.ia[0] == m - 1
-            and _np().all(_np().diff(self.ia) == 1)
-        )
+        if self._contiguous is None:
+            m = len(self.ib)
+            self._contiguous = (
+                self.identity
+                or m < 2
+                or bool(
+                    self.ib[-1] - self.ib[0] == m - 1
+                    and self.ia[-1] - self.ia[0] == m - 1
+                    and _np().all(_np().diff(self.ia) == 1)
+                )
+            )
+        return self._contiguous
 
 
 def _key_codes(ka: Any, kb: Any) -> tuple[Arr, Arr, int]:

@@ -21,7 +21,6 @@ import json
 import re
 import shutil
 import threading
-from dataclasses import dataclass, field
 
 from dsv.backends import Backend, KeyNotFoundError, PreconditionFailedError, Stats, open_backend
 from dsv.backends.retry import RetryingBackend
@@ -32,6 +31,7 @@ from dsv.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
+from dsv.records import Record
 from dsv.refs import check_ref_name
 from dsv.repo import Repository
 from dsv.store.pack import Entry, PackFile
@@ -47,11 +47,13 @@ def _section(name: str) -> str:
     return f'remote "{name}"'
 
 
-@dataclass
-class RemoteConfig:
-    name: str
-    url: str
-    options: dict[str, str] = field(default_factory=dict)
+class RemoteConfig(Record):
+    __slots__ = ("name", "options", "url")
+
+    def __init__(self, name: str, url: str, options: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.url = url
+        self.options: dict[str, str] = {} if options is None else options
 
 
 def list_remotes(repo: Repository) -> list[RemoteConfig]:

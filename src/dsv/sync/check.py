@@ -10,11 +10,10 @@ the file's id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from dsv.errors import DsvError, NotFoundError
 from dsv.objects import Commit, Kind, Tag, decode_object, decode_tree
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.repo import Repository
 from dsv.store.pack import KIND_CHUNKLIST
 from dsv.sync import PACKS, Remote
@@ -23,27 +22,50 @@ from dsv.sync.transfer import ObjectFetcher
 _TRAILER = 32
 
 
-@dataclass
-class RemoteProblem:
-    kind: str  # "bad-ref", "bad-pack", "missing", "corrupt"
-    oid: str
-    message: str
-    where: list[str] = field(default_factory=list)
+class RemoteProblem(Record):
+    __slots__ = ("kind", "message", "oid", "where")
+
+    def __init__(self, kind: str, oid: str, message: str, where: list[str] | None = None) -> None:
+        self.kind = kind  # "bad-ref", "bad-pack", "missing", "corrupt"
+        self.oid = oid
+        self.message = message
+        self.where: list[str] = [] if where is None else where
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "object": self.oid, "message": self.message, "where": self.where}
 
 
-@dataclass
-class RemoteCheck:
-    problems: list[RemoteProblem] = field(default_factory=list)
-    refs: int = 0
-    packs: int = 0
-    commits: int = 0
-    trees: int = 0
-    files: int = 0
-    chunks: int = 0
-    bytes_read: int = 0
+class RemoteCheck(Record):
+    __slots__ = (
+        "bytes_read",
+        "chunks",
+        "commits",
+        "files",
+        "packs",
+        "problems",
+        "refs",
+        "trees",
+    )
+
+    def __init__(
+        self,
+        problems: list[RemoteProblem] | None = None,
+        refs: int = 0,
+        packs: int = 0,
+        commits: int = 0,
+        trees: int = 0,
+        files: int = 0,
+        chunks: int = 0,
+        bytes_read: int = 0,
+    ) -> None:
+        self.problems: list[RemoteProblem] = [] if problems is None else problems
+        self.refs = refs
+        self.packs = packs
+        self.commits = commits
+        self.trees = trees
+        self.files = files
+        self.chunks = chunks
+        self.bytes_read = bytes_read
 
     @property
     def ok(self) -> bool:

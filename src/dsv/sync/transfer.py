@@ -19,13 +19,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError
 from dsv.objects import Commit, Kind, Tag, decode_object
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import MAX_COMMIT_BYTES, Repository
 from dsv.store import PACK_TARGET
@@ -43,21 +43,48 @@ BATCH_BYTES = 16 << 20
 Location = tuple[str, int, int, int, int, int]
 
 
-@dataclass
-class TransferResult:
+class TransferResult(Record):
     """What a push or fetch did (the ``--json`` summary)."""
 
-    objects: int = 0
-    bytes: int = 0  # stored (compressed) bytes of the records moved
-    packs: int = 0
-    refs: dict[str, str] = field(default_factory=dict)  # ref -> new id (hex)
-    up_to_date: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    requests: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    retries: int = 0
-    linked: int = 0  # packs hard-linked from a local remote (a clone)
+    __slots__ = (
+        "bytes",
+        "bytes_received",
+        "bytes_sent",
+        "linked",
+        "objects",
+        "packs",
+        "refs",
+        "requests",
+        "retries",
+        "seconds",
+        "up_to_date",
+    )
+
+    def __init__(
+        self,
+        objects: int = 0,
+        bytes: int = 0,
+        packs: int = 0,
+        refs: dict[str, str] | None = None,
+        up_to_date: list[str] | None = None,
+        seconds: float = 0.0,
+        requests: int = 0,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
+        retries: int = 0,
+        linked: int = 0,
+    ) -> None:
+        self.objects = objects
+        self.bytes = bytes  # stored (compressed) bytes of the records moved
+        self.packs = packs
+        self.refs: dict[str, str] = {} if refs is None else refs  # ref -> new id (hex)
+        self.up_to_date: list[str] = [] if up_to_date is None else up_to_date
+        self.seconds = seconds
+        self.requests = requests
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received
+        self.retries = retries
+        self.linked = linked  # packs hard-linked from a local remote (a clone)
 
 
 def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:

@@ -18,7 +18,6 @@ import stat as stat_mod
 import time
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsv.errors import (
@@ -31,6 +30,7 @@ from dsv.errors import (
 )
 from dsv.objects import Kind, TreeEntry, TreeTable
 from dsv.progress import Progress
+from dsv.records import Record
 from dsv.repo import Repository
 from dsv.store.pack import Buffer
 from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
@@ -55,12 +55,20 @@ NEW_DIRS = "new"
 PIPELINE_MIN = 32 << 20
 
 
-@dataclass
-class CheckoutResult:
-    written: int = 0  # files (a count: a clone may write millions)
-    removed: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # local changes left alone
-    bytes_written: int = 0
+class CheckoutResult(Record):
+    __slots__ = ("bytes_written", "kept", "removed", "written")
+
+    def __init__(
+        self,
+        written: int = 0,
+        removed: list[str] | None = None,
+        kept: list[str] | None = None,
+        bytes_written: int = 0,
+    ) -> None:
+        self.written = written  # files (a count: a clone may write millions)
+        self.removed: list[str] = [] if removed is None else removed
+        self.kept: list[str] = [] if kept is None else kept  # local changes left alone
+        self.bytes_written = bytes_written
 
 
 class _Writes:
