@@ -11,9 +11,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from dsv.errors import io_error
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 TEMP_MARK = ".dsv-tmp-"
 

@@ -8,10 +8,14 @@ earlier versions.  Parameters are fixed per repository at ``dsv init``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
 
 from dsv.errors import UnsupportedFormatError
 from dsv.records import Record
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # Reads are this large so that the per-call overhead of Python is paid rarely.
 READ_SIZE = 8 << 20

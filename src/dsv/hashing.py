@@ -13,17 +13,20 @@ bounded by the per-object ids.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import xxhash
 
 from dsv.errors import UnsupportedFormatError
 
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Hasher(Protocol):
-    def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
+    class Hasher(Protocol):
+        def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
 
-    def digest(self) -> bytes: ...
+        def digest(self) -> bytes: ...
 
 
 class HashAlgo:

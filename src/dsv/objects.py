@@ -14,10 +14,14 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from enum import IntEnum
-from typing import Any
 
 from dsv.errors import FormatError, UnsafePathError, UnsupportedFormatError
 from dsv.records import Record
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # --------------------------------------------------------------------------- chunk lists
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 def human_bytes(n: float) -> str:

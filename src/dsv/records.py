@@ -9,7 +9,10 @@ and ``repr`` from the slots.
 
 from __future__ import annotations
 
-from typing import Any
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Record:

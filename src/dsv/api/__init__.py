@@ -8,15 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from dsv.chunking import ChunkParams
 from dsv.errors import ConflictError, DsvError, NotFoundError
 from dsv.history import resolve, resolve_object, short_id, walk
-
-if TYPE_CHECKING:
-    from dsv import maintenance
-    from dsv.worktree import checkout as _co
 
 # checkout and maintenance are imported where used: `dsv status` and `dsv log`
 # should not pay for modules they never run (start-up time is most of a no-op status).
@@ -26,6 +21,14 @@ from dsv.records import Record
 from dsv.refs import HEADS, TAGS, check_ref_name
 from dsv.repo import Repository, local_tz_minutes
 from dsv.worktree import snapshot
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dsv import maintenance
+    from dsv.worktree import checkout as _co
 
 __all__ = [
     "CheckoutOutcome",

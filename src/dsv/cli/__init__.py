@@ -11,7 +11,11 @@ their type (docs/cli.md); no traceback reaches a user unless DSV_DEBUG is set.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _plain_status(args: list[str]) -> tuple[str | None, bool] | None:

@@ -13,9 +13,13 @@ import contextlib
 import json
 import os
 import sys
-from typing import Any
 
 from dsv.errors import DsvError, ExitCode
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _COLORS = {"green": 32, "yellow": 33, "red": 31}
 

@@ -14,7 +14,6 @@ import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from dsv.atomic import TEMP_MARK
 from dsv.chunking import Chunker, ChunkParams
@@ -44,6 +43,11 @@ from dsv.store.pack import (
     PackWriter,
     write_multi_index,
 )
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 __all__ = ["ObjectInfo", "Store"]
 

@@ -37,7 +37,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple, TypeAlias
+
+from dsv.records import Record
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
 
 __all__ = ["IGNORE_FILE", "IgnoreRules"]
 
@@ -118,12 +125,15 @@ class _NeverMatches(Exception):
 _NAME, _SUFFIX, _BASE, _ANCHORED = range(4)
 
 
-class _Pattern(NamedTuple):
-    negative: bool
-    dir_only: bool
-    kind: int
-    regex: str
-    literal: str  # the name, the suffix, or the literal head of an anchored pattern
+class _Pattern(Record):
+    __slots__ = ("dir_only", "kind", "literal", "negative", "regex")
+
+    def __init__(self, negative: bool, dir_only: bool, kind: int, regex: str, literal: str) -> None:
+        self.negative = negative
+        self.dir_only = dir_only
+        self.kind = kind
+        self.regex = regex
+        self.literal = literal  # the name, the suffix, or the literal head of an anchored pattern
 
 
 class IgnoreRules:

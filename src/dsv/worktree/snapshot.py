@@ -16,7 +16,6 @@ import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any, TypeVar, overload
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import KINDS, Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
@@ -49,6 +48,13 @@ from dsv.worktree.walk import (
     same_names,
 )
 
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
 _REC = STAT.size
 # Changed entries of a directory up to which its tree is patched, not encoded anew.
 PATCH_MAX = 64
@@ -60,9 +66,6 @@ READ_SIZE = 1 << 20
 # file commit ran 2.5x slower on 4 threads than on one), so they run serially.
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 PARALLEL_MIN_AVG_BYTES = 1 << 20
-
-
-T = TypeVar("T")
 
 
 def run_parallel(
@@ -501,11 +504,7 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
     def __len__(self) -> int:
         return self._starts[-1]
 
-    @overload
-    def __getitem__(self, i: int) -> tuple[str, TreeEntry]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[tuple[str, TreeEntry]]: ...
-    def __getitem__(self, i: int | slice) -> tuple[str, TreeEntry] | list[tuple[str, TreeEntry]]:
+    def __getitem__(self, i: int | slice) -> Any:  # an entry, or a list of them for a slice
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -587,7 +586,7 @@ def summarize(changes: Changes) -> dict[str, Any]:
     }
 
 
-Summarizer = Callable[[Repository, Changes], dict[str, Any]]
+Summarizer = Callable[[Repository, Changes], "dict[str, Any]"]
 
 
 def _file_summary(repo: Repository, changes: Changes) -> dict[str, Any]:

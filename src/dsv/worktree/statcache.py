@@ -29,12 +29,16 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from dsv.atomic import atomic_writer
 from dsv.errors import DsvError
 from dsv.hashing import ALGO_CODES, HashAlgo, checksum_hasher
 from dsv.worktree.scan import STAT, dir_key, join, pack_stat, tree_order
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MAGIC = b"DSVINDEX"
 VERSION = 2

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import stat as stat_mod
 from collections.abc import Iterator
-from typing import Any
 
 from dsv.objects import Kind, TreeTable
 from dsv.repo import MAX_TREE_BYTES, Repository
@@ -34,6 +33,11 @@ from dsv.worktree.scan import (
     tree_order,
 )
 from dsv.worktree.statcache import Block, StatCache, names_blob
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _REC = STAT.size
 # Records compared at once when looking for the few that differ.
