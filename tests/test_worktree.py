@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -120,9 +121,10 @@ def test_files_a_checkout_wrote_are_trusted_on_stat(
 
     real_stage = co._stage_all
 
-    def slow_stage(*a: object) -> None:  # a checkout that takes longer than a tick
-        real_stage(*a)  # type: ignore[arg-type]
+    def slow_stage(*a: object) -> bytearray:  # a checkout that takes longer than a tick
+        out = real_stage(*a)  # type: ignore[arg-type]
         time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+        return out
 
     monkeypatch.setattr(co, "_stage_all", slow_stage)
     api.checkout(repo, "HEAD", force=True)
@@ -135,6 +137,45 @@ def test_files_a_checkout_wrote_are_trusted_on_stat(
     # and a file changed since is still seen
     write(repo.root / "d0/f0.bin", os.urandom(100))
     assert api.status(repo).modified == ["d0/f0.bin"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkout_into_missing_directories_keeps_modes_and_trusts_its_stats(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    """Directories not on disk are staged whole: modes exact whatever the umask, and
+    the stat records taken before their rename let the next status hash nothing."""
+    modes = [0o755, 0o644, 0o444, 0o600, 0o664, 0o700, 0o640]
+    for i, mode in enumerate(modes * 3):
+        write(repo.root / f"data/c{i % 4}/f{i}.bin", os.urandom(50 + i), mode=mode)
+    os.symlink("f0.bin", repo.root / "data/c0/link")
+    api.commit(repo, "v1")
+    s1 = snapshot(repo.root)
+    shutil.rmtree(repo.root / "data")
+    from dsv.worktree import checkout as co
+
+    real_stage = co._stage_all
+
+    def slow_stage(*a: object) -> bytearray:  # files older than the checkout's last tick
+        out = real_stage(*a)  # type: ignore[arg-type]
+        time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+        return out
+
+    monkeypatch.setattr(co, "_stage_all", slow_stage)
+    old = os.umask(umask)
+    try:
+        api.checkout(repo, "HEAD", force=True)
+    finally:
+        os.umask(old)
+    assert snapshot(repo.root) == s1
+    calls: list[str] = []
+    real = snap.hash_path
+    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
+    assert api.status(repo).clean
+    assert calls == []
+    os.chmod(repo.root / "data/c1/f1.bin", 0o600)  # a change of mode alone is still seen
+    write(repo.root / "data/c2/f2.bin", os.urandom(52))  # and so is new content of that size
+    assert api.status(repo).modified == ["data/c1/f1.bin", "data/c2/f2.bin"]
 
 
 def test_checkout_does_not_trust_a_racy_entry_it_did_not_look_at(repo: Repository) -> None:

@@ -345,19 +345,24 @@ class Store:
         Objects read together were mostly written together: a checkout of a
         thousand files finds nearly all of them in the pack of the previous one.
         """
+        k, i = self._search_loose(oid, n)
+        return None if k < 0 else self._loose[k]._entry(i)
+
+    def _search_loose(self, oid: bytes, n: int) -> tuple[int, int]:
+        """(pack, position in its index) of ``oid`` in the first ``n`` loose packs; (-1, -1)."""
         loose = self._loose
         k = self._hit
         if k < n:
-            e = loose[k].find(oid)
-            if e is not None:
-                return e
-        for i in range(n):
-            if i != k:
-                e = loose[i].find(oid)
-                if e is not None:
-                    self._hit = i  # a hint only: a race between threads is harmless
-                    return e
-        return None
+            i = loose[k].position(oid)
+            if i >= 0:
+                return k, i
+        for j in range(n):
+            if j != k:
+                i = loose[j].position(oid)
+                if i >= 0:
+                    self._hit = j  # a hint only: a race between threads is harmless
+                    return j, i
+        return -1, -1
 
     def has(self, oid: bytes) -> bool:
         if oid in self._session:
@@ -366,9 +371,9 @@ class Store:
         # commit seals one pack per 64 MiB and would otherwise search them all
         # for every chunk.
         _ = self.packs
-        if self._midx is not None and self._midx.find(oid) is not None:
+        if self._midx is not None and self._midx.position(oid) >= 0:
             return True
-        return self._find_loose(oid, self._found) is not None
+        return self._search_loose(oid, self._found)[0] >= 0
 
     def info(self, oid: bytes) -> ObjectInfo:
         e = self._require(oid)

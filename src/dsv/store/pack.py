@@ -12,7 +12,10 @@ import contextlib
 import itertools
 import os
 import struct
+import sys
 import threading
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,30 +107,52 @@ class SortedIndex:
         self._ids_off = ids_off
         self._ent_off = ids_off + self.count * ds
         self._ds = ds
+        self._keys: array[int] | None = None
+
+    def _prefix_keys(self) -> array[int]:
+        """The first 8 bytes of every id as integers, in the same order (built on first use).
+
+        ``bisect`` searches them in C: a lookup in a pack of 10,000 objects
+        took 6 us as a binary search over slices of the index in Python, and
+        a clone or a checkout makes one per file.  8 bytes per id; the ids
+        themselves stay in the index's bytes.
+        """
+        keys = array("Q")
+        ids = memoryview(self._data)[self._ids_off : self._ent_off]
+        if self._ds % 8 == 0:  # every hash dsv knows
+            keys.frombytes(ids.cast("Q")[:: self._ds // 8].tobytes())
+        else:
+            keys.frombytes(b"".join(ids[p : p + 8] for p in range(0, len(ids), self._ds)))
+        if sys.byteorder == "little":
+            keys.byteswap()
+        self._keys = keys
+        return keys
 
     def _lower_bound(self, key: bytes) -> int:
         """First position whose id is >= ``key`` (a full id or a prefix)."""
-        ds = self._ds
+        keys = self._keys
+        if keys is None:
+            keys = self._prefix_keys()
         b0 = key[0]
-        lo = self._fanout[b0 - 1] if b0 else 0
-        hi = self._fanout[b0]
+        k = int.from_bytes(key[:8].ljust(8, b"\0"), "big")
+        i = bisect_left(keys, k, self._fanout[b0 - 1] if b0 else 0, self._fanout[b0])
+        # ids sharing the first 8 bytes (never, in practice) are ordered by the rest
+        ds = self._ds
         data = self._data
         base = self._ids_off
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            p = base + mid * ds
-            if data[p : p + ds] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        while i < self.count and keys[i] == k and data[base + i * ds : base + (i + 1) * ds] < key:
+            i += 1
+        return i
 
-    def find(self, oid: bytes) -> Entry | None:
+    def position(self, oid: bytes) -> int:
+        """Where ``oid`` is in the index (-1: not there)."""
         i = self._lower_bound(oid)
         p = self._ids_off + i * self._ds
-        if i < self.count and self._data[p : p + self._ds] == oid:
-            return self._entry(i)
-        return None
+        return i if i < self.count and self._data[p : p + self._ds] == oid else -1
+
+    def find(self, oid: bytes) -> Entry | None:
+        i = self.position(oid)
+        return None if i < 0 else self._entry(i)
 
     def _entry(self, i: int) -> Entry:
         raise NotImplementedError
@@ -189,7 +214,16 @@ class PackFile(SortedIndex):
 
     def __getattr__(self, name: str) -> object:
         # the index of a pack covered by a multi-pack index is read only when needed
-        if name in ("_data", "_fanout", "count", "pack_checksum", "_ids_off", "_ent_off", "_ds"):
+        if name in (
+            "_data",
+            "_fanout",
+            "count",
+            "pack_checksum",
+            "_ids_off",
+            "_ent_off",
+            "_ds",
+            "_keys",
+        ):
             self._load()
             return getattr(self, name)
         raise AttributeError(name)

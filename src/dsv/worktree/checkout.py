@@ -28,7 +28,7 @@ from dsv.errors import (
     UnsafePathError,
     io_error,
 )
-from dsv.objects import Kind, TreeEntry, TreeTable
+from dsv.objects import Kind, TreeTable
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.repo import Repository
@@ -54,6 +54,9 @@ NEW_DIRS = "new"
 # Files at least this big are written on a second thread while the next bytes are read.
 PIPELINE_MIN = 32 << 20
 
+# (name, kind, mode, size, id) of a file to write
+_File = tuple[str, int, int, int, bytes]
+
 
 class CheckoutResult(Record):
     __slots__ = ("bytes_written", "kept", "removed", "written")
@@ -72,34 +75,34 @@ class CheckoutResult(Record):
 
 
 class _Writes:
-    """The files of one directory to write: positions in its target tree, or entries."""
+    """The files of one directory to write: positions in its target tree, or rows."""
 
-    __slots__ = ("dir", "entries", "idx", "table")
+    __slots__ = ("dir", "idx", "rows", "table")
 
     def __init__(self, d: str, table: TreeTable | None) -> None:
         self.dir = d
         self.table = table
         self.idx = array("I")
-        self.entries: list[TreeEntry] = []
+        self.rows: list[_File] = []
 
     def add(self, name: str, target: RefDir) -> None:
         if self.table is not None:
             self.idx.append(target.pos[name])
         else:
             k, m, sz, oid = target.files[name]
-            self.entries.append(TreeEntry(name, Kind(k), m, sz, oid))
+            self.rows.append((name, k, m, sz, oid))
 
-    def __iter__(self) -> Iterator[tuple[str, TreeEntry]]:
+    def __iter__(self) -> Iterator[_File]:
+        """``(name, kind, mode, size, id)`` of each file."""
         if self.table is not None:
+            row = self.table.row
             for i in self.idx:
-                e = self.table.entry(i)
-                yield join(self.dir, e.name), e
+                yield row(i)
         else:
-            for e in self.entries:
-                yield join(self.dir, e.name), e
+            yield from self.rows
 
     def __len__(self) -> int:
-        return len(self.idx) + len(self.entries)
+        return len(self.idx) + len(self.rows)
 
 
 class _Plan:
@@ -187,9 +190,10 @@ class _Plan:
                 self.blocked[kid] = kid
         # a directory where the new version has a file (ignored ones are not listed)
         if lst is not None:
-            for p, e in writes:
-                if e.name in on_disk:
+            for name, *_ in writes:
+                if name in on_disk:
                     continue
+                p = join(d, name)
                 full = os.path.join(self.repo.root, p)
                 if os.path.isdir(full) and not os.path.islink(full):
                     self.in_way.add(p)
@@ -291,7 +295,7 @@ def checkout(
     cache.drop_newer(start_ns - COARSE_GRANULARITY_NS)
     try:
         tops = _new_dir_tops(root, plan)
-        _stage_all(repo, stage, plan, tops, progress)
+        stats = _stage_all(repo, stage, plan, tops, progress)
         deletes = sorted(plan.deletes)
         for p in deletes:
             _remove(root, p)
@@ -308,24 +312,33 @@ def checkout(
                 raise io_error("write", top, exc) from exc
         staged = str(stage)
         n = 0
+        size = STAT.size
         for group in plan.writes:
             fresh: dict[str, tuple[bytes, bytes]] = {}
             placed = group.dir in tops
-            for p, t in group:
-                full = os.path.join(root, p)
-                try:
-                    if not placed:
-                        _make_parents(root, p, made)
-                        if p in plan.in_way and os.path.isdir(full) and not os.path.islink(full):
-                            shutil.rmtree(full)  # only files being deleted were below (checked)
-                        os.replace(_staged(staged, n), full)
-                    info = os.lstat(full)
-                except OSError as exc:
-                    raise io_error("write", p, exc) from exc
+            for name, _kind, _mode, sz, oid in group:
+                p = join(group.dir, name)
+                # zeros: a symlink, or a file renamed on its own (which changes its ctime)
+                rec = bytes(stats[n * size : (n + 1) * size]) if placed else None
+                if rec is None or not any(rec):
+                    full = os.path.join(root, p)
+                    try:
+                        if not placed:
+                            _make_parents(root, p, made)
+                            if (
+                                p in plan.in_way
+                                and os.path.isdir(full)
+                                and not os.path.islink(full)
+                            ):
+                                shutil.rmtree(full)  # only files being deleted were below (checked)
+                            os.replace(_staged(staged, n), full)
+                        rec = pack_stat(os.lstat(full))
+                    except OSError as exc:
+                        raise io_error("write", p, exc) from exc
                 n += 1
-                fresh[t.name] = (pack_stat(info), t.id)
+                fresh[name] = (rec, oid)
                 result.written += 1
-                result.bytes_written += t.size
+                result.bytes_written += sz
             cache.merge(group.dir, fresh)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -376,11 +389,14 @@ def _new_dir_tops(root: Path, plan: _Plan) -> dict[str, str]:
 
 def _stage_all(
     repo: Repository, stage: Path, plan: _Plan, tops: dict[str, str], progress: Progress
-) -> None:
+) -> bytearray:
     """Write every file of the plan under ``stage``.
 
     Files of a directory in ``tops`` go under ``NEW_DIRS`` with their own
-    paths; the others are named 0, 1, ... in the plan's order.
+    paths; the others are named 0, 1, ... in the plan's order.  Returns the
+    stat records (``STAT``, in the plan's order) of the files that keep them
+    once in place, those renamed with their directory; zeros for the others
+    (a rename of the file itself changes its ctime).
     """
     progress.start("checking out", plan.count, plan.bytes)
     base = str(stage)
@@ -395,24 +411,31 @@ def _stage_all(
             os.makedirs(os.path.join(new_base, d), exist_ok=True)
         except OSError as exc:
             raise io_error("create", os.path.join(new_base, d), exc) from exc
+    stats = bytearray(plan.count * STAT.size)
+    umask = os.umask(0o022)
+    os.umask(umask)
 
-    def items() -> Iterator[tuple[str, str, TreeEntry]]:
+    def items() -> Iterator[tuple[int, bool, str, _File]]:
         n = 0
         for g in plan.writes:
-            new = g.dir in tops
-            for p, t in g:
-                yield (f"{new_base}/{p}" if new else _staged(base, n)), p, t
+            d = g.dir
+            new = d in tops
+            for f in g:
+                yield n, new, join(d, f[0]), f
                 n += 1
 
-    def one(item: tuple[str, str, TreeEntry]) -> None:
-        tmp, p, t = item
-        _stage_one(repo, tmp, p, t)
-        progress.advance(1, t.size)
+    def one(item: tuple[int, bool, str, _File]) -> None:
+        n, new, p, f = item
+        rec = _stage_one(repo, f"{new_base}/{p}" if new else _staged(base, n), p, f, umask)
+        if new and rec is not None:
+            stats[n * STAT.size : (n + 1) * STAT.size] = rec
+        progress.advance(1, f[3])
 
     try:
         run_parallel(one, items(), plan.bytes, plan.count)
     finally:
         progress.finish()
+    return stats
 
 
 def _staged(base: str, n: int) -> str:
@@ -420,25 +443,29 @@ def _staged(base: str, n: int) -> str:
     return f"{base}/{n >> STAGE_SHIFT}/{n}"
 
 
-def _stage_one(repo: Repository, tmp: str, p: str, t: TreeEntry) -> None:
+def _stage_one(repo: Repository, tmp: str, p: str, f: _File, umask: int) -> bytes | None:
+    """Write one file (or symlink) at ``tmp``; the file's stat record (None for a symlink)."""
+    _name, kind, mode, size, oid = f
     try:
-        if t.kind == Kind.SYMLINK:
-            target = repo.store.get_bytes(t.id, 1 << 20)
+        if kind == Kind.SYMLINK:
+            target = repo.store.get_bytes(oid, 1 << 20)
             os.symlink(target, tmp)
-            return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return None
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             try:
                 # The staged file is renamed into place only once its whole
                 # content matched its id: one hash of it is enough.
-                _write_content(fd, repo.store.iter_content_runs(t.id, False), t.size)
+                _write_content(fd, repo.store.iter_content_runs(oid, False), size)
             except CorruptObjectError:
                 # Again chunk by chunk, which names the damaged chunk (or
                 # reads around a damaged record header through the index).
                 os.ftruncate(fd, 0)
                 os.lseek(fd, 0, os.SEEK_SET)
-                _write_content(fd, repo.store.iter_content_runs(t.id), t.size)
-            os.fchmod(fd, t.mode)
+                _write_content(fd, repo.store.iter_content_runs(oid), size)
+            if mode & (umask | 0o7000):  # open() gave another mode than the one recorded
+                os.fchmod(fd, mode)
+            return pack_stat(os.fstat(fd))
         finally:
             os.close(fd)
     except DsvError as exc:
