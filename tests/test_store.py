@@ -39,6 +39,7 @@ from dsv.store.pack import (
     PACK_VERSION,
     RECORD_HEAD,
     PackFile,
+    SortedIndex,
     scan_pack,
 )
 
@@ -342,6 +343,50 @@ def test_ids_with_prefix(new_store) -> None:
             prefix = oid[:n]
             assert s.ids_with_prefix(prefix) == {i for i in ids if i.startswith(prefix)}
     assert s.ids_with_prefix(b"\xff" * 6) == {i for i in ids if i.startswith(b"\xff" * 6)}
+
+
+class _Index(SortedIndex):
+    """A bare sorted index over ``ids`` (the layout of a pack index without its entries)."""
+
+    def __init__(self, ids: list[bytes], ds: int) -> None:
+        ids = sorted(set(ids))
+        fan = [0] * 256
+        for oid in ids:
+            fan[oid[0]] += 1
+        fan = list(itertools.accumulate(fan))
+        head = b"#" * 5  # an odd offset: the ids need no alignment
+        self._set_table(head + b"".join(ids), tuple(fan), len(head), ds)
+        self.sorted_ids = ids
+
+    def _entry(self, i: int) -> Any:
+        return i
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ds=st.sampled_from([16, 32]),
+    heads=st.lists(st.binary(min_size=8, max_size=8), min_size=1, max_size=6),
+    tails=st.lists(st.binary(min_size=1, max_size=24), min_size=1, max_size=40),
+    probes=st.lists(st.binary(min_size=1, max_size=32), max_size=20),
+)
+def test_sorted_index_lookups_match_a_sorted_list(
+    ds: int, heads: list[bytes], tails: list[bytes], probes: list[bytes]
+) -> None:
+    """Ids that share their first 8 bytes (searched by those 8 bytes first) are still told apart."""
+    import bisect
+
+    ids = [(heads[i % len(heads)] + t).ljust(ds, b"\0")[:ds] for i, t in enumerate(tails)]
+    index = _Index(ids, ds)
+    ref = index.sorted_ids
+    assert index.ids() == ref
+    near = [oid[:k] for oid in ref for k in (1, 7, 8, 9, ds)]
+    flipped = [oid[:-1] + bytes([oid[-1] ^ 1]) for oid in ref]
+    for key in [*probes, *near, *flipped]:
+        assert index._lower_bound(key) == bisect.bisect_left(ref, key), key
+        if len(key) == ds:
+            assert index.position(key) == (ref.index(key) if key in ref else -1)
+            assert (index.find(key) is not None) == (key in ref)
+        assert index.ids_with_prefix(key) == [x for x in ref if x.startswith(key)]
 
 
 def test_concurrent_puts_from_threads(new_store) -> None:
