@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToC
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
 from dsv.worktree.scan import Listing, Scanner, pack_stat
+from dsv.worktree.snapshot import STAGING
 from dsv.worktree.statcache import FINE_GRANULARITY_NS, StatCache
 
 from .conftest import assert_status_does_not_import, snapshot, write
@@ -661,3 +663,149 @@ def test_new_directory_under_a_directory_the_checkout_empties(repo: Repository) 
     assert sorted(p.name for p in (repo.root / "a").iterdir()) == ["new"]
     assert (repo.root / "a/new/y").read_text() == "y"
     assert api.status(Repository(repo.root)).clean
+
+
+# A checkout run in a fresh interpreter (no thread of pytest's in it), with the
+# forked staging switched on for a handful of files: counts what happened.
+_FORKED_CHECKOUT = r"""
+import json, os, sys, time
+from pathlib import Path
+from dsv import api
+from dsv.errors import DsvError
+from dsv.progress import Progress
+from dsv.repo import Repository
+from dsv.worktree import checkout as co
+from dsv.worktree.statcache import FINE_GRANULARITY_NS
+
+co.FORK_MIN_FILES = 8
+co.FORK_BLOCK = 3
+case = sys.argv[2]
+forks = []
+real_fork = os.fork
+
+def fork():
+    pid = real_fork()
+    if pid:
+        forks.append(pid)
+    return pid
+
+os.fork = fork
+parent = os.getpid()
+real_stage_one = co._stage_one
+mine = []
+
+def stage_one(repo, tmp, p, f, umask):
+    if os.getpid() != parent:
+        mine.append(p)
+        if case == "copy dies" and len(mine) > 4:  # after staging 4 files, reported
+            os._exit(3)
+        return real_stage_one(repo, tmp, p, f, umask)
+    else:
+        mine.append(p)
+    return real_stage_one(repo, tmp, p, f, umask)
+
+co._stage_one = stage_one
+real_stage_all = co._stage_all
+
+def slow_stage_all(*a):  # files older than the checkout's last tick: trusted on stat
+    out = real_stage_all(*a)
+    time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+    return out
+
+co._stage_all = slow_stage_all
+
+class Count(Progress):
+    items = nbytes = 0
+
+    def advance(self, items=0, nbytes=0):
+        Count.items += items
+        Count.nbytes += nbytes
+
+out = {}
+try:
+    api.checkout(Repository(Path(sys.argv[1])), "HEAD", force=True, progress=Count())
+except DsvError as exc:
+    out["error"] = type(exc).__name__
+    out["message"] = str(exc)
+out.update(forks=len(forks), items=Count.items, bytes=Count.nbytes, mine=len(mine))
+print(json.dumps(out))
+"""
+
+
+def _forked_checkout(root: Path, case: str) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _FORKED_CHECKOUT, str(root), case],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def _many_small(root: Path) -> tuple[int, int]:
+    n = total = 0
+    for i in range(40):
+        data = os.urandom(100 + 37 * i)
+        write(root / f"data/c{i % 5}/f{i:02}.bin", data, mode=(0o755, 0o644, 0o600)[i % 3])
+        n, total = n + 1, total + len(data)
+    os.symlink("f00.bin", root / "data/c0/link")
+    return n + 1, total + len("f00.bin")
+
+
+@pytest.mark.parametrize("case", ["both write", "copy dies"])
+def test_many_small_files_are_staged_by_two_processes(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """A forked copy stages every other block of files; its stat records and progress
+    come back through shared memory, and if it dies its share is staged again."""
+    count, total = _many_small(repo.root)
+    api.commit(repo, "v1")
+    s1 = snapshot(repo.root)
+    shutil.rmtree(repo.root / "data")
+    out = _forked_checkout(repo.root, case)
+    assert "error" not in out, out
+    assert out["forks"] == 1
+    assert (out["items"], out["bytes"]) == (count, total)
+    # the copy wrote its share (14 blocks of 3: 7 each), unless it died first
+    assert out["mine"] == (count if case == "copy dies" else count - 21)
+    assert snapshot(repo.root) == s1
+    calls: list[str] = []
+    real = snap.hash_path
+    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
+    assert api.status(repo).clean
+    assert calls == []  # the records the copy took are those of the files in place
+
+
+def test_a_corrupt_object_in_the_forked_share_fails_the_checkout_cleanly(
+    repo: Repository,
+) -> None:
+    """The copy cannot report an error's type: its share is staged again here, which
+    raises it, and nothing of the checkout reaches the working tree."""
+    _many_small(repo.root)
+    c1 = api.commit(repo, "v1").id
+    tree = repo.read_tree(repo.read_tree(repo.read_commit(c1).tree)[0].id)
+    victim = next(e for e in repo.read_tree(tree[1].id) if e.name == "f06.bin")  # data/c1/
+    data = (repo.root / "data/c1/f06.bin").read_bytes()
+    repo.close()
+    flipped = 0
+    for pack in (repo.root / ".dsv/objects/pack").glob("*.pack"):
+        raw = pack.read_bytes()
+        at = raw.find(data[:64])
+        if at >= 0:
+            pack.chmod(0o644)
+            pack.write_bytes(raw[: at + 10] + bytes([raw[at + 10] ^ 1]) + raw[at + 11 :])
+            flipped += 1
+    assert flipped == 1
+    shutil.rmtree(repo.root / "data")
+    out = _forked_checkout(repo.root, "both write")
+    assert out["forks"] == 1
+    assert out["error"] == "CorruptObjectError"
+    assert "data/c1/f06.bin" in out["message"] and victim.id.hex() in out["message"]
+    assert not (repo.root / "data").exists()
+    assert not list((repo.root / ".dsv" / STAGING).glob("checkout-*"))

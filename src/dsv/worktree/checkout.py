@@ -12,12 +12,15 @@ Local changes are never overwritten without ``force``.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import shutil
+import signal
 import stat as stat_mod
+import struct
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dsv.errors import (
@@ -35,6 +38,7 @@ from dsv.repo import Repository
 from dsv.store.pack import Buffer
 from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
 from dsv.worktree.snapshot import (
+    PARALLEL_MIN_AVG_BYTES,
     STAGING,
     Compare,
     clean_staging,
@@ -54,8 +58,16 @@ NEW_DIRS = "new"
 # Files at least this big are written on a second thread while the next bytes are read.
 PIPELINE_MIN = 32 << 20
 
+# A checkout of at least this many small files is staged by two processes.
+FORK_MIN_FILES = 2000
+# Files of a directory handed to one of the two processes together.
+FORK_BLOCK = 512
+_COUNTS = struct.Struct("<QQ")  # files and bytes the forked copy has staged
+
 # (name, kind, mode, size, id) of a file to write
 _File = tuple[str, int, int, int, bytes]
+# (position in the plan, in a new directory?, path, file)
+_Item = tuple[int, bool, str, _File]
 
 
 class CheckoutResult(Record):
@@ -94,12 +106,16 @@ class _Writes:
 
     def __iter__(self) -> Iterator[_File]:
         """``(name, kind, mode, size, id)`` of each file."""
+        return self.range(0, len(self))
+
+    def range(self, lo: int, hi: int) -> Iterator[_File]:
+        """The files from the ``lo``-th to before the ``hi``-th."""
         if self.table is not None:
             row = self.table.row
-            for i in self.idx:
+            for i in self.idx[lo:hi]:
                 yield row(i)
         else:
-            yield from self.rows
+            yield from self.rows[lo:hi]
 
     def __len__(self) -> int:
         return len(self.idx) + len(self.rows)
@@ -389,7 +405,7 @@ def _new_dir_tops(root: Path, plan: _Plan) -> dict[str, str]:
 
 def _stage_all(
     repo: Repository, stage: Path, plan: _Plan, tops: dict[str, str], progress: Progress
-) -> bytearray:
+) -> bytearray | mmap.mmap:
     """Write every file of the plan under ``stage``.
 
     Files of a directory in ``tops`` go under ``NEW_DIRS`` with their own
@@ -411,30 +427,129 @@ def _stage_all(
             os.makedirs(os.path.join(new_base, d), exist_ok=True)
         except OSError as exc:
             raise io_error("create", os.path.join(new_base, d), exc) from exc
-    stats = bytearray(plan.count * STAT.size)
     umask = os.umask(0o022)
     os.umask(umask)
+    size = STAT.size
 
-    def items() -> Iterator[tuple[int, bool, str, _File]]:
-        n = 0
+    def items(owner: bytes | None, side: int) -> Iterator[_Item]:
+        """The files of one side (all of them for ``owner`` None), in the plan's order."""
+        n = b = 0
         for g in plan.writes:
             d = g.dir
             new = d in tops
-            for f in g:
-                yield n, new, join(d, f[0]), f
-                n += 1
+            for lo in range(0, len(g), FORK_BLOCK):
+                hi = min(len(g), lo + FORK_BLOCK)
+                if owner is None or owner[b] == side:
+                    for f in g.range(lo, hi):
+                        yield n, new, join(d, f[0]), f
+                        n += 1
+                else:
+                    n += hi - lo
+                b += 1
 
-    def one(item: tuple[int, bool, str, _File]) -> None:
+    def write(item: _Item, stats: bytearray | mmap.mmap) -> int:
         n, new, p, f = item
-        rec = _stage_one(repo, f"{new_base}/{p}" if new else _staged(base, n), p, f, umask)
+        tmp = f"{new_base}/{p}" if new else _staged(base, n)
+        rec = _stage_one(repo, tmp, p, f, umask)
         if new and rec is not None:
-            stats[n * STAT.size : (n + 1) * STAT.size] = rec
-        progress.advance(1, f[3])
+            stats[n * size : (n + 1) * size] = rec
+        return f[3]
 
+    small = plan.bytes < PARALLEL_MIN_AVG_BYTES * plan.count
+    if not (small and plan.count >= FORK_MIN_FILES and _can_fork()):
+        stats = bytearray(plan.count * size)
+
+        def one(item: _Item) -> None:
+            progress.advance(1, write(item, stats))
+
+        try:
+            run_parallel(one, items(None, 0), plan.bytes, plan.count)
+        finally:
+            progress.finish()
+        return stats
     try:
-        run_parallel(one, items(), plan.bytes, plan.count)
+        return _stage_forked(plan, items, write, progress, base, new_base)
     finally:
         progress.finish()
+
+
+def _can_fork() -> bool:
+    """Whether this process may fork a copy to stage files (Linux, and no other thread).
+
+    A thread of the caller's (an application using the API) could hold a lock
+    the copy would need; forking then is not safe.
+    """
+    import sys
+    import threading
+
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _stage_forked(
+    plan: _Plan,
+    items: Callable[[bytes | None, int], Iterator[_Item]],
+    write: Callable[[_Item, bytearray | mmap.mmap], int],
+    progress: Progress,
+    base: str,
+    new_base: str,
+) -> mmap.mmap:
+    """Stage with a forked copy of this process writing every other block of files.
+
+    Small files cost Python work and the kernel's file creation, one core's
+    worth each; a second process, in other directories, uses the second core.
+    The copy writes its files' stat records and its progress into shared
+    memory.  If it fails for any reason, its files are staged again here, so
+    that an error is raised, with its own type and message, in this process.
+    """
+    size = STAT.size
+    counts = plan.count * size  # the copy's progress (files, bytes) follows the records
+    stats = mmap.mmap(-1, counts + _COUNTS.size)
+    owner = bytearray()
+    load = [0, 0]
+    for g in plan.writes:
+        for lo in range(0, len(g), FORK_BLOCK):
+            side = 0 if load[0] <= load[1] else 1
+            owner.append(side)
+            load[side] += min(len(g) - lo, FORK_BLOCK)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the copy: stage its share, report through shared memory, never return
+        code = 1
+        try:
+            nbytes = 0
+            for done, item in enumerate(items(bytes(owner), 1), 1):
+                nbytes += write(item, stats)
+                _COUNTS.pack_into(stats, counts, done, nbytes)
+                if not done & 63 and os.getppid() != parent:
+                    break  # the command was killed: so is its work (and its lock, now)
+            else:
+                code = 0
+        finally:
+            os._exit(code)
+    seen = (0, 0)
+    try:
+        for k, item in enumerate(items(bytes(owner), 0)):
+            progress.advance(1, write(item, stats))
+            if not k & 255:
+                now = _COUNTS.unpack_from(stats, counts)
+                progress.advance(now[0] - seen[0], now[1] - seen[1])
+                seen = now
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
+    now = _COUNTS.unpack_from(stats, counts)
+    progress.advance(now[0] - seen[0], now[1] - seen[1])
+    if status != 0:
+        # the copy's share, in the same order; what it reported is counted already
+        for k, item in enumerate(items(bytes(owner), 1)):
+            n, new, p, _f = item
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{new_base}/{p}" if new else _staged(base, n))
+            nbytes = write(item, stats)
+            if k >= now[0]:
+                progress.advance(1, nbytes)
     return stats
 
 
