@@ -415,7 +415,14 @@ def test_unreadable_file_fails_commit_cleanly(
     assert repo.refs.head().commit is None
 
 
-def test_flipped_byte_in_pack_fails_checkout_without_touching_files(repo: Repository) -> None:
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_flipped_byte_in_pack_fails_checkout_without_touching_files(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, pipelined: bool
+) -> None:
+    from dsv.worktree import checkout as co
+
+    if pipelined:  # written by a second thread, raw chunks copied by the kernel
+        monkeypatch.setattr(co, "PIPELINE_MIN", 1 << 16)
     payload = os.urandom(300_000)
     write(repo.root / "keep.txt", "keep")
     c1 = api.commit(repo, "v1").id
@@ -448,6 +455,44 @@ def test_flipped_byte_in_pack_fails_checkout_without_touching_files(repo: Reposi
     result = api.fsck(fresh)
     assert not result.ok
     assert any(p.oid == cid.hex() or "victim.bin" in " ".join(p.where) for p in result.problems)
+
+
+@pytest.mark.parametrize("kernel_copy", ["works", "refused"])
+def test_big_files_are_copied_from_the_packs_exactly(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, kernel_copy: str
+) -> None:
+    """Chunks stored raw go from pack to file with copy_file_range, compressed ones
+    are written from memory, in the right order; where the kernel refuses the
+    copy (another file system) the bytes are read and written instead."""
+    import errno
+    import sys
+
+    from dsv.worktree import checkout as co
+
+    monkeypatch.setattr(co, "PIPELINE_MIN", 1 << 20)
+    parts = [os.urandom(700_000), bytes(600_000), os.urandom(900_000), b"ab" * 400_000]
+    write(repo.root / "mixed.bin", b"".join(parts), mode=0o640)
+    write(repo.root / "small.txt", "small")
+    api.commit(repo, "v1")
+    s1 = snapshot(repo.root)
+    for f in ("mixed.bin", "small.txt"):
+        (repo.root / f).unlink()
+    copies: list[int] = []
+    real = os.copy_file_range
+
+    def copy(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
+        copies.append(count)
+        if kernel_copy == "refused":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst, count, offset_src)
+
+    monkeypatch.setattr(os, "copy_file_range", copy)
+    interval = sys.getswitchinterval()
+    api.checkout(repo, "HEAD", force=True)
+    assert snapshot(repo.root) == s1
+    assert sys.getswitchinterval() == interval  # put back after the file
+    # the random parts were stored raw and go by copy (or are asked to), the others not
+    assert 0 < sum(copies) < len(b"".join(parts))
 
 
 def test_checkout_forgets_a_directory_of_another_version_gone_from_disk(repo: Repository) -> None:

@@ -40,6 +40,7 @@ from dsv.store.pack import (
     Entry,
     MultiPackIndex,
     PackFile,
+    PackRange,
     PackWriter,
     write_multi_index,
 )
@@ -579,7 +580,9 @@ class Store:
         if h.digest() != oid:
             raise CorruptObjectError(f"object {oid.hex()}: chunks do not add up to its id")
 
-    def iter_content_runs(self, oid: bytes, check_chunks: bool = True) -> Iterator[list[Buffer]]:
+    def iter_content_runs(
+        self, oid: bytes, check_chunks: bool = True, ranges: bool = False
+    ) -> Iterator[list[Buffer | PackRange]]:
         """The object's bytes as lists of chunks, verified like ``iter_content``.
 
         With ``check_chunks=False`` only the whole content is hashed, after
@@ -596,6 +599,12 @@ class Store:
         says where to look; every chunk is still verified against its id.)
         Views stay valid while referenced: a consumer may hand them to another
         thread.
+
+        ``ranges=True``: a chunk stored uncompressed in a pack comes as a
+        ``PackRange`` (the pack's descriptor, offset, length) instead of its
+        bytes, for ``os.copy_file_range``: the kernel copies it without it
+        passing through this process.  It is hashed from the mapped pack all
+        the same (packs are never modified).
         """
         e = self._require(oid)
         if e.kind == KIND_LITERAL:
@@ -621,10 +630,11 @@ class Store:
             where = pack.path.name
             want = max(first.stored_len, min(RUN_MAX, left + (n - i) * head))
             win, base = pack.window(first.offset, want)
+            pack_fd = pack.fd() if ranges else -1
             size = len(win)
             r: Entry | None = first
             guessed = False  # r was read from the pack's record header, not its index
-            out: list[Buffer] = []
+            out: list[Buffer | PackRange] = []
             while r is not None:
                 cid = ids[i]
                 at = r.offset - base
@@ -644,7 +654,11 @@ class Store:
                         raise
                     break  # a damaged header: the index says where the chunk is
                 h.update(raw)
-                out.append(raw)
+                out.append(
+                    PackRange(pack_fd, r.offset, len(raw))
+                    if pack_fd >= 0 and r.codec == CODEC_NONE
+                    else raw
+                )
                 left -= len(raw)
                 i += 1
                 r = None

@@ -301,6 +301,10 @@ class PackFile(SortedIndex):
             raise io_error("read pack", self.path, exc) from exc
         return memoryview(m), base
 
+    def fd(self) -> int:
+        """The pack's open descriptor (valid until ``close``)."""
+        return self._open()
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -434,6 +438,17 @@ def write_index(
 
 
 Buffer = bytes | bytearray | memoryview
+
+
+class PackRange(Record):
+    """Bytes of a pack, by place: for ``os.copy_file_range`` (kernel to kernel)."""
+
+    __slots__ = ("fd", "length", "offset")
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.length = length
 
 
 class _Syncer:
