@@ -1003,3 +1003,44 @@ def test_background_compression_samples_after_incompressible_batches(new_store) 
     fresh = new_store(ChunkParams())
     for oid, data in zip(noise_ids + mixed_ids + later, noise + mixed + text[16:]):
         assert fresh.get_bytes(oid) == data
+
+
+def test_a_caller_compresses_batches_itself_while_the_thread_is_behind(
+    new_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the queue full, the caller compresses its batch before handing it over
+    (both cores work); the pack still gets every object once, in the order put."""
+    import threading
+
+    s = new_store(ChunkParams())
+    n = dsv.store._Background.BATCH_ITEMS
+    texts = [text_data(3000 + i) for i in range(n * 8)]
+    gate = threading.Event()
+    callers: list[str] = []
+    real_compress = s._compress_many
+    real_add = dsv.store.PackWriter.add
+
+    def compress(datas: list[bytes]) -> Any:
+        callers.append(threading.current_thread().name)
+        if threading.current_thread() is threading.main_thread():
+            gate.set()  # the caller did not wait: let the thread go on
+        return real_compress(datas)
+
+    def add(self: dsv.store.PackWriter, *a: Any) -> None:
+        # the thread is held up until the caller, finding the queue full, compresses
+        assert gate.wait(10), "the caller waited instead of compressing"
+        real_add(self, *a)
+
+    monkeypatch.setattr(s, "_compress_many", compress)
+    monkeypatch.setattr(dsv.store.PackWriter, "add", add)
+    with s.background_compression():
+        ids = [s.put_read(d) for d in texts]
+    s.flush()
+    assert "dsv-compress" in callers and gate.is_set()
+    recs = all_records(s)
+    assert all(recs[o][1][5] == CODEC_ZSTD for o in ids)
+    # records in the pack in the order the objects were put
+    offsets = [recs[o][1][1] for o in ids]
+    assert offsets == sorted(offsets)
+    fresh = new_store(ChunkParams())
+    assert all(fresh.get_bytes(o) == d for o, d in zip(ids, texts, strict=True))
