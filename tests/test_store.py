@@ -376,17 +376,22 @@ def test_sorted_index_lookups_match_a_sorted_list(
     import bisect
 
     ids = [(heads[i % len(heads)] + t).ljust(ds, b"\0")[:ds] for i, t in enumerate(tails)]
-    index = _Index(ids, ds)
-    ref = index.sorted_ids
-    assert index.ids() == ref
+    by_keys = _Index(ids, ds)
+    by_keys._prefix_keys()  # as after SEARCHES_BEFORE_KEYS lookups
+    by_ids = _Index(ids, ds)
+    by_ids._lookups = -(10**9)  # as for a command that makes a few lookups
+    ref = by_keys.sorted_ids
+    assert by_keys.ids() == ref
     near = [oid[:k] for oid in ref for k in (1, 7, 8, 9, ds)]
     flipped = [oid[:-1] + bytes([oid[-1] ^ 1]) for oid in ref]
-    for key in [*probes, *near, *flipped]:
-        assert index._lower_bound(key) == bisect.bisect_left(ref, key), key
-        if len(key) == ds:
-            assert index.position(key) == (ref.index(key) if key in ref else -1)
-            assert (index.find(key) is not None) == (key in ref)
-        assert index.ids_with_prefix(key) == [x for x in ref if x.startswith(key)]
+    for index in (by_keys, by_ids):
+        for key in [*probes, *near, *flipped]:
+            assert index._lower_bound(key) == bisect.bisect_left(ref, key), key
+            if len(key) == ds:
+                assert index.position(key) == (ref.index(key) if key in ref else -1)
+                assert (index.find(key) is not None) == (key in ref)
+            assert index.ids_with_prefix(key) == [x for x in ref if x.startswith(key)]
+    assert by_ids._keys is None
 
 
 def test_concurrent_puts_from_threads(new_store) -> None:
