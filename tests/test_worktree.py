@@ -108,11 +108,33 @@ def test_noop_status_uses_only_stat(repo: Repository, monkeypatch: pytest.Monkey
     assert calls == []
 
 
+def _slow_staging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkouts that take longer than a tick: the files they write are not racy."""
+    from dsv.worktree import checkout as co
+
+    real_stage = co._stage_all
+
+    def slow_stage(*a: object) -> bytearray:
+        out = real_stage(*a)  # type: ignore[arg-type]
+        time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
+        return out
+
+    monkeypatch.setattr(co, "_stage_all", slow_stage)
+
+
+def _clean_without_hashing(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Status is clean on stat calls alone: the cache holds the files' true stat records."""
+    calls: list[str] = []
+    real = snap.hash_path
+    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
+    assert api.status(repo).clean
+    assert calls == []
+
+
 def test_files_a_checkout_wrote_are_trusted_on_stat(
     repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first status after a checkout does not hash again what the checkout wrote."""
-    from dsv.worktree import checkout as co
 
     for i in range(20):
         write(repo.root / f"d{i % 3}/f{i}.bin", os.urandom(100 + i))
@@ -121,21 +143,10 @@ def test_files_a_checkout_wrote_are_trusted_on_stat(
     for i in range(20):
         (repo.root / f"d{i % 3}/f{i}.bin").unlink()
 
-    real_stage = co._stage_all
-
-    def slow_stage(*a: object) -> bytearray:  # a checkout that takes longer than a tick
-        out = real_stage(*a)  # type: ignore[arg-type]
-        time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
-        return out
-
-    monkeypatch.setattr(co, "_stage_all", slow_stage)
+    _slow_staging(monkeypatch)
     api.checkout(repo, "HEAD", force=True)
     assert snapshot(repo.root) == s1
-    calls: list[str] = []
-    real = snap.hash_path
-    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
-    assert api.status(repo).clean
-    assert calls == []
+    _clean_without_hashing(repo, monkeypatch)
     # and a file changed since is still seen
     write(repo.root / "d0/f0.bin", os.urandom(100))
     assert api.status(repo).modified == ["d0/f0.bin"]
@@ -154,27 +165,14 @@ def test_checkout_into_missing_directories_keeps_modes_and_trusts_its_stats(
     api.commit(repo, "v1")
     s1 = snapshot(repo.root)
     shutil.rmtree(repo.root / "data")
-    from dsv.worktree import checkout as co
-
-    real_stage = co._stage_all
-
-    def slow_stage(*a: object) -> bytearray:  # files older than the checkout's last tick
-        out = real_stage(*a)  # type: ignore[arg-type]
-        time.sleep(FINE_GRANULARITY_NS / 1e9 * 2)
-        return out
-
-    monkeypatch.setattr(co, "_stage_all", slow_stage)
+    _slow_staging(monkeypatch)
     old = os.umask(umask)
     try:
         api.checkout(repo, "HEAD", force=True)
     finally:
         os.umask(old)
     assert snapshot(repo.root) == s1
-    calls: list[str] = []
-    real = snap.hash_path
-    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
-    assert api.status(repo).clean
-    assert calls == []
+    _clean_without_hashing(repo, monkeypatch)
     os.chmod(repo.root / "data/c1/f1.bin", 0o600)  # a change of mode alone is still seen
     write(repo.root / "data/c2/f2.bin", os.urandom(52))  # and so is new content of that size
     assert api.status(repo).modified == ["data/c1/f1.bin", "data/c2/f2.bin"]
@@ -820,11 +818,7 @@ def test_many_small_files_are_staged_by_two_processes(
     # the copy wrote its share (14 blocks of 3: 7 each), unless it died first
     assert out["mine"] == (count if case == "copy dies" else count - 21)
     assert snapshot(repo.root) == s1
-    calls: list[str] = []
-    real = snap.hash_path
-    monkeypatch.setattr(snap, "hash_path", lambda r, rel, st: calls.append(rel) or real(r, rel, st))
-    assert api.status(repo).clean
-    assert calls == []  # the records the copy took are those of the files in place
+    _clean_without_hashing(repo, monkeypatch)  # the copy's records are the files' in place
 
 
 def test_a_corrupt_object_in_the_forked_share_fails_the_checkout_cleanly(
