@@ -517,7 +517,10 @@ def _stage_forked(
             owner.append(side)
             load[side] += min(len(g) - lo, FORK_BLOCK)
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1  # no second process now (memory, process limits): its share is done here
     if pid == 0:  # the copy: stage its share, report through shared memory, never return
         code = 1
         try:
@@ -532,6 +535,7 @@ def _stage_forked(
         finally:
             os._exit(code)
     seen = (0, 0)
+    status = 1
     try:
         for k, item in enumerate(items(bytes(owner), 0)):
             progress.advance(1, write(item, stats))
@@ -539,11 +543,14 @@ def _stage_forked(
                 now = _COUNTS.unpack_from(stats, counts)
                 progress.advance(now[0] - seen[0], now[1] - seen[1])
                 seen = now
+        if pid > 0:
+            _, status = os.waitpid(pid, 0)
+            pid = -1
     except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        if pid > 0:  # interrupted, or an error here: the copy's work is not wanted
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         raise
-    _, status = os.waitpid(pid, 0)
     now = _COUNTS.unpack_from(stats, counts)
     progress.advance(now[0] - seen[0], now[1] - seen[1])
     if status != 0:
