@@ -15,9 +15,9 @@ import pytest
 
 from dsv import api
 from dsv.chunking import ChunkParams
+from dsv.objects import TreeTable
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
-from dsv.worktree import walk as walk_mod
 from dsv.worktree.statcache import MAGIC
 
 from .conftest import run_dsv, snapshot, write
@@ -74,10 +74,10 @@ class Counts:
         self.hashed: list[str] = []
         self.encoded = 0
         self.patched = 0
-        real_read, real_hash = walk_mod.read_table, snap.hash_path
+        real_read, real_hash = Repository.tree_table, snap.hash_path
         real_encode, real_patch = snap.encode_tree_rows, snap.patch_tree
 
-        def read(repo: Repository, tid: bytes) -> object:
+        def read(repo: Repository, tid: bytes) -> TreeTable:
             self.trees.append(tid)
             return real_read(repo, tid)
 
@@ -96,7 +96,7 @@ class Counts:
             return real_patch(data, ds, edits)
 
         monkeypatch.setattr(snap, "patch_tree", patch)
-        monkeypatch.setattr(walk_mod, "read_table", read)
+        monkeypatch.setattr(Repository, "tree_table", read)
         monkeypatch.setattr(snap, "hash_path", hash_path)
         monkeypatch.setattr(snap, "encode_tree_rows", encode)
 

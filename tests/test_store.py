@@ -364,7 +364,7 @@ class _Index(SortedIndex):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    ds=st.sampled_from([16, 32]),
+    ds=st.sampled_from([16, 32, 20]),  # 20: no hash dsv knows, the keys built by slicing
     heads=st.lists(st.binary(min_size=8, max_size=8), min_size=1, max_size=6),
     tails=st.lists(st.binary(min_size=1, max_size=24), min_size=1, max_size=40),
     probes=st.lists(st.binary(min_size=1, max_size=32), max_size=20),

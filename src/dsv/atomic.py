@@ -8,6 +8,7 @@ them and later runs can clean up what a killed process left behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,38 @@ def atomic_writer(path: Path, *, durable: bool = True, mode: int = 0o644) -> Ite
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as f:
         f.write(data)
+
+
+# copy_file_range cannot cross file systems on older kernels (EXDEV) and some
+# file systems do not offer it at all: then the bytes go through user space.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
+
+
+def copy_range(src: int, dst: int, offset: int, length: int) -> int:
+    """Copy ``length`` bytes of ``src`` from ``offset`` to ``dst`` at its position.
+
+    In the kernel (``copy_file_range``) where it can, else read and written.
+    Returns the bytes copied: fewer than ``length`` only if ``src`` ends first.
+    """
+    left = length
+    kernel = hasattr(os, "copy_file_range")
+    while left:
+        if kernel:
+            try:
+                n = os.copy_file_range(src, dst, left, offset)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                kernel = False
+                continue
+        else:
+            data = os.pread(src, min(left, 8 << 20), offset)
+            n = len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(dst, view) :]
+        if not n:
+            break  # the end of src
+        offset += n
+        left -= n
+    return length - left

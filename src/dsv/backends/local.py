@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import xxhash
 
-from dsv.atomic import TEMP_MARK, fsync_dir, temp_name
+from dsv.atomic import TEMP_MARK, copy_range, fsync_dir, temp_name
 from dsv.backends import Backend, BackendError, KeyNotFoundError, PreconditionFailedError, Stats
 
 
@@ -102,7 +100,7 @@ class LocalBackend(Backend):
             tmp = temp_name(dest)
             size = path.stat().st_size
             with open(path, "rb") as src, open(tmp, "xb") as dst:
-                _copy(src, dst, size)
+                copy_range(src.fileno(), dst.fileno(), 0, size)
                 dst.flush()
                 os.fsync(dst.fileno())
             os.replace(tmp, dest)
@@ -176,26 +174,3 @@ class LocalBackend(Backend):
             pass
         except OSError as exc:
             raise self._fail("delete", key, exc) from exc
-
-
-# copy_file_range cannot cross file systems on older kernels (EXDEV) and some
-# file systems do not offer it at all: then the bytes go through user space.
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
-
-
-def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
-    """Copy ``size`` bytes from the start of ``src`` to ``dst``, in the kernel where it can."""
-    offset = 0
-    try:
-        while offset < size:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), size - offset)
-            if n == 0:
-                break
-            offset += n
-        return
-    except (AttributeError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in _NO_KERNEL_COPY:
-            raise
-    src.seek(offset)
-    dst.seek(offset)
-    shutil.copyfileobj(src, dst, 8 << 20)

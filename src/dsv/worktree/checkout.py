@@ -12,7 +12,6 @@ Local changes are never overwritten without ``force``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import mmap
 import os
 import shutil
@@ -25,6 +24,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dsv.atomic import copy_range
 from dsv.errors import (
     ConflictError,
     CorruptObjectError,
@@ -51,7 +51,7 @@ from dsv.worktree.snapshot import (
     run_parallel,
 )
 from dsv.worktree.statcache import COARSE_GRANULARITY_NS
-from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror, read_table
+from dsv.worktree.walk import DirState, RefDir, Row, Walk, mirror
 
 # Staged files are spread over directories of 2**STAGE_SHIFT: creating files in
 # one directory of a million entries gets slower as it grows.
@@ -71,8 +71,8 @@ _COUNTS = struct.Struct("<QQ")  # files and bytes the forked copy has staged
 
 # (name, kind, mode, size, id) of a file to write
 _File = tuple[str, int, int, int, bytes]
-# (position in the plan, in a new directory?, path, file)
-_Item = tuple[int, bool, str, _File]
+# (position in the plan, where it is staged, path, file)
+_Item = tuple[int, str, str, _File]
 
 
 class CheckoutResult(Record):
@@ -245,7 +245,7 @@ def _has_path(repo: Repository, tree: bytes | None, path: str) -> bool:
     for part in path.split("/"):
         if tree is None:
             return False
-        table = read_table(repo, tree)
+        table = repo.tree_table(tree)
         i = table.find(part)
         if i < 0:
             return False
@@ -435,6 +435,7 @@ def _stage_all(
     umask = os.umask(0o022)
     os.umask(umask)
     size = STAT.size
+    new_prefix = new_base + "/"
 
     def items(owner: bytes | None, side: int) -> Iterator[_Item]:
         """The files of one side (all of them for ``owner`` None), in the plan's order."""
@@ -446,17 +447,17 @@ def _stage_all(
                 hi = min(len(g), lo + FORK_BLOCK)
                 if owner is None or owner[b] == side:
                     for f in g.range(lo, hi):
-                        yield n, new, join(d, f[0]), f
+                        p = join(d, f[0])
+                        yield n, (new_prefix + p if new else _staged(base, n)), p, f
                         n += 1
                 else:
                     n += hi - lo
                 b += 1
 
     def write(item: _Item, stats: bytearray | mmap.mmap) -> int:
-        n, new, p, f = item
-        tmp = f"{new_base}/{p}" if new else _staged(base, n)
+        n, tmp, p, f = item
         rec = _stage_one(repo, tmp, p, f, umask)
-        if new and rec is not None:
+        if rec is not None and tmp.startswith(new_prefix):  # in a directory renamed whole
             stats[n * size : (n + 1) * size] = rec
         return f[3]
 
@@ -473,7 +474,7 @@ def _stage_all(
             progress.finish()
         return stats
     try:
-        return _stage_forked(plan, items, write, progress, base, new_base)
+        return _stage_forked(plan, items, write, progress)
     finally:
         progress.finish()
 
@@ -484,7 +485,6 @@ def _can_fork() -> bool:
     A thread of the caller's (an application using the API) could hold a lock
     the copy would need; forking then is not safe.
     """
-    import sys
     import threading
 
     return sys.platform.startswith("linux") and threading.active_count() == 1
@@ -495,8 +495,6 @@ def _stage_forked(
     items: Callable[[bytes | None, int], Iterator[_Item]],
     write: Callable[[_Item, bytearray | mmap.mmap], int],
     progress: Progress,
-    base: str,
-    new_base: str,
 ) -> mmap.mmap:
     """Stage with a forked copy of this process writing every other block of files.
 
@@ -556,9 +554,8 @@ def _stage_forked(
     if status != 0:
         # the copy's share, in the same order; what it reported is counted already
         for k, item in enumerate(items(bytes(owner), 1)):
-            n, new, p, _f = item
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{new_base}/{p}" if new else _staged(base, n))
+                os.unlink(item[1])
             nbytes = write(item, stats)
             if k >= now[0]:
                 progress.advance(1, nbytes)
@@ -669,23 +666,9 @@ def _write_parts(fd: int, parts: list[Buffer | PackRange]) -> None:
 
 
 def _copy_range(r: PackRange, fd: int) -> None:
-    """Copy a range of a pack to the end of ``fd`` (by reading it where the kernel can't)."""
-    off, left = r.offset, r.length
-    while left:
-        try:
-            n = os.copy_file_range(r.fd, fd, left, off)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            n = 0
-        if not n:  # another file system, or a kernel that can't
-            data = os.pread(r.fd, left, off)
-            if len(data) != left:
-                raise CorruptObjectError("pack truncated under a checkout")
-            _write_all(fd, [data])
-            return
-        off += n
-        left -= n
+    """Copy a range of a pack to the end of ``fd``."""
+    if copy_range(r.fd, fd, r.offset, r.length) != r.length:
+        raise CorruptObjectError("pack truncated under a checkout")
 
 
 def _write_all(fd: int, parts: list[Buffer]) -> None:

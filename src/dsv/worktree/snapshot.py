@@ -44,7 +44,6 @@ from dsv.worktree.walk import (
     differing,
     keep_out_of_scope,
     kind_of_mode,
-    read_table,
     same_names,
 )
 
@@ -920,7 +919,7 @@ def _count_files(repo: Repository, tree_id: bytes) -> int:
     n = 0
     stack = [tree_id]
     while stack:
-        for kind, oid in read_table(repo, stack.pop()).kinds_and_ids():
+        for kind, oid in repo.tree_table(stack.pop()).kinds_and_ids():
             if kind == Kind.DIR:
                 stack.append(oid)
             else:

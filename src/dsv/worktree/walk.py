@@ -218,7 +218,7 @@ class Walk:
             return out
         out = RefDir()
         if tree_id is not None:
-            table = out.table = read_table(self.repo, tree_id)
+            table = out.table = self.repo.tree_table(tree_id)
             for i, (name, kind, mode, size, oid) in enumerate(table.rows()):
                 if kind == Kind.DIR:
                     out.dirs[name] = (oid, size)
@@ -308,16 +308,6 @@ def keep_out_of_scope(
     return entries
 
 
-def read_table(repo: Repository, tree_id: bytes) -> TreeTable:
-    """A tree, parsed once per command while it stays in the repository's cache.
-
-    A clone reads every tree three times (fetching, planning the checkout,
-    mirroring it into the stat cache); parsing one of 1,000 entries takes
-    about 2 ms.
-    """
-    return repo.tree_table(tree_id)
-
-
 __all__ = [
     "FULL",
     "DirState",
@@ -330,7 +320,6 @@ __all__ = [
     "keep_out_of_scope",
     "kind_of_mode",
     "mirror",
-    "read_table",
     "same_names",
 ]
 
@@ -374,7 +363,7 @@ def mirror(repo: Repository, cache: StatCache, tree: bytes | None, limit: Limit)
         b = cache.blocks.get(path)
         if scope == FULL and b is not None and b.tree == tid:
             continue  # mirrors it already, and so does everything below
-        table = read_table(repo, tid)
+        table = repo.tree_table(tid)
         names: list[bytes] = []
         ids: list[bytes] = []
         rows: list[tuple[int, int]] = []
