@@ -240,6 +240,7 @@ class Results:
     timeout: float
     large_tools: list[str]
     remotes_same_fs: bool = True  # local remotes on the workspaces' file system (hard links)
+    status_repeat: int = 1  # rounds of the no-op status
     lines: list[Line] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # name, files, bytes, what
     failures: list[str] = field(default_factory=list)
@@ -255,6 +256,7 @@ class Results:
             args.remotes,
             args.timeout,
             args.large_tools,
+            status_repeat=max(args.repeat, args.status_repeat),
             failures=failures,
         )
 
@@ -484,6 +486,28 @@ class Suite(bf.Bench, br.RemoteBench):
             pass
         return info
 
+    @staticmethod
+    def file_system(path: Path) -> str:
+        """The file system holding ``path``: type, mount point, device and, for ext4, whether it
+        has a journal (without one, creating files within minutes of many deletions is several
+        times slower: each allocation passes over the recently deleted inodes; see set_aside)."""
+        mnt, dev, fstype = "", "?", "?"
+        try:
+            for line in Path("/proc/self/mounts").read_text().splitlines():
+                d, m, t = line.split()[:3]
+                m = m.replace("\\040", " ")
+                if (str(path) + "/").startswith(m.rstrip("/") + "/") and len(m) >= len(mnt):
+                    mnt, dev, fstype = m, d, t
+        except (OSError, ValueError):
+            return "?"
+        out = f"{fstype} on {mnt} ({dev})"
+        if fstype == "ext4":
+            name = os.path.basename(os.path.realpath(dev))
+            jbd2 = Path("/proc/fs/jbd2")
+            journal = jbd2.is_dir() and any(p.name.startswith(f"{name}-") for p in jbd2.iterdir())
+            out += ", with a journal" if journal else ", without a journal"
+        return out
+
     # ------------------------------------------------------------------ one scenario
 
     def step(
@@ -646,7 +670,8 @@ class Suite(bf.Bench, br.RemoteBench):
         # warm-up: a big tree's inodes are evicted by the other tools' runs in between (a
         # million files: 13-15 s cold against 6-7 s warm for dsv), which would time the
         # order of the scenarios rather than the tools
-        return self.step(data, scenario, fns, self.args.repeat, note="no-op", warmup=True)
+        rounds = max(self.args.repeat, self.args.status_repeat)
+        return self.step(data, scenario, fns, rounds, note="no-op", warmup=True)
 
     def diff(self, data: Data, v1: Path, v2: Path) -> Line:
         ds, ws, scenario = data.name, data.ws, "diff"
@@ -1087,8 +1112,14 @@ def write_report(
         "untimed, before each command; the no-op status, which changes nothing, runs once "
         "untimed for each tool before the timed run; a workspace or clone that a scenario "
         "replaces is moved aside, not deleted, until the data set ends, since creating files "
-        "right after many were deleted is several times slower on this machine's file "
-        "system, for whichever tool runs next).\n",
+        "right after many were deleted is several times slower on ext4 without a journal, "
+        "for whichever tool runs next (the file system of the run is named below)"
+        + (
+            f"; the no-op status is the median of {res.status_repeat} rounds"
+            if res.status_repeat > 1
+            else ""
+        )
+        + ").\n",
         *(
             ["**This run was interrupted: the figures below are those measured before.**\n"]
             if "interrupted" in res.failures
@@ -1102,6 +1133,7 @@ def write_report(
                 ["CPU", f"{meta['cpus']} x {meta.get('cpu', '?')}"],
                 ["RAM", meta.get("ram", "?")],
                 ["OS", meta["os"]],
+                ["file system", meta.get("fs", "?")],
                 ["Python", meta["python"]],
                 *(
                     [LABEL.get(k, k), meta[k]]
@@ -1304,6 +1336,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default=",".join(KINDS), help="data sets among images,table,big")
     ap.add_argument("--remotes", default=None, help="among local,s3 (default both; --quick: local)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of status, diff and checkout")
+    ap.add_argument(
+        "--status-repeat",
+        type=int,
+        default=3,
+        help="rounds of the no-op status, the median reported (default 3; at least --repeat)",
+    )
     ap.add_argument("--timeout", type=float, default=None, help="seconds per command (default 600)")
     ap.add_argument("--out", type=Path, default=bf.REPO_ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON")
@@ -1358,6 +1396,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--remotes must include local (git-lfs and the series push to a local remote)")
     if a.scale <= 0 or a.repeat < 1 or a.timeout <= 0 or any(n < 1 for n in a.sizes):
         ap.error("--scale, --repeat, --timeout and --sizes must be positive")
+    if a.status_repeat < 1:
+        ap.error("--status-repeat must be positive")
     a.kinds, a.skip_dvc, a.skip_dsv = a.only, "dvc" not in a.tools, False
     return a
 
@@ -1400,6 +1440,7 @@ def main(argv: list[str] | None = None) -> int:
     suite = Suite(args, md, run_dir)
     command = ["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
     meta: dict[str, Any] = {"command": shlex.join(command), **suite.machine()}
+    meta["fs"] = suite.file_system(run_dir.resolve())
     try:
         with bf.failures_recorded(suite.failures):
             meta |= suite.versions()
