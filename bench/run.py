@@ -501,6 +501,15 @@ class Suite(bf.Bench, br.RemoteBench):
         except (OSError, ValueError):
             return "?"
         out = f"{fstype} on {mnt} ({dev})"
+        loop = Path("/sys/block", os.path.basename(dev), "loop")
+        if dev.startswith("/dev/loop") and loop.is_dir():  # a file system in a file
+            try:
+                backing = (loop / "backing_file").read_text().strip()
+                direct = (loop / "dio").read_text().strip() == "1"
+            except OSError:
+                pass
+            else:
+                out = out[:-1] + f" on {backing}{', direct I/O' if direct else ''})"
         if fstype == "ext4":
             name = os.path.basename(os.path.realpath(dev))
             jbd2 = Path("/proc/fs/jbd2")
