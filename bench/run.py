@@ -256,7 +256,7 @@ class Results:
             args.remotes,
             args.timeout,
             args.large_tools,
-            status_repeat=max(args.repeat, args.status_repeat),
+            status_repeat=args.status_repeat,
             failures=failures,
         )
 
@@ -500,7 +500,7 @@ class Suite(bf.Bench, br.RemoteBench):
                     mnt, dev, fstype = m, d, t
         except (OSError, ValueError):
             return "?"
-        out = f"{fstype} on {mnt} ({dev})"
+        device = dev
         loop = Path("/sys/block", os.path.basename(dev), "loop")
         if dev.startswith("/dev/loop") and loop.is_dir():  # a file system in a file
             try:
@@ -509,7 +509,8 @@ class Suite(bf.Bench, br.RemoteBench):
             except OSError:
                 pass
             else:
-                out = out[:-1] + f" on {backing}{', direct I/O' if direct else ''})"
+                device += f" on {backing}" + (", direct I/O" if direct else "")
+        out = f"{fstype} on {mnt} ({device})"
         if fstype == "ext4":
             name = os.path.basename(os.path.realpath(dev))
             jbd2 = Path("/proc/fs/jbd2")
@@ -679,8 +680,7 @@ class Suite(bf.Bench, br.RemoteBench):
         # warm-up: a big tree's inodes are evicted by the other tools' runs in between (a
         # million files: 13-15 s cold against 6-7 s warm for dsv), which would time the
         # order of the scenarios rather than the tools
-        rounds = max(self.args.repeat, self.args.status_repeat)
-        return self.step(data, scenario, fns, rounds, note="no-op", warmup=True)
+        return self.step(data, scenario, fns, self.args.status_repeat, note="no-op", warmup=True)
 
     def diff(self, data: Data, v1: Path, v2: Path) -> Line:
         ds, ws, scenario = data.name, data.ws, "diff"
@@ -1407,6 +1407,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--scale, --repeat, --timeout and --sizes must be positive")
     if a.status_repeat < 1:
         ap.error("--status-repeat must be positive")
+    a.status_repeat = max(a.status_repeat, a.repeat)
     a.kinds, a.skip_dvc, a.skip_dsv = a.only, "dvc" not in a.tools, False
     return a
 
