@@ -273,6 +273,34 @@ def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Pat
     assert (d.root / "images/b.bin").read_bytes() == (a.root / "images/b.bin").read_bytes()
 
 
+def test_a_clone_reads_a_version_in_the_order_of_the_remote_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v2 moves half of the files to another directory (same bytes): in tree order its files
+    alternate between far-apart places of v1's pack; read in the pack's order, a clone of v2
+    takes no more requests than one of v1, whose tree order is the pack's."""
+    url = str(tmp_path / "remote")
+    a = _repo(tmp_path / "a")
+    for i in range(120):
+        write(a.root / f"{'am'[i % 2]}/{i:03d}.bin", os.urandom(20_000 + i))
+    api.commit(a, "v1")
+    api.tag_create(a, "v1")
+    for i in range(0, 120, 4):  # every other file of a/ goes to m/, between m/'s own files
+        (a.root / f"a/{i:03d}.bin").rename(a.root / f"m/{i:03d}.bin")
+    api.commit(a, "v2")
+    rapi.remote_add(a, "origin", url)
+    rapi.push(a, refs=["main", "v1"])
+    # batches far smaller than the data, as 16 MiB are against a big version's
+    monkeypatch.setattr(transfer, "BATCH_BYTES", 64 << 10)
+
+    _, _, _, v1 = rapi.clone(url, tmp_path / "v1", rev="v1", link=False)
+    b, _, _, v2 = rapi.clone(url, tmp_path / "v2", link=False)
+    assert v2.bytes_received >= 120 * 20_000 and v1.bytes_received >= 120 * 20_000
+    assert v2.requests <= v1.requests
+    assert snapshot(b.root) == snapshot(a.root)
+    assert api.status(b).clean
+
+
 def test_cli_remote_commands(tmp_path: Path, dsv: Invoke, work: Path) -> None:
     write(work / "f.txt", "hello")
     assert dsv("commit", "-m", "v1").exit_code == 0

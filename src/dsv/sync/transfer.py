@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError
 from dsv.objects import Commit, Kind, Tag, decode_object
@@ -39,8 +38,12 @@ COALESCE_GAP = 128 << 10
 # Bounds memory: ranges in flight are at most jobs * MAX_RANGE, a batch BATCH_BYTES.
 MAX_RANGE = 8 << 20
 BATCH_BYTES = 16 << 20
+# Objects looked up at a time and fetched in the order of the remote's packs.
+SORT_WINDOW = 1 << 16
 # Where a remote has an object (Remote.locate): pack, offset, stored and raw length, kind, codec.
 Location = tuple[str, int, int, int, int, int]
+# One ranged read: pack, start, length, and the (id, location) of each record in it.
+Range = tuple[str, int, int, list[tuple[bytes, Location]]]
 
 
 class TransferResult(Record):
@@ -309,11 +312,9 @@ class ObjectFetcher:
         self.bytes = 0
         self.rereads = 0
 
-    def _ranges(
-        self, oids: list[bytes], located: dict[bytes, Location | None]
-    ) -> list[tuple[str, int, int, list[tuple[bytes, Any]]]]:
+    def _ranges(self, oids: list[bytes], located: dict[bytes, Location | None]) -> list[Range]:
         """Group records by pack and coalesce nearby ones into (pack, start, length, members)."""
-        by_pack: dict[str, list[tuple[int, bytes, Any]]] = {}
+        by_pack: dict[str, list[tuple[int, bytes, Location]]] = {}
         for oid in oids:
             loc = located[oid] if oid in located else self.remote.locate(oid)
             if loc is None:
@@ -325,7 +326,7 @@ class ObjectFetcher:
         out = []
         for pack, items in by_pack.items():
             items.sort(key=lambda t: t[0])
-            cur: list[tuple[bytes, Any]] = []
+            cur: list[tuple[bytes, Location]] = []
             start = end = 0
             for off, oid, loc in items:
                 slen = loc[2]
@@ -345,13 +346,13 @@ class ObjectFetcher:
     ) -> dict[bytes, tuple[int, int, int, bytes]]:
         """Records (kind, codec, raw_len, stored) of ``oids``, as the remote has them
         (``located``: where some of them are, already looked up in the remote's index)."""
-        oids = list(dict.fromkeys(oids))
-        ranges = self._ranges(oids, located or {})
+        return self._read_ranges(self._ranges(list(dict.fromkeys(oids)), located or {}))
+
+    def _read_ranges(self, ranges: list[Range]) -> dict[bytes, tuple[int, int, int, bytes]]:
+        """The records of ``ranges`` (``_ranges``), verified; the ranges read in parallel."""
         out: dict[bytes, tuple[int, int, int, bytes]] = {}
 
-        def one(
-            r: tuple[str, int, int, list[tuple[bytes, Any]]],
-        ) -> list[tuple[bytes, tuple[int, int, int, bytes]]]:
+        def one(r: Range) -> list[tuple[bytes, tuple[int, int, int, bytes]]]:
             pack, start, length, members = r
             # A short or damaged response may be the network's fault: read the
             # range again a few times before calling the remote corrupt.
@@ -388,35 +389,41 @@ class ObjectFetcher:
                 out.update(one(r))
         return out
 
-    def _batches(
-        self, oids: list[bytes], budget: int = BATCH_BYTES
-    ) -> Iterator[dict[bytes, Location | None]]:
-        """Split ``oids`` so that each batch reads about ``budget`` stored bytes at most.
+    def _batches(self, oids: list[bytes], budget: int, window: int) -> Iterator[list[Range]]:
+        """The ranged reads (``_ranges``) that fetch ``oids``, in batches of about
+        ``budget`` bytes (a batch ends where a read does).
 
-        A batch maps its objects to where the remote has them (for ``read``);
-        batches are made as they are read, so only one batch's locations are
-        held at a time (a million objects' would not).
+        Up to ``window`` objects at a time are looked up and read in the order
+        of the remote's packs, not in the order asked, and a batch never splits
+        a read: a version's files lie in the packs of every push that brought
+        some of them, so batches of the order asked each read a few records
+        from many places, one request apiece (the images data set's v2, a
+        tenth of whose files moved to other directories, took 261 requests
+        and 8.5 s to clone from a moto S3 server; 52 requests and 3.6 s in the
+        order of the packs).  Only one window's locations are held at a time
+        (a million objects' would not be).
         """
-        cur: dict[bytes, Location | None] = {}
-        size = 0
-        for oid in oids:
-            loc = self.remote.locate(oid)
-            n = loc[2] if loc else 0
-            if cur and size + n > budget:
-                yield cur
-                cur, size = {}, 0
-            cur[oid] = loc
-            size += n
-        if cur:
-            yield cur
+        for i in range(0, len(oids), window):
+            part = oids[i : i + window]
+            located = {oid: self.remote.locate(oid) for oid in part}
+            batch: list[Range] = []
+            size = 0
+            for r in self._ranges(part, located):
+                if batch and size + r[2] > budget:
+                    yield batch
+                    batch, size = [], 0
+                batch.append(r)
+                size += r[2]
+            if batch:
+                yield batch
 
     def fetch_objects(self, oids: list[bytes], *, chunks_only: bool = False) -> None:
         """Make whole objects (literal or made of chunks) present locally, verified."""
         want = [o for o in dict.fromkeys(oids) if not self.store.has(o)]
         where = f"remote {self.remote.name}"
-        for batch in self._batches(want):
+        for batch in self._batches(want, BATCH_BYTES, SORT_WINDOW):
             chunked: dict[bytes, tuple[tuple[int, int, int, bytes], tuple[bytes, ...]]] = {}
-            for oid, rec in self.read(list(batch), batch).items():
+            for oid, rec in self._read_ranges(batch).items():
                 kind, codec, rlen, stored = rec
                 if kind == KIND_LITERAL:  # read() verified it (decompressed and hashed)
                     if self.store.put_raw(oid, kind, codec, rlen, stored):
@@ -622,8 +629,9 @@ def _fetch_trees_and_files(
 ) -> None:
     """Level by level: the trees of a level in one batch, the files in batches as found.
 
-    Files are fetched 8192 at a time while the walk goes on, so that a clone of
-    a million files never holds a million ids.
+    Files are fetched SORT_WINDOW (65,536) at a time while the walk goes on,
+    so that a clone of a million files never holds a million ids, and each
+    lot is read in the order of the remote's packs (``ObjectFetcher._batches``).
     """
     level: list[tuple[bytes, str]] = []
     for c in commits:
@@ -659,7 +667,7 @@ def _fetch_trees_and_files(
     f.fetch_objects(files)
 
 
-def _fetch_some(f: ObjectFetcher, files: list[bytes], batch: int = 8192) -> list[bytes]:
+def _fetch_some(f: ObjectFetcher, files: list[bytes], batch: int = SORT_WINDOW) -> list[bytes]:
     """Fetch ``files`` once there are ``batch`` of them; what is left to fetch."""
     if len(files) < batch:
         return files
