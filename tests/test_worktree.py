@@ -353,6 +353,40 @@ def test_vanishing_file_fails_commit_and_leaves_repo_valid(
     assert api.fsck(Repository(repo.root)).ok
 
 
+@pytest.mark.parametrize("change", ["removed", "replaced"])
+def test_directory_gone_after_scan_fails_commit_and_leaves_repo_valid(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: str
+) -> None:
+    """Files are read by name in their directory, opened once: a directory removed, or
+    replaced by another holding files of the same names, after it was listed is an error."""
+    write(repo.root / "a.txt", "a")
+    api.commit(repo, "v1")
+    for n in ("b", "c"):
+        write(repo.root / f"sub/{n}.txt", n * 1000)
+    other = tmp_path / "other"
+    for n in ("b", "c"):
+        write(other / f"{n}.txt", n * 1000)
+    real_listing = Scanner.listing
+
+    def scan_then_change(self: Scanner, d: str) -> Listing | None:
+        out = real_listing(self, d)
+        if d == "sub":
+            shutil.rmtree(repo.root / "sub")
+            if change == "replaced":
+                shutil.copytree(other, repo.root / "sub")
+        return out
+
+    monkeypatch.setattr(Scanner, "listing", scan_then_change)
+    head = repo.refs.head().commit
+    with pytest.raises(DsvIOError) as e:
+        api.commit(repo, "v2")
+    assert "sub" in str(e.value)
+    assert ("vanished" if change == "removed" else "changed") in str(e.value)
+    assert repo.refs.head().commit == head
+    assert not [p for p in repo.store.pack_dir.iterdir() if p.name.startswith(".dsv-tmp")]
+    assert api.fsck(Repository(repo.root)).ok
+
+
 @pytest.mark.parametrize("change", ["rewrite", "replace", "fifo"])
 def test_file_changed_after_scan_fails_commit_and_leaves_repo_valid(
     repo: Repository, monkeypatch: pytest.MonkeyPatch, change: str
@@ -573,19 +607,19 @@ def test_files_of_another_owner_are_read_with_plain_opens(
     real_open = os.open
     refused: list[str] = []
 
-    def fake_open(path: str, flags: int, *a: object) -> int:
+    def fake_open(path: str, flags: int, *a: object, **kw: object) -> int:
         if flags & os.O_NOATIME:
             refused.append(path)
             raise PermissionError(1, "Operation not permitted", path)
-        return real_open(path, flags, *a)  # type: ignore[arg-type]
+        return real_open(path, flags, *a, **kw)  # type: ignore[arg-type]
 
     write(repo.root / "a.txt", "a")
     write(repo.root / "b.txt", "b")
 
-    def unreadable(path: str, flags: int, *a: object) -> int:
+    def unreadable(path: str, flags: int, *a: object, **kw: object) -> int:
         if str(path).endswith("a.txt"):
             raise PermissionError(13, "Permission denied", path)
-        return real_open(path, flags, *a)  # type: ignore[arg-type]
+        return real_open(path, flags, *a, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(snap.os, "open", unreadable)
     with pytest.raises(DsvIOError, match=r"a\.txt"):

