@@ -29,9 +29,10 @@ DSV_DIR = ".dsv"
 STAT = struct.Struct("<QqqQI")
 _REC = STAT.size
 _TRACKED_MODES = frozenset((stat_mod.S_IFREG, stat_mod.S_IFLNK))
-# Directories are listed through a descriptor where the platform can.
+# Directories are listed (and their files opened) through a descriptor where
+# the platform can.
 _SCANDIR_FD = os.scandir in os.supports_fd
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 # Scope of a directory under a path limit: all of it, only some of its
 # children (those on the way to a limit path), or none of it.
@@ -190,7 +191,7 @@ class Scanner:
             # listed through a descriptor: each lstat then looks up one name in
             # the directory instead of walking the whole path again (20 % less
             # time for the scan of 20,000 files, measured)
-            where: int | str = os.open(full, _DIR_FLAGS) if _SCANDIR_FD else full
+            where: int | str = os.open(full, DIR_FLAGS) if _SCANDIR_FD else full
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:

@@ -25,6 +25,7 @@ from dsv.refs import Head
 from dsv.repo import MAX_TREE_BYTES, Repository, local_tz_minutes
 from dsv.store import SMALL_FILE
 from dsv.worktree.scan import (
+    DIR_FLAGS,
     FULL,
     OUT,
     STAT,
@@ -484,9 +485,7 @@ def _open_dir(full: str, d: str) -> int | None:
     if os.open not in os.supports_dir_fd:
         return None
     try:
-        return os.open(
-            full, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-        )
+        return os.open(full, DIR_FLAGS)
     except FileNotFoundError:
         raise _unstable(d or ".", "vanished") from None
     except OSError as exc:
