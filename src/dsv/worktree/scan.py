@@ -187,16 +187,13 @@ class Scanner:
         # The hot loop of status and commit: one lstat per file, little else,
         # and nothing kept per entry but its name and 36 bytes (a directory of
         # a million files must not become a million DirEntry and stat objects).
+        where: int | str = full
         try:
-            # listed through a descriptor: each lstat then looks up one name in
-            # the directory instead of walking the whole path again (20 % less
-            # time for the scan of 20,000 files, measured)
-            where: int | str = os.open(full, DIR_FLAGS) if _SCANDIR_FD else full
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise io_error("read directory", full, exc) from exc
-        try:
+            if _SCANDIR_FD:
+                # listed through a descriptor: each lstat then looks up one name
+                # in the directory instead of walking the whole path again (20 %
+                # less time for the scan of 20,000 files, measured)
+                where = os.open(full, DIR_FLAGS)
             with os.scandir(where) as it:
                 for entry in it:
                     name = entry.name

@@ -757,6 +757,7 @@ class _CommitBuild:
         # files opened by name in their directory, open: no walk of the whole
         # path for each (as the scan lists it)
         dir_fd = _open_dir(prefix, d)
+        base = prefix if dir_fd is None else ""
         try:
             for i in todo:
                 rec = stats[i * rec_size : (i + 1) * rec_size]
@@ -767,10 +768,8 @@ class _CommitBuild:
                         fresh = bytearray(stats)
                     fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
                     newest = max(newest, st.st_mtime_ns)
-                elif dir_fd is None:
-                    oid = put(_read_small(prefix + names[i], d, names[i], rec, size))
                 else:
-                    oid = put(_read_small(names[i], d, names[i], rec, size, dir_fd))
+                    oid = put(_read_small(base + names[i], d, names[i], rec, size, dir_fd))
                 ids[i * ds : (i + 1) * ds] = oid
                 advance(1, size)
         finally:
