@@ -422,11 +422,26 @@ _VALUES = {
 }
 
 
+def _dictionary_chunks(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as a dictionary column, each chunk encoded on its own (as Parquet row groups
+    are read): the chunks' dictionaries differ in content and order."""
+    import pyarrow.compute as pc
+
+    chunks = [pc.dictionary_encode(ch) for ch in col.chunks]
+    return pa.chunked_array(chunks, pa.dictionary(pa.int32(), col.type))
+
+
 @settings(max_examples=150, deadline=None)
-@given(data=st.data(), kinds=st.lists(st.sampled_from(sorted(_VALUES)), min_size=1, max_size=3))
-def test_group_counts_are_the_rows_counted(data: st.DataObject, kinds: list[str]) -> None:
+@given(
+    data=st.data(),
+    kinds=st.lists(st.sampled_from(sorted(_VALUES)), min_size=1, max_size=3),
+    as_dictionary=st.booleans(),
+)
+def test_group_counts_are_the_rows_counted(
+    data: st.DataObject, kinds: list[str], as_dictionary: bool
+) -> None:
     """Counts per distinct tuple (nulls included) equal counting the rows one by one,
-    whatever the chunking of the table."""
+    whatever the chunking of the table and whether its columns are dictionaries."""
     from collections import Counter
 
     from dsv.diff.tables import _group_counts
@@ -439,6 +454,69 @@ def test_group_counts_are_the_rows_counted(data: st.DataObject, kinds: list[str]
     table = pa.table(cols)
     cut = data.draw(st.integers(0, n))
     table = pa.concat_tables([table.slice(0, cut), table.slice(cut)])  # two chunks
+    if as_dictionary:
+        table = pa.table({c: _dictionary_chunks(table[c]) for c in cols})
     names = list(cols)
     want = Counter(zip(*(table[c].to_pylist() for c in names)))
     assert _group_counts(table, names) == want
+
+
+_LABELS = st.sampled_from(["cat", "dog", "bird", "", "ünï"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    v1=st.lists(st.tuples(st.none() | _LABELS, st.sampled_from(["train", "val"])), max_size=60),
+    edits=st.lists(st.tuples(st.integers(0, 59), st.none() | _LABELS), max_size=10),
+    appended=st.lists(_LABELS, max_size=8),
+    shuffle=st.randoms(use_true_random=False),
+    reorder=st.booleans(),
+    group_rows=st.integers(1, 16),
+)
+def test_parquet_labels_read_as_dictionaries_diff_like_plain_columns(
+    tmp_path_factory: pytest.TempPathFactory,
+    v1: list[tuple[str | None, str]],
+    edits: list[tuple[int, str | None]],
+    appended: list[str],
+    shuffle: Any,
+    reorder: bool,
+    group_rows: int,
+) -> None:
+    """A Parquet table's label and split columns are read as dictionaries (one per row group,
+    each in its own order); its diff (counts per split and class, transitions, changed cells,
+    samples) is the one of the same rows in an Arrow file, whose columns are plain."""
+    work = tmp_path_factory.mktemp("dict") / "w"
+    repo = Repository.init(work)
+    try:
+
+        def save_both(rows: list[tuple[int, str | None, str]]) -> None:
+            t = table(
+                id=[r[0] for r in rows], label=[r[1] for r in rows], split=[r[2] for r in rows]
+            )
+            pq.write_table(t, work / "t.parquet", row_group_size=group_rows)
+            save(work / "t.arrow", t)
+
+        rows = [(i, lab, sp) for i, (lab, sp) in enumerate(v1)]
+        save_both(rows)
+        commit(repo)
+        for at, lab in edits:
+            if at < len(rows):
+                rows[at] = (rows[at][0], lab, "val" if rows[at][2] == "train" else "train")
+        rows += [(len(v1) + j, lab, "train") for j, lab in enumerate(appended)]
+        if reorder:
+            shuffle.shuffle(rows)
+        save_both(rows)
+        d = diff(repo, samples=5)
+        found = {t.path: t.as_dict() for t in d.tables}
+        assert sorted(found) in ([], ["t.arrow", "t.parquet"]), d.warnings
+        if not found:
+            return  # the same bytes as before: no table to compare
+        got, want = found["t.parquet"], found["t.arrow"]
+        for x in (got, want):
+            x.pop("path", None)
+            x.pop("format", None)
+            if x.get("labels"):
+                x["labels"]["source"].pop("path")
+        assert got == want
+    finally:
+        repo.close()

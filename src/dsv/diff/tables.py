@@ -283,10 +283,67 @@ def key_candidates(names: list[str]) -> list[str]:
     return [n for _, _, n in sorted(ranked)]
 
 
+def _shared_dictionary(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """Two dictionary columns re-encoded over one dictionary of distinct values, or None.
+
+    Then equal values have equal indices in both, and comparing or counting
+    them needs no string at all.  None when either is not a dictionary, their
+    value types differ, or a dictionary holds nulls or repeats (the plain
+    comparison handles those).
+    """
+    pa = _pa()
+    if not (pa.types.is_dictionary(a.type) and pa.types.is_dictionary(b.type)):
+        return None
+    if a.type != b.type:
+        return None
+    joint = pa.chunked_array(list(a.chunks) + list(b.chunks), type=a.type).unify_dictionaries()
+    chunks = joint.chunks
+    if not _same_distinct([ch.dictionary for ch in chunks[:1]]):
+        return None
+    k = a.num_chunks
+    return pa.chunked_array(chunks[:k], type=a.type), pa.chunked_array(chunks[k:], type=a.type)
+
+
+def _chunked(col: Any) -> Any:
+    pa = _pa()
+    return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col], col.type)
+
+
+def _same_distinct(dicts: list[Any]) -> bool:
+    """Whether the dictionaries are one and the same, without nulls or repeated values."""
+    if not dicts:
+        return True
+    d = dicts[0]
+    if any(x is not d and not x.equals(d) for x in dicts[1:]):
+        return False
+    return not d.null_count and len(_pc().unique(d)) == len(d)
+
+
+def _indices(col: Any) -> Any:
+    """The indices of a dictionary column whose chunks share one dictionary, else None."""
+    pa = _pa()
+    chunks = col.chunks
+    d = chunks[0].dictionary if chunks else None
+    if any(ch.dictionary is not d and not ch.dictionary.equals(d) for ch in chunks[1:]):
+        return None
+    return pa.chunked_array([ch.indices for ch in chunks], col.type.index_type)
+
+
 def changed_mask(x: Any, y: Any) -> Arr:
     """Where two aligned columns differ (null vs value differs; null vs null and NaN vs NaN do not)."""
     pa = _pa()
     pc = _pc()
+    if pa.types.is_null(x.type) and pa.types.is_null(y.type):
+        return _np().zeros(len(x), bool)  # all empty on both sides (no kernel compares them)
+    if pa.types.is_dictionary(x.type) and x.type == y.type:
+        # over one dictionary of distinct values (_shared_dictionary): compare the indices
+        x, y = _chunked(x), _chunked(y)
+        ix, iy = _indices(x), _indices(y)
+        ds = [c.chunks[0].dictionary for c in (x, y) if c.num_chunks]
+        if ix is not None and iy is not None and _same_distinct(ds):
+            x, y = ix, iy
+        else:
+            x, y = _plain(x), _plain(y)
     ne = pc.fill_null(pc.not_equal(x, y), False)
     if x.null_count or y.null_count:
         ne = pc.or_(ne, pc.not_equal(pc.is_valid(x), pc.is_valid(y)))
@@ -471,7 +528,8 @@ def _group_counts(table: Any, cols: list[str]) -> Counter[tuple[Any, ...]]:
     out: Counter[tuple[Any, ...]] = Counter()
     if table.num_rows == 0:
         return out
-    if len(cols) == 1:
+    pa = _pa()
+    if len(cols) == 1 and not pa.types.is_dictionary(table.schema.field(cols[0]).type):
         vc = pc.value_counts(table[cols[0]])
         for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
             out[(v,)] += n
@@ -479,9 +537,20 @@ def _group_counts(table: Any, cols: list[str]) -> Counter[tuple[Any, ...]]:
     from concurrent.futures import ThreadPoolExecutor
 
     def encode(c: str) -> tuple[Any, Any]:
+        col = table[c]
+        if pa.types.is_dictionary(col.type):
+            # read as a dictionary: one dictionary for all chunks, nulls as a value
+            col = col.unify_dictionaries()
+            if col.null_count:
+                col = col.cast(col.type.value_type)
+            else:
+                d = col.chunks[0].dictionary
+                return d, np.concatenate(
+                    [ch.indices.to_numpy(zero_copy_only=False) for ch in col.chunks]
+                )
         # the chunks of an encoded column share one growing dictionary: the
         # longest is every chunk's
-        chunks = pc.dictionary_encode(table[c], null_encoding="encode").chunks
+        chunks = pc.dictionary_encode(col, null_encoding="encode").chunks
         d = max((ch.dictionary for ch in chunks), key=len)
         return d, np.concatenate([ch.indices.to_numpy(zero_copy_only=False) for ch in chunks])
 
@@ -533,10 +602,12 @@ class _Pair:
         a, b = self._pool.submit(fa), self._pool.submit(fb)
         return a.result(), b.result()
 
-    def read(self, cols: list[str]) -> tuple[Any, Any]:
+    def read(self, cols: list[str], dictionary: tuple[str, ...] = ()) -> tuple[Any, Any]:
         if self.old.in_memory and self.new.in_memory:
             return self.old.read(cols), self.new.read(cols)
-        return self._both(lambda: self.old.read(cols), lambda: self.new.read(cols))
+        return self._both(
+            lambda: self.old.read(cols, dictionary), lambda: self.new.read(cols, dictionary)
+        )
 
     def read_group(self, i: int, col: str) -> tuple[Any, Any]:
         """Column ``col`` of row group ``i`` of both (Parquet) versions."""
@@ -667,6 +738,9 @@ def _comparable(
             f"{d.path}: column {name!r} ({tb}) is nested; its values are not compared"
         )
         return None
+    shared = _shared_dictionary(a, b)
+    if shared is not None:
+        return shared
     a, b = _plain(a), _plain(b)
     if a.type == b.type:
         return a, b
@@ -733,7 +807,7 @@ def _diff_keyed(
                     if n:
                         first[c] = fvals
                 continue
-        a_t, b_t = pair.read(cols)
+        a_t, b_t = pair.read(cols, tuple(lab_cols) if cols is groups[0] else ())
         for c in cols:
             a, b = a_t[c], b_t[c]
             if n:
