@@ -520,3 +520,17 @@ def test_parquet_labels_read_as_dictionaries_diff_like_plain_columns(
         assert got == want
     finally:
         repo.close()
+
+
+def test_sparse_increasing_keys_match_without_codes_and_repeats_still_fail() -> None:
+    """Keys that only grow (sparse ids, timestamps) match row for row at once; a repeated key
+    after the old rows, or a reordering, still goes through the full check."""
+    from dsv.diff.tables import KeyProblem, match_keys
+
+    big = [5, 10**12, 10**15]
+    m = match_keys(pa.chunked_array([big[:2]]), pa.chunked_array([big]))
+    assert m.identity and m.ib.tolist() == [0, 1] and m.added.tolist() == [2]
+    with pytest.raises(KeyProblem, match="not unique in the new version"):
+        match_keys(pa.chunked_array([big[:2]]), pa.chunked_array([[*big[:2], 10**12]]))
+    m = match_keys(pa.chunked_array([big]), pa.chunked_array([big[::-1]]))
+    assert not m.identity and sorted(zip(m.ia.tolist(), m.ib.tolist())) == [(0, 2), (1, 1), (2, 0)]

@@ -479,12 +479,31 @@ def _repeats(codes: Arr, ncodes: int) -> int:
     return int(np.count_nonzero(np.bincount(codes, minlength=ncodes) > 1))
 
 
+def _appended_only(ka: Any, kb: Any) -> bool:
+    """Whether integer keys of the new version start with the old ones, in the same order, and
+    strictly increase (so are unique): rows edited in place or appended, the common case.
+    Checked on the values themselves, before any sort or hash (10M sparse ids: 0.3 s)."""
+    np = _np()
+    pa = _pa()
+    na, nb = len(ka), len(kb)
+    if na > nb or ka.type != kb.type or not pa.types.is_integer(ka.type):
+        return False
+    b = _to_numpy(kb)
+    if nb > 1 and not bool(np.all(b[1:] > b[:-1])):
+        return False
+    return bool(np.array_equal(_to_numpy(ka), b[:na]))
+
+
 def match_keys(ka: Any, kb: Any) -> KeyMatch:
     """Match rows of two versions by a key column; raises :class:`KeyProblem`."""
     np = _np()
     for col, which in ((ka, "old"), (kb, "new")):
         if col.null_count:
             raise KeyProblem(f"has {col.null_count:,} empty values in the {which} version")
+    if _appended_only(ka, kb):
+        na, nb = len(ka), len(kb)
+        same = np.arange(na, dtype=np.int64)
+        return KeyMatch(same, same, np.arange(na, nb, dtype=np.int64), same[:0], identity=True)
     ca, cb, ncodes = _key_codes(ka, kb)
     na, nb = len(ca), len(cb)
     for codes, which in ((ca, "old"), (cb, "new")):
