@@ -71,6 +71,10 @@ _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 1
 
 
+# An object queued for _Background: id, bytes, and (codec, stored bytes) if compressed already.
+_Queued = tuple[bytes, bytes, "tuple[int, Buffer] | None"]
+
+
 class _Background:
     """One thread that compresses queued small objects and appends them to the pack.
 
@@ -91,9 +95,9 @@ class _Background:
 
         self.store = store
         # batches, each with its objects compressed by the caller or None
-        self.q: queue.Queue[
-            tuple[list[tuple[bytes, bytes]], list[tuple[int, Buffer]] | None] | None
-        ] = queue.Queue(maxsize=4)
+        self.q: queue.Queue[tuple[list[_Queued], list[tuple[int, Buffer]] | None] | None] = (
+            queue.Queue(maxsize=4)
+        )
         self.error: BaseException | None = None
         # Batches in a row where nothing shrank: incompressible data (media,
         # archives, random bytes) is common, and trying zstd on every object of
@@ -102,12 +106,13 @@ class _Background:
         self._closed = False
         self._discard = False
         self._mu = threading.Lock()  # the batch being filled (callers may be threads)
-        self._batch: list[tuple[bytes, bytes]] = []
+        self._batch: list[_Queued] = []
         self._batch_bytes = 0
         self._thread = threading.Thread(target=self._run, name="dsv-compress", daemon=True)
         self._thread.start()
 
-    def put(self, oid: bytes, data: bytes) -> None:
+    def put(self, oid: bytes, data: bytes, stored: tuple[int, Buffer] | None = None) -> None:
+        """Queue an object; ``stored``: its ``(codec, stored bytes)`` if already compressed."""
         if self.error is not None:
             raise self.error
         st = self.store
@@ -119,24 +124,25 @@ class _Background:
         st._session.add(oid)
         full = None
         with self._mu:
-            self._batch.append((oid, data))
+            self._batch.append((oid, data, stored))
             self._batch_bytes += len(data)
             if len(self._batch) >= self.BATCH_ITEMS or self._batch_bytes >= self.BATCH_BYTES:
                 full = self._take()
         if full:
             self._queue(full)
 
-    def _queue(self, batch: list[tuple[bytes, bytes]]) -> None:
+    def _queue(self, batch: list[_Queued]) -> None:
         """Hand a batch over; compressed here first if the thread is behind (both cores work)."""
         if self.q.full():
             self.q.put((batch, self._compressed(batch)))
         else:
             self.q.put((batch, None))
 
-    def _compressed(self, batch: list[tuple[bytes, bytes]]) -> list[tuple[int, Buffer]]:
+    def _compressed(self, batch: list[_Queued]) -> list[tuple[int, Buffer]]:
         """``(codec, stored)`` of each object of a batch."""
         st = self.store
-        datas = [data for _, data in batch]
+        todo = [i for i, item in enumerate(batch) if item[2] is None]
+        datas = [batch[i][1] for i in todo]
         if self.misses >= MISSES_BEFORE_SAMPLING:
             # only every 16th object is tried until one of them shrinks
             tried = st._compress_many(datas[::16])
@@ -144,11 +150,17 @@ class _Background:
             done[::16] = tried
         else:
             done = list(st._compress_many(datas))
-        shrank = any(codec != CODEC_NONE for codec, _ in done)
-        self.misses = 0 if shrank else self.misses + 1  # a race between threads is harmless
-        return done
+        if datas:
+            shrank = any(codec != CODEC_NONE for codec, _ in done)
+            self.misses = 0 if shrank else self.misses + 1  # a race between threads is harmless
+        if len(todo) == len(batch):
+            return done
+        out = [item[2] for item in batch]
+        for i, r in zip(todo, done, strict=True):
+            out[i] = r
+        return out  # type: ignore[return-value]  # every None was replaced
 
-    def _take(self) -> list[tuple[bytes, bytes]]:
+    def _take(self) -> list[_Queued]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         return batch
 
@@ -172,7 +184,7 @@ class _Background:
                     done = self._compressed(batch)
                 with st._lock:
                     w = st._w()
-                    for (oid, data), (codec, stored) in zip(batch, done, strict=True):
+                    for (oid, data, _), (codec, stored) in zip(batch, done, strict=True):
                         w.add(oid, KIND_LITERAL, codec, len(data), stored)
                         st.written_bytes += len(stored)
                     st.written_objects += len(batch)
@@ -830,9 +842,16 @@ class Store:
         ``compress=False``: a small object is stored as it is (one that needs
         chunking is compressed as usual).
         """
+        bg = self._background
         if len(data) <= self.max_chunk:
             oid = self.algo.digest(data)
-            self._put_literal(oid, data, compress)
+            if bg is None:
+                self._put_literal(oid, data, compress)
+            elif not self.has(oid):
+                # Queued behind the files queued before it (a tree names them),
+                # so that packs hold objects after what they name: a push can
+                # then send them as they are (sync.transfer.whole_pack_order).
+                bg.put(oid, data, self._compress(data) if compress else (CODEC_NONE, data))
             return oid
         ids, lengths = [], []
         for ch in self._chunker().cut_buf(data):
@@ -841,6 +860,8 @@ class Store:
             ids.append(cid)
             lengths.append(len(ch))
         oid = self.algo.digest(data)
+        if bg is not None:
+            bg.drain()  # the same order for an object made of chunks
         self._put_chunklist(oid, ids, lengths)
         return oid
 

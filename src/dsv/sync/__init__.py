@@ -8,9 +8,10 @@ A remote mirrors the store (layout and write order in docs/format.md, "Remotes")
     refs/heads/<branch>             "<hex id>\\n", moved by compare-and-swap
     refs/tags/<tag>
 
-Push uploads packs of what the remote lacks, then their indexes in dependency
-order (chunks before the files and trees that name them, trees before commits),
-then moves refs with a conditional write.  Whatever prefix of that sequence a
+Push uploads packs of what the remote lacks (local packs as they are where
+they hold nothing else), then their indexes in dependency order (chunks before
+the files and trees that name them, trees before commits), then moves refs
+with a conditional write.  Whatever prefix of that sequence a
 crash leaves behind, an object visible on the remote has everything it names
 visible too, and no ref names anything missing.
 """

@@ -2,8 +2,9 @@
 
 Push walks the history from the refs being pushed down to what the remote
 already has (an object visible on the remote has its whole closure there, see
-``dsv.sync``), writes the missing records into packs, uploads them, then
-their indexes in dependency order, then moves the refs with compare-and-swap.
+``dsv.sync``), sends local packs that hold only missing records as they are,
+writes the other missing records into packs, uploads them, then their indexes
+in dependency order, then moves the refs with compare-and-swap.
 
 Fetch walks the remote's history the same way, reading only the records it
 lacks with ranged reads that are grouped by pack and coalesced.  Every record
@@ -28,7 +29,7 @@ from dsv.records import Record
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import MAX_COMMIT_BYTES, Repository
 from dsv.store import PACK_TARGET
-from dsv.store.pack import KIND_LITERAL, PackWriter, check_pack_file
+from dsv.store.pack import KIND_LITERAL, PackFile, PackWriter, check_pack_file
 from dsv.sync import PACKS, Remote
 
 # How often a range that arrives short or fails verification is read again.
@@ -117,10 +118,18 @@ def _is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
 
 
 def objects_to_push(
-    repo: Repository, tips: Iterable[bytes], remote_has: Callable[[bytes], bool]
+    repo: Repository,
+    tips: Iterable[bytes],
+    remote_has: Callable[[bytes], bool],
+    names: dict[bytes, list[bytes]] | None = None,
 ) -> list[bytes]:
-    """Ids missing on the remote, ordered so that every object follows what it names."""
+    """Ids missing on the remote, ordered so that every object follows what it names.
+
+    ``names`` (if given) receives, for each of them that names other objects
+    (commit, tag, tree, chunk list), the objects it names.
+    """
     store = repo.store
+    names = {} if names is None else names
     commits: list[bytes] = []
     tags: list[bytes] = []
     seen: set[bytes] = set()
@@ -134,9 +143,11 @@ def objects_to_push(
         if isinstance(obj, Tag):
             tags.append(oid)
             stack.append(obj.object)
+            names[oid] = [obj.object]
         else:
             commits.append(oid)
             stack.extend(obj.parents)
+            names[oid] = [obj.tree, *obj.parents]
     commits.sort(key=lambda c: repo.read_commit(c).time)  # oldest first
 
     order: list[bytes] = []
@@ -147,7 +158,8 @@ def objects_to_push(
         if oid in placed or remote_has(oid):
             return
         if store.is_chunked(oid):
-            for cid in store.chunks(oid):
+            chunks = names[oid] = list(store.chunks(oid))
+            for cid in chunks:
                 if cid not in placed and not remote_has(cid):
                     placed.add(cid)
                     order.append(cid)
@@ -166,7 +178,9 @@ def objects_to_push(
                 place_object(tid)
                 continue
             todo.append((tid, True))
+            kids = names[tid] = []
             for kind, oid in repo.tree_table(tid).kinds_and_ids():
+                kids.append(oid)
                 if kind == Kind.DIR:
                     todo.append((oid, False))
                 else:
@@ -175,6 +189,67 @@ def objects_to_push(
     for t in tags:
         place_object(t)
     return order
+
+
+def _whole_packs(
+    repo: Repository, order: list[bytes], names: dict[bytes, list[bytes]]
+) -> list[PackFile]:
+    """Local packs that go to the remote as they are, in the order their indexes may follow.
+
+    A candidate is a pack whose every record is to be pushed (see
+    ``whole_pack_order`` for which of them are sent whole).  Sending a pack
+    whole saves reading and rewriting each of its records into a temporary
+    pack, and copying that one in turn.
+    """
+    wanted = set(order)
+    cands = [p for p in repo.store.packs if p.count and all(i in wanted for i in p.ids())]
+    if not cands:
+        return []
+    return [cands[k] for k in whole_pack_order([p.ids() for p in cands], names, wanted)]
+
+
+def whole_pack_order(
+    packs: list[list[bytes]], names: dict[bytes, list[bytes]], wanted: set[bytes]
+) -> list[int]:
+    """Which of the candidate packs (their ids) to send whole, in the order of their indexes.
+
+    A pack's index may become visible only after those of the packs holding
+    what its records name (an object visible on the remote has what it names
+    visible too; ``names``: object -> the objects it names; what is not in
+    ``wanted`` is on the remote already).  A pack whose records name an
+    object that goes into a new pack (pushed after every whole one), or that
+    is in a cycle of packs, is not sent whole, and neither is one that waits
+    for it.
+    """
+    where: dict[bytes, int] = {}
+    for k, ids in enumerate(packs):
+        for i in ids:
+            where.setdefault(i, k)
+    deps: list[set[int]] = [set() for _ in packs]
+    alive = set(range(len(packs)))
+    for k, ids in enumerate(packs):
+        for i in ids:
+            for c in names.get(i, ()):
+                if c not in wanted:
+                    continue
+                j = where.get(c)
+                if j is None:
+                    alive.discard(k)
+                elif j != k:
+                    deps[k].add(j)
+    # take packs whose dependencies are all taken; what is left waits on a pack
+    # that is not sent whole, or is in a cycle
+    done: list[int] = []
+    taken: set[int] = set()
+    more = True
+    while more:
+        more = False
+        for k in sorted(alive - taken):
+            if deps[k] <= taken:
+                taken.add(k)
+                done.append(k)
+                more = True
+    return done
 
 
 def _write_packs(repo: Repository, order: list[bytes], tmp: Path, progress: Progress) -> list[Path]:
@@ -243,12 +318,17 @@ def push(
         updates.append((ref, new, old))
 
     if updates:
-        order = objects_to_push(repo, [n for _, n, _ in updates], remote.has)
+        names: dict[bytes, list[bytes]] = {}
+        order = objects_to_push(repo, [n for _, n, _ in updates], remote.has, names)
+        whole = _whole_packs(repo, order, names)
+        sent = {i for p in whole for i in p.ids()}
+        rest = [oid for oid in order if oid not in sent] if sent else order
         tmp = repo.dsv_dir / "tmp" / f"push-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            packs = _write_packs(repo, order, tmp, progress)
+            # whole packs first: their indexes may be visible before the rest
+            packs = [p.path for p in whole] + _write_packs(repo, rest, tmp, progress)
             result.objects = len(order)
             result.packs = len(packs)
             result.bytes = sum(p.stat().st_size for p in packs)
