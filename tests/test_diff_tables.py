@@ -487,26 +487,8 @@ def test_parquet_labels_read_as_dictionaries_diff_like_plain_columns(
     samples) is the one of the same rows in an Arrow file, whose columns are plain."""
     work = tmp_path_factory.mktemp("dict") / "w"
     repo = Repository.init(work)
-    try:
 
-        def save_both(rows: list[tuple[int, str | None, str]]) -> None:
-            t = table(
-                id=[r[0] for r in rows], label=[r[1] for r in rows], split=[r[2] for r in rows]
-            )
-            pq.write_table(t, work / "t.parquet", row_group_size=group_rows)
-            save(work / "t.arrow", t)
-
-        rows = [(i, lab, sp) for i, (lab, sp) in enumerate(v1)]
-        save_both(rows)
-        commit(repo)
-        for at, lab in edits:
-            if at < len(rows):
-                rows[at] = (rows[at][0], lab, "val" if rows[at][2] == "train" else "train")
-        rows += [(len(v1) + j, lab, "train") for j, lab in enumerate(appended)]
-        if reorder:
-            shuffle.shuffle(rows)
-        save_both(rows)
-        d = diff(repo, samples=5)
+    def same_diff(d: TreeDiff) -> None:
         found = {t.path: t.as_dict() for t in d.tables}
         assert sorted(found) in ([], ["t.arrow", "t.parquet"]), d.warnings
         if not found:
@@ -518,6 +500,28 @@ def test_parquet_labels_read_as_dictionaries_diff_like_plain_columns(
             if x.get("labels"):
                 x["labels"]["source"].pop("path")
         assert got == want
+
+    try:
+
+        def save_both(rows: list[tuple[int, str | None, str]]) -> None:
+            t = table(
+                id=[r[0] for r in rows], label=[r[1] for r in rows], split=[r[2] for r in rows]
+            )
+            pq.write_table(t, work / "t.parquet", row_group_size=group_rows)
+            save(work / "t.arrow", t)
+
+        rows = [(i, lab, sp) for i, (lab, sp) in enumerate(v1)]
+        save_both(rows)
+        same_diff(diff(repo, samples=5))  # both tables added
+        commit(repo)
+        for at, lab in edits:
+            if at < len(rows):
+                rows[at] = (rows[at][0], lab, "val" if rows[at][2] == "train" else "train")
+        rows += [(len(v1) + j, lab, "train") for j, lab in enumerate(appended)]
+        if reorder:
+            shuffle.shuffle(rows)
+        save_both(rows)
+        same_diff(diff(repo, samples=5))
     finally:
         repo.close()
 

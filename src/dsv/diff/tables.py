@@ -1204,7 +1204,7 @@ def _one_sided(
     if split is not None and split not in types:
         split = None
     cols = [label] if split is None else [split, label]
-    tab = t.read(cols)
+    tab = t.read(cols, tuple(cols))
     counts = SplitCounts()
     c = _split_label_counts(tab, label, split)
     if new is not None:

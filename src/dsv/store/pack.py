@@ -184,9 +184,13 @@ class SortedIndex:
         raise NotImplementedError
 
     def ids(self) -> list[bytes]:
+        return list(self.iter_ids())
+
+    def iter_ids(self) -> Iterator[bytes]:
+        """The ids in order, made one at a time (a search that stops early makes few)."""
         ds = self._ds
         d = self._data
-        return [d[p : p + ds] for p in range(self._ids_off, self._ent_off, ds)]
+        return (d[p : p + ds] for p in range(self._ids_off, self._ent_off, ds))
 
     def ids_with_prefix(self, prefix: bytes) -> list[bytes]:
         """Ids starting with ``prefix`` (at least one byte)."""

@@ -202,7 +202,11 @@ def _whole_packs(
     pack, and copying that one in turn.
     """
     wanted = set(order)
-    cands = [p for p in repo.store.packs if p.count and all(i in wanted for i in p.ids())]
+    cands = [
+        p
+        for p in repo.store.packs
+        if 0 < p.count <= len(wanted) and all(i in wanted for i in p.iter_ids())
+    ]
     if not cands:
         return []
     return [cands[k] for k in whole_pack_order([p.ids() for p in cands], names, wanted)]
