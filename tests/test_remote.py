@@ -280,18 +280,24 @@ def test_a_commit_packs_objects_after_what_they_name(
         for i in range(30):
             write(a.root / f"d{d:02d}/{i:02d}.bin", os.urandom(8000))
     api.commit(a, "v1")
-    packs = [p.ids() for p in a.store.packs]
+    packs = a.store.packs
     assert len(packs) >= 4
-    everything = {i for ids in packs for i in ids}
-    assert len(transfer.whole_pack_order(packs, _names(a), everything)) == len(packs)
+    everything = {i: n for n, i in enumerate({i for p in packs for i in p.ids()})}
+    chosen = transfer.whole_pack_order([p.iter_ids for p in packs], _names(a), everything)[0]
+    assert len(chosen) == len(packs)
 
 
 def test_whole_pack_order_follows_what_records_name() -> None:
     """Packs go whole only after the packs holding what their records name; a pack naming an
     object of a new pack, one in a cycle, and one waiting for either, are repacked."""
-    order = transfer.whole_pack_order
     a, b, c, r, t1, t2, t3, old = (bytes([i]) * 16 for i in range(8))
-    wanted = {a, b, c, r, t1, t2, t3}
+    wanted = {x: i for i, x in enumerate([a, b, c, r, t1, t2, t3])}
+
+    def order(
+        packs: list[list[bytes]], names: dict[bytes, list[bytes]], at: dict[bytes, int]
+    ) -> list[int]:
+        return transfer.whole_pack_order([ids.__iter__ for ids in packs], names, at)[0]
+
     assert order([[a], [b]], {}, wanted) == [0, 1]  # file contents only: as they are
     assert order([[t1, c], [a, b]], {t1: [a, b, old]}, wanted) == [1, 0]
     # a cycle (each pack names the other's file), and a pack of leaves beside it

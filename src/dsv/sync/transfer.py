@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -193,54 +194,63 @@ def objects_to_push(
 
 def _whole_packs(
     repo: Repository, order: list[bytes], names: dict[bytes, list[bytes]]
-) -> list[PackFile]:
-    """Local packs that go to the remote as they are, in the order their indexes may follow.
+) -> tuple[list[PackFile], list[bytes]]:
+    """Local packs that go to the remote as they are, in the order their indexes may follow,
+    and the rest of ``order`` (what goes into new packs).
 
     A candidate is a pack whose every record is to be pushed (see
     ``whole_pack_order`` for which of them are sent whole).  Sending a pack
     whole saves reading and rewriting each of its records into a temporary
-    pack, and copying that one in turn.
+    pack, and copying that one in turn.  Packs are looked at through their
+    indexes, one id at a time: nothing per object is kept but a position.
     """
-    wanted = set(order)
+    at = {oid: i for i, oid in enumerate(order)}
     cands = [
-        p
-        for p in repo.store.packs
-        if 0 < p.count <= len(wanted) and all(i in wanted for i in p.iter_ids())
+        p for p in repo.store.packs if 0 < p.count <= len(at) and all(i in at for i in p.iter_ids())
     ]
     if not cands:
-        return []
-    return [cands[k] for k in whole_pack_order([p.ids() for p in cands], names, wanted)]
+        return [], order
+    chosen, where = whole_pack_order([p.iter_ids for p in cands], names, at)
+    del at
+    taken = set(chosen)
+    rest = [oid for oid, k in zip(order, where) if k not in taken]
+    return [cands[k] for k in chosen], rest
 
 
 def whole_pack_order(
-    packs: list[list[bytes]], names: dict[bytes, list[bytes]], wanted: set[bytes]
-) -> list[int]:
-    """Which of the candidate packs (their ids) to send whole, in the order of their indexes.
+    packs: list[Callable[[], Iterable[bytes]]],
+    names: dict[bytes, list[bytes]],
+    at: dict[bytes, int],
+) -> tuple[list[int], array[int]]:
+    """Which of the candidate packs to send whole, in the order of their indexes, and for each
+    object to push (by its position ``at[id]``) the first candidate holding it (-1: none).
 
-    A pack's index may become visible only after those of the packs holding
-    what its records name (an object visible on the remote has what it names
-    visible too; ``names``: object -> the objects it names; what is not in
-    ``wanted`` is on the remote already).  A pack whose records name an
-    object that goes into a new pack (pushed after every whole one), or that
-    is in a cycle of packs, is not sent whole, and neither is one that waits
-    for it.
+    ``packs``: each candidate's ids (a fresh iterable per call).  A pack's
+    index may become visible only after those of the packs holding what its
+    records name (an object visible on the remote has what it names visible
+    too; ``names``: object -> the objects it names; what is not in ``at`` is
+    on the remote already).  A pack whose records name an object that goes
+    into a new pack (pushed after every whole one), or that is in a cycle of
+    packs, is not sent whole, and neither is one that waits for it.
     """
-    where: dict[bytes, int] = {}
+    where = array("i", [-1]) * len(at)
     for k, ids in enumerate(packs):
-        for i in ids:
-            where.setdefault(i, k)
+        for i in ids():
+            j = at[i]
+            if where[j] < 0:
+                where[j] = k
     deps: list[set[int]] = [set() for _ in packs]
     alive = set(range(len(packs)))
     for k, ids in enumerate(packs):
-        for i in ids:
+        for i in ids():
             for c in names.get(i, ()):
-                if c not in wanted:
-                    continue
-                j = where.get(c)
-                if j is None:
+                n = at.get(c)
+                if n is None:
+                    continue  # on the remote already
+                if where[n] < 0:
                     alive.discard(k)
-                elif j != k:
-                    deps[k].add(j)
+                elif where[n] != k:
+                    deps[k].add(where[n])
     # take packs whose dependencies are all taken; what is left waits on a pack
     # that is not sent whole, or is in a cycle
     done: list[int] = []
@@ -253,7 +263,7 @@ def whole_pack_order(
                 taken.add(k)
                 done.append(k)
                 more = True
-    return done
+    return done, where
 
 
 def _write_packs(repo: Repository, order: list[bytes], tmp: Path, progress: Progress) -> list[Path]:
@@ -324,9 +334,8 @@ def push(
     if updates:
         names: dict[bytes, list[bytes]] = {}
         order = objects_to_push(repo, [n for _, n, _ in updates], remote.has, names)
-        whole = _whole_packs(repo, order, names)
-        sent = {i for p in whole for i in p.ids()}
-        rest = [oid for oid in order if oid not in sent] if sent else order
+        whole, rest = _whole_packs(repo, order, names)
+        del names  # a million files' worth of tree entries
         tmp = repo.dsv_dir / "tmp" / f"push-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
