@@ -320,13 +320,8 @@ def _same_distinct(dicts: list[Any]) -> bool:
 
 
 def _indices(col: Any) -> Any:
-    """The indices of a dictionary column whose chunks share one dictionary, else None."""
-    pa = _pa()
-    chunks = col.chunks
-    d = chunks[0].dictionary if chunks else None
-    if any(ch.dictionary is not d and not ch.dictionary.equals(d) for ch in chunks[1:]):
-        return None
-    return pa.chunked_array([ch.indices for ch in chunks], col.type.index_type)
+    """The indices of a dictionary column, as a column of their own."""
+    return _pa().chunked_array([ch.indices for ch in col.chunks], col.type.index_type)
 
 
 def changed_mask(x: Any, y: Any) -> Arr:
@@ -338,10 +333,8 @@ def changed_mask(x: Any, y: Any) -> Arr:
     if pa.types.is_dictionary(x.type) and x.type == y.type:
         # over one dictionary of distinct values (_shared_dictionary): compare the indices
         x, y = _chunked(x), _chunked(y)
-        ix, iy = _indices(x), _indices(y)
-        ds = [c.chunks[0].dictionary for c in (x, y) if c.num_chunks]
-        if ix is not None and iy is not None and _same_distinct(ds):
-            x, y = ix, iy
+        if _same_distinct([ch.dictionary for ch in (*x.chunks, *y.chunks)]):
+            x, y = _indices(x), _indices(y)
         else:
             x, y = _plain(x), _plain(y)
     ne = pc.fill_null(pc.not_equal(x, y), False)

@@ -141,8 +141,7 @@ class _Background:
     def _compressed(self, batch: list[_Queued]) -> list[tuple[int, Buffer]]:
         """``(codec, stored)`` of each object of a batch."""
         st = self.store
-        todo = [i for i, item in enumerate(batch) if item[2] is None]
-        datas = [batch[i][1] for i in todo]
+        datas = [data for _, data, pre in batch if pre is None]  # the rest came compressed
         if self.misses >= MISSES_BEFORE_SAMPLING:
             # only every 16th object is tried until one of them shrinks
             tried = st._compress_many(datas[::16])
@@ -153,12 +152,10 @@ class _Background:
         if datas:
             shrank = any(codec != CODEC_NONE for codec, _ in done)
             self.misses = 0 if shrank else self.misses + 1  # a race between threads is harmless
-        if len(todo) == len(batch):
+        if len(datas) == len(batch):
             return done
-        out = [item[2] for item in batch]
-        for i, r in zip(todo, done, strict=True):
-            out[i] = r
-        return out  # type: ignore[return-value]  # every None was replaced
+        fresh = iter(done)  # in the order of datas
+        return [item[2] if item[2] is not None else next(fresh) for item in batch]
 
     def _take(self) -> list[_Queued]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0

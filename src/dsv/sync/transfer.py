@@ -122,15 +122,14 @@ def objects_to_push(
     repo: Repository,
     tips: Iterable[bytes],
     remote_has: Callable[[bytes], bool],
-    names: dict[bytes, list[bytes]] | None = None,
+    names: dict[bytes, list[bytes]],
 ) -> list[bytes]:
     """Ids missing on the remote, ordered so that every object follows what it names.
 
-    ``names`` (if given) receives, for each of them that names other objects
-    (commit, tag, tree, chunk list), the objects it names.
+    ``names`` receives, for each of them that names other objects (commit, tag,
+    tree, chunk list), the objects it names.
     """
     store = repo.store
-    names = {} if names is None else names
     commits: list[bytes] = []
     tags: list[bytes] = []
     seen: set[bytes] = set()
