@@ -12,7 +12,9 @@ that edits of src/ during a long run do not change what is measured; by default 
 the figures; --from-json FILE writes the report again from them, measuring nothing.
 
 Data sets of ../shared/bench/make_data.py (images, table, big), each through every scenario:
-  commit v1   dsv commit | dvc add data + git commit of data.dvc | git add + git commit (LFS)
+  commit v1   dsv commit | dvc add data + git commit of data.dvc | git add + git commit (LFS);
+              --commit-rounds times (default 3) where the data has at most 20,000 files, each
+              earlier round in a fresh copy of the data and a fresh repository; the median
   status      no-op: dsv status | dvc status | git status --porcelain
   commit v2   after make_data's v2 edit (untimed), as commit v1; the store's growth
   diff        dsv diff --stat HEAD~1 HEAD | dvc diff HEAD~1 HEAD | git diff --stat HEAD~1 HEAD
@@ -71,6 +73,7 @@ LABEL = {"dsv": "dsv", "dvc": "DVC", "git-lfs": "git-lfs"}
 KINDS = ("images", "table", "big")
 REMOTES = ("local", "s3")
 TIMEOUT_RCS = (124, 137)  # coreutils timeout: the command stopped by TERM, or by KILL after 10 s
+ROUNDS_MAX_FILES = 20_000  # commit v1 is timed --commit-rounds times up to this many files
 PEERS_MAX_FILES = 100_000  # series sizes above this run only the tools of --large-tools
 FILES_PER_DIR = 1000
 
@@ -241,6 +244,7 @@ class Results:
     large_tools: list[str]
     remotes_same_fs: bool = True  # local remotes on the workspaces' file system (hard links)
     status_repeat: int = 1  # rounds of the no-op status
+    commit_rounds: int = 1  # rounds of commit v1 (data of at most ROUNDS_MAX_FILES files)
     lines: list[Line] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # name, files, bytes, what
     failures: list[str] = field(default_factory=list)
@@ -257,6 +261,7 @@ class Results:
             args.timeout,
             args.large_tools,
             status_repeat=args.status_repeat,
+            commit_rounds=args.commit_rounds,
             failures=failures,
         )
 
@@ -528,6 +533,7 @@ class Suite(bf.Bench, br.RemoteBench):
         repeat: int = 1,
         note: str = "",
         warmup: bool = False,
+        before_round: Callable[[int], None] | None = None,
     ) -> Line:
         """Run each tool's fn `repeat` times, the tools taking turns (order rotated each round).
 
@@ -535,6 +541,7 @@ class Suite(bf.Bench, br.RemoteBench):
         its peak RSS the largest of them. A tool that times out or fails is marked so here and
         "not run" in the data set's later scenarios. ``warmup`` (read-only scenarios): a first
         round that is not counted, so that every tool's figure is of a warm cache.
+        ``before_round(i)`` runs (untimed) before round i.
         """
         line = Line(data.name, scenario, "s", note=note)
         live = [t for t in fns if t in data.tools]
@@ -543,6 +550,8 @@ class Suite(bf.Bench, br.RemoteBench):
             if t in data.dead:
                 line.values[t] = "not run"
         for i in range(-1 if warmup else 0, repeat):
+            if before_round is not None:
+                before_round(i)
             for t in live[i % len(live) :] + live[: i % len(live)] if live else []:
                 if t in data.dead:
                     continue
@@ -600,30 +609,37 @@ class Suite(bf.Bench, br.RemoteBench):
                     ["init", "-q", "--bare", str(data.bare[t])], remotes, data.name, "init"
                 )
         for t in data.tools:
-            ws, ds = data.ws[t], data.name
-            if t == "dsv":
-                self.dsv.run(["init"], ws, ds, "init")
-                for rk in self.args.remotes:
-                    self.add_remote(t, ws, data.remotes[(rk, t)], ds)
-            elif t == "dvc":
-                dvc = self.peer_dvc()
-                self.git.run(["init", "-q"], ws, ds, "init")
-                dvc.run(["init", "-q"], ws, ds, "init")
+            self.init_repo(data, t, data.ws[t], remotes=True)
+
+    def init_repo(self, data: Data, t: str, ws: Path, remotes: bool) -> None:
+        """Tool t's repository in ws (untimed); with ``remotes``, the data set's remotes too."""
+        ds = data.name
+        if t == "dsv":
+            self.dsv.run(["init"], ws, ds, "init")
+            for rk in self.args.remotes if remotes else []:
+                self.add_remote(t, ws, data.remotes[(rk, t)], ds)
+        elif t == "dvc":
+            dvc = self.peer_dvc()
+            self.git.run(["init", "-q"], ws, ds, "init")
+            dvc.run(["init", "-q"], ws, ds, "init")
+            if remotes:
                 # the local remote is the default: `dvc push --all-commits` needs one, even
                 # with -r (DVC 3.x); analytics are off through DVC_NO_ANALYTICS
                 local = data.remotes[("local", t)]
                 dvc.run(["remote", "add", "-d", local.name, local.url], ws, ds, "init")
                 if "s3" in self.args.remotes:
                     self.add_remote(t, ws, data.remotes[("s3", t)], ds)
-                self.git.run(["add", ".dvc", ".dvcignore"], ws, ds, "init")
-                self.git.run(["commit", "-q", "-m", "dvc init"], ws, ds, "init")
+            self.git.run(["add", ".dvc", ".dvcignore"], ws, ds, "init")
+            self.git.run(["commit", "-q", "-m", "dvc init"], ws, ds, "init")
+            if remotes:
                 self.git.run(["remote", "add", "origin", str(data.bare[t])], ws, ds, "init")
-            else:
-                self.lfs.run(["init", "-q"], ws, ds, "init")
-                self.lfs.run(["lfs", "install", "--local"], ws, ds, "init")
-                self.lfs.run(["lfs", "track", "data/**"], ws, ds, "init")
-                self.lfs.run(["add", ".gitattributes"], ws, ds, "init")
-                self.lfs.run(["commit", "-q", "-m", "track data/ with LFS"], ws, ds, "init")
+        else:
+            self.lfs.run(["init", "-q"], ws, ds, "init")
+            self.lfs.run(["lfs", "install", "--local"], ws, ds, "init")
+            self.lfs.run(["lfs", "track", "data/**"], ws, ds, "init")
+            self.lfs.run(["add", ".gitattributes"], ws, ds, "init")
+            self.lfs.run(["commit", "-q", "-m", "track data/ with LFS"], ws, ds, "init")
+            if remotes:
                 self.lfs.run(["remote", "add", "origin", str(data.bare[t])], ws, ds, "init")
 
     def check_lfs(self, data: Data) -> None:
@@ -643,7 +659,40 @@ class Suite(bf.Bench, br.RemoteBench):
 
     # ------------------------------------------------------------------ scenarios
 
-    def commit(self, data: Data, scenario: str, message: str) -> Line:
+    def commit_v1(self, data: Data, source: Path) -> Line:
+        """commit v1, timed in --commit-rounds rounds (the median reported) where the data set
+        has at most ROUNDS_MAX_FILES files: each earlier round in workspaces of its own (a
+        fresh copy of the data, a fresh repository, made untimed before the first round), the
+        last in the data set's own workspaces, which the later scenarios go on from."""
+        rounds = self.args.commit_rounds if data.files <= ROUNDS_MAX_FILES else 1
+        own = dict(data.ws)
+        spare: list[dict[str, Path]] = []
+        for k in range(1, rounds):
+            spare.append({})
+            for t in data.tools:
+                ws = spare[-1][t] = data.base / f"round-{k}" / t
+                ws.mkdir(parents=True)
+                subprocess.run(["cp", "-a", str(source), str(ws / "data")], check=True)
+                self.init_repo(data, t, ws, remotes=False)
+
+        def use(i: int) -> None:
+            data.ws.update(spare[i] if i < len(spare) else own)
+
+        try:
+            return self.commit(data, "commit v1", "v1", rounds, use)
+        finally:
+            data.ws.update(own)
+            for k in range(1, rounds):
+                self.set_aside(data, data.base / f"round-{k}")
+
+    def commit(
+        self,
+        data: Data,
+        scenario: str,
+        message: str,
+        repeat: int = 1,
+        before_round: Callable[[int], None] | None = None,
+    ) -> Line:
         ds, ws = data.name, data.ws
 
         def dvc() -> None:
@@ -660,7 +709,10 @@ class Suite(bf.Bench, br.RemoteBench):
             "dvc": dvc,
             "git-lfs": lfs,
         }
-        line = self.step(data, scenario, fns, note="DVC: dvc add + git commit of data.dvc")
+        note = "DVC: dvc add + git commit of data.dvc"
+        if repeat > 1:
+            note += f"; median of {repeat} rounds, each in a fresh copy and repository"
+        line = self.step(data, scenario, fns, repeat, note, before_round=before_round)
         self.check_lfs(data)
         return line
 
@@ -862,7 +914,7 @@ class Suite(bf.Bench, br.RemoteBench):
         data = Data(kind, base, v2, list(self.names), tree_files(v1), tree_bytes(v1))
 
         def scenarios() -> None:
-            self.commit(data, "commit v1", "v1")
+            self.commit_v1(data, v1)
             before = self.store(data, "store after v1")
             self.store(data, "store on disk after v1", disk_bytes)
             self.status(data)
@@ -896,7 +948,7 @@ class Suite(bf.Bench, br.RemoteBench):
         data = Data(series_name(n), base, src, tools, n, tree_bytes(src))
 
         def scenarios() -> None:
-            self.commit(data, "commit v1", "v1")
+            self.commit_v1(data, src)
             self.store(data, "store after v1")
             self.store(data, "store on disk after v1", disk_bytes)
             self.status(data)
@@ -1128,6 +1180,13 @@ def write_report(
             if res.status_repeat > 1
             else ""
         )
+        + (
+            f"; commit v1 of data sets of up to {ROUNDS_MAX_FILES:,} files is the median of "
+            f"{res.commit_rounds} rounds, each in a fresh copy of the data and a fresh "
+            "repository (the same command varied 2-4x between minutes here)"
+            if res.commit_rounds > 1
+            else ""
+        )
         + ").\n",
         *(
             ["**This run was interrupted: the figures below are those measured before.**\n"]
@@ -1346,6 +1405,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--remotes", default=None, help="among local,s3 (default both; --quick: local)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of status, diff and checkout")
     ap.add_argument(
+        "--commit-rounds",
+        type=int,
+        default=None,
+        help=f"rounds of commit v1 (fresh workspaces; the median) for data of at most "
+        f"{ROUNDS_MAX_FILES:,} files (default 3; --quick: 1)",
+    )
+    ap.add_argument(
         "--status-repeat",
         type=int,
         default=3,
@@ -1387,6 +1453,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.scale = 0.05 if a.quick else (1.0 if a.scale is None else a.scale)
     a.remotes = a.remotes or ("local" if a.quick else ",".join(REMOTES))
     a.timeout = a.timeout or (120.0 if a.quick else 600.0)
+    a.commit_rounds = a.commit_rounds or (1 if a.quick else 3)
     sizes = a.sizes or ("1000,10000" if a.quick else "10000,100000,1000000")
     a.sizes = [] if sizes == "none" else sorted({int(s) for s in sizes.split(",") if s.strip()})
     for opt, allowed in (
@@ -1405,8 +1472,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--remotes must include local (git-lfs and the series push to a local remote)")
     if a.scale <= 0 or a.repeat < 1 or a.timeout <= 0 or any(n < 1 for n in a.sizes):
         ap.error("--scale, --repeat, --timeout and --sizes must be positive")
-    if a.status_repeat < 1:
-        ap.error("--status-repeat must be positive")
+    if a.status_repeat < 1 or a.commit_rounds < 1:
+        ap.error("--status-repeat and --commit-rounds must be positive")
     a.status_repeat = max(a.status_repeat, a.repeat)
     a.kinds, a.skip_dvc, a.skip_dsv = a.only, "dvc" not in a.tools, False
     return a
