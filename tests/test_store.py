@@ -1049,3 +1049,41 @@ def test_a_caller_compresses_batches_itself_while_the_thread_is_behind(
     assert offsets == sorted(offsets)
     fresh = new_store(ChunkParams())
     assert all(fresh.get_bytes(o) == d for o, d in zip(ids, texts, strict=True))
+
+
+def test_a_pack_opened_by_several_threads_at_once_reads_on_each(
+    new_store: Callable[..., Store],
+) -> None:
+    """Threads that read a pack nobody opened yet all get its bytes (clone and checkout read
+    packs on several threads; one of them saw the descriptor before the pack's size)."""
+    import sys
+    import threading
+
+    s = new_store()
+    oid = s.put_bytes(os.urandom(5000), compress=False)
+    s.flush()
+    path = s.packs[0].path
+    errors: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two statements
+    try:
+        for _ in range(300):
+            pack = PackFile(path, s.algo)
+            e = pack.find(oid)
+            assert e is not None
+
+            def read(pack: PackFile = pack, e: Any = e) -> None:
+                try:
+                    assert len(pack.read_stored(e)) == e.stored_len
+                except BaseException as exc:  # collected for the assert below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=read) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            pack.close()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

@@ -230,6 +230,8 @@ class PackFile(SortedIndex):
         self.idx_path = pack_path.with_suffix(".idx")
         self.algo = algo
         self._fd: int | None = None
+        self._size = 0
+        self._open_lock = threading.Lock()  # readers on several threads open it once
         self._loaded = False
         if not lazy:
             self._load()
@@ -283,13 +285,21 @@ class PackFile(SortedIndex):
     # -- reads
 
     def _open(self) -> int:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY)
-            except OSError as exc:
-                raise io_error("open pack", self.path, exc) from exc
-            self._size = os.fstat(self._fd).st_size
-        return self._fd
+        fd = self._fd
+        if fd is not None:
+            return fd
+        with self._open_lock:
+            if self._fd is None:
+                try:
+                    fd = os.open(self.path, os.O_RDONLY)
+                    self._size = os.fstat(fd).st_size
+                except OSError as exc:
+                    if fd is not None:
+                        os.close(fd)
+                    raise io_error("open pack", self.path, exc) from exc
+                # the size first: another thread that sees the descriptor reads it
+                self._fd = fd
+            return self._fd
 
     def read_stored(self, e: Entry) -> bytes:
         """The stored (possibly compressed) payload of a record."""
