@@ -681,9 +681,7 @@ class Suite(bf.Bench, br.RemoteBench):
         try:
             return self.commit(data, "commit v1", "v1", rounds, use)
         finally:
-            data.ws.update(own)
-            for k in range(1, rounds):
-                self.set_aside(data, data.base / f"round-{k}")
+            data.ws.update(own)  # the round workspaces stay until the data set ends
 
     def commit(
         self,
@@ -1453,7 +1451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.scale = 0.05 if a.quick else (1.0 if a.scale is None else a.scale)
     a.remotes = a.remotes or ("local" if a.quick else ",".join(REMOTES))
     a.timeout = a.timeout or (120.0 if a.quick else 600.0)
-    a.commit_rounds = a.commit_rounds or (1 if a.quick else 3)
+    if a.commit_rounds is None:
+        a.commit_rounds = 1 if a.quick else 3
     sizes = a.sizes or ("1000,10000" if a.quick else "10000,100000,1000000")
     a.sizes = [] if sizes == "none" else sorted({int(s) for s in sizes.split(",") if s.strip()})
     for opt, allowed in (
