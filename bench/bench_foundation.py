@@ -86,6 +86,8 @@ class Run:
     maxrss_mb: float
     stdout: str = field(repr=False)
     stderr: str = field(repr=False)
+    user_s: float = 0.0  # the child's CPU seconds in user mode (ru_utime)
+    sys_s: float = 0.0  # and in the kernel (ru_stime)
 
 
 class CommandFailed(Exception):
@@ -117,7 +119,8 @@ t0 = time.perf_counter()
 p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL)
 _, status, ru = os.wait4(p.pid, 0)
 dt = time.perf_counter() - t0
-os.write(fd, json.dumps([dt, os.waitstatus_to_exitcode(status), ru.ru_maxrss]).encode())
+rc = os.waitstatus_to_exitcode(status)
+os.write(fd, json.dumps([dt, rc, ru.ru_maxrss, ru.ru_utime, ru.ru_stime]).encode())
 """
 
 
@@ -131,7 +134,8 @@ def run_cmd(
     step: str,
     check: bool = True,
 ) -> Run:
-    """Run argv; seconds cover spawn to reap, maxrss is the child's own ru_maxrss (KiB on Linux)."""
+    """Run argv; seconds cover spawn to reap; maxrss (KiB on Linux) and the CPU times are the
+    child's own rusage."""
     rfd, wfd = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
@@ -156,8 +160,10 @@ def run_cmd(
         raise CommandFailed(
             f"launcher for {shlex.join(argv)} failed ({proc.returncode}):\n{stderr}"
         )
-    seconds, rc, maxrss_kib = json.loads(result)
-    r = Run(tool, dataset, step, argv, seconds, rc, maxrss_kib * KiB / MB, stdout, stderr)
+    seconds, rc, maxrss_kib, user_s, sys_s = json.loads(result)
+    r = Run(
+        tool, dataset, step, argv, seconds, rc, maxrss_kib * KiB / MB, stdout, stderr, user_s, sys_s
+    )
     log.append(r)
     if check and r.rc != 0:
         tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])

@@ -546,6 +546,7 @@ class Suite(bf.Bench, br.RemoteBench):
         line = Line(data.name, scenario, "s", note=note)
         live = [t for t in fns if t in data.tools]
         secs: dict[str, list[float]] = {}
+        cpu: dict[str, list[str]] = {}  # per round: the children's user + kernel seconds
         for t in live:
             if t in data.dead:
                 line.values[t] = "not run"
@@ -569,6 +570,10 @@ class Suite(bf.Bench, br.RemoteBench):
                         continue  # the warm-up round
                     runs = self.log[start:]
                     secs.setdefault(t, []).append(sum(r.seconds for r in runs))
+                    user, kernel = sum(r.user_s for r in runs), sum(r.sys_s for r in runs)
+                    cpu.setdefault(t, []).append(
+                        f"{secs[t][-1]:.2f} s: user {user:.2f} + sys {kernel:.2f}"
+                    )
                     peak = max((r.maxrss_mb for r in runs), default=0.0)
                     line.rss_mb[t] = max(line.rss_mb.get(t, 0.0), peak)
         for t, xs in secs.items():
@@ -580,6 +585,9 @@ class Suite(bf.Bench, br.RemoteBench):
             for t in live
         ]
         print(f"  {data.name:<14} {scenario:<12} " + " | ".join(cells), flush=True)
+        if self.args.cpu:
+            for t, rounds in cpu.items():
+                print(f"  {'':<14} {'':<12} {LABEL[t]} cpu " + "; ".join(rounds), flush=True)
         return line
 
     def figure(self, data: Data, scenario: str, unit: str, fn: Callable[[str], Value]) -> Line:
@@ -1408,6 +1416,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"rounds of commit v1 (fresh workspaces; the median) for data of at most "
         f"{ROUNDS_MAX_FILES:,} files (default 3; --quick: 1)",
+    )
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also print each round's user and kernel CPU seconds (the commands' rusage)",
     )
     ap.add_argument(
         "--status-repeat",

@@ -178,7 +178,8 @@ def drill_disk_errors(base: Path, seed: int) -> tuple[str, bool]:
     results = []
     ok = True
     for label, name, err, after in (
-        ("ENOSPC writing a pack", "writev", errno.ENOSPC, 2),
+        ("ENOSPC writing a pack through the page cache", "writev", errno.ENOSPC, 2),
+        ("ENOSPC writing a pack with direct I/O", "pwrite", errno.ENOSPC, 0),
         ("EIO on fsync", "fsync", errno.EIO, 0),
         ("ENOSPC writing the reflog", "write", errno.ENOSPC, 0),
         ("EIO on a rename", "replace", errno.EIO, 0),
@@ -191,11 +192,19 @@ def drill_disk_errors(base: Path, seed: int) -> tuple[str, bool]:
         before = _tree(repo.root)
         fresh = Repository(repo.root)
         clear = False
-        with _failing(os, name, err, after):
-            try:
+        cached = name == "writev"  # packs are written with pwrite (direct I/O) or writev
+        old = os.environ.get("DSV_DIRECT_IO")
+        os.environ["DSV_DIRECT_IO"] = "0" if cached else "1"
+        try:
+            with _failing(os, name, err, after):
                 api.commit(fresh, "v2")
-            except DsvIOError as exc:
-                clear = os.strerror(err) in str(exc)
+        except DsvIOError as exc:
+            clear = os.strerror(err) in str(exc)
+        finally:
+            if old is None:
+                del os.environ["DSV_DIRECT_IO"]
+            else:
+                os.environ["DSV_DIRECT_IO"] = old
         again = Repository(repo.root)
         unmoved = again.head_commit() == head
         valid = api.fsck(again).ok

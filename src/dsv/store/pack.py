@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK, fsync_dir, write_atomic
+from dsv.directio import Buffer as Buffer
+from dsv.directio import DirectAppender, open_direct
 from dsv.errors import CorruptObjectError, FormatError, UnsupportedFormatError, io_error
 from dsv.hashing import ALGO_CODES, HashAlgo, algo_from_code, checksum, checksum_hasher
 from dsv.records import Record
@@ -478,9 +480,6 @@ def write_index(
     write_atomic(idx_path, bytes(out), durable=durable)
 
 
-Buffer = bytes | bytearray | memoryview
-
-
 class PackRange(Record):
     """Bytes of a pack, by place: for ``os.copy_file_range`` (kernel to kernel)."""
 
@@ -555,9 +554,15 @@ class PackWriter:
         self.algo = algo
         self.durable = durable  # False for packs that only exist to be uploaded
         self.tmp = pack_dir / f"{TEMP_MARK}pack-{os.getpid()}-{os.urandom(6).hex()}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL  # read-write: records may be read back
+        self._direct: DirectAppender | None = None
         try:
-            # read-write: records may be read back before the pack is finished
-            self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
+            if durable:  # a pack kept in the store: past the page cache (dsv.directio)
+                self._fd, direct = open_direct(self.tmp, flags, 0o444)
+                if direct:
+                    self._direct = DirectAppender(self.tmp, self._fd, True)
+            else:  # a pack that is uploaded next: read back at once
+                self._fd = os.open(self.tmp, flags, 0o444)
         except OSError as exc:
             raise io_error("create pack", self.tmp, exc) from exc
         self._hash = checksum_hasher()
@@ -578,10 +583,15 @@ class PackWriter:
     def _enqueue(self, parts: list[Buffer]) -> None:
         n = sum(len(x) for x in parts)
         try:
-            _writev_all(self._fd, parts)
+            if self._direct is not None:
+                self._direct.write(parts)
+            else:
+                _writev_all(self._fd, parts)
         except OSError as exc:
             raise io_error("write pack", self.tmp, exc) from exc
         self._queued += n
+        if self._direct is not None:
+            return
         self._unsynced += n
         if self._unsynced >= self.SYNC_EVERY and self.durable:
             self._unsynced = 0
@@ -621,6 +631,8 @@ class PackWriter:
             start = offset - self._queued
             return bytes(self._buf[start : start + length])
         try:
+            if self._direct is not None:
+                return self._direct.read(offset, length)
             return os.pread(self._fd, length, offset)
         except OSError as exc:
             raise io_error("read pack", self.tmp, exc) from exc
@@ -631,6 +643,8 @@ class PackWriter:
         self._closed = True
         if self._syncer is not None:
             self._syncer.stop()
+        if self._direct is not None:
+            self._direct.close()
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
@@ -650,6 +664,8 @@ class PackWriter:
         self._buf += digest
         try:
             self._flush_buf()
+            if self._direct is not None:
+                self._direct.finish()
             if self._syncer is not None:
                 self._syncer.stop()
                 if self._syncer.error is not None:
