@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,5 +187,37 @@ def test_a_failing_direct_write_is_a_clear_error_and_leaves_nothing(
         for b in _parts(8, 2_000_000):
             w.add(XXH3_128.digest(b), KIND_LITERAL, 0, len(b), b)
         w.finish()
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unexpected_error_in_the_writer_thread_is_raised_not_a_hang(
+    tmp_path: Path, small_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread keeps taking blocks after any error, so the caller never waits on a
+    full queue forever; the error comes out of the caller's next call."""
+    if not _direct_supported(tmp_path):
+        pytest.skip("this file system refuses direct I/O")
+
+    def broken(fd: int, data: Any, offset: int) -> int:
+        raise RuntimeError("broken write")
+
+    monkeypatch.setattr(os, "pwrite", broken)
+    w = PackWriter(tmp_path, XXH3_128)
+    raised: list[BaseException] = []
+
+    def fill() -> None:
+        try:
+            for b in _parts(9, 3_000_000):  # far more blocks than the queue holds
+                w.add(XXH3_128.digest(b), KIND_LITERAL, 0, len(b), b)
+            w.finish()
+        except BaseException as exc:
+            raised.append(exc)
+
+    t = threading.Thread(target=fill, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the writer hung on a full queue"
+    assert len(raised) == 1 and "broken write" in str(raised[0])
     w.abort()
     assert list(tmp_path.iterdir()) == []

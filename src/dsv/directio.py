@@ -17,6 +17,7 @@ so callers need not care; ``DSV_DIRECT_IO=0`` turns it off.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -62,7 +63,8 @@ def open_direct(path: str | os.PathLike[str], flags: int, mode: int) -> tuple[in
             if exc.errno != errno.EINVAL:
                 raise
             if flags & os.O_EXCL:  # the file may exist now (created before the refusal)
-                os.unlink(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
     return os.open(path, flags, mode), False
 
 
@@ -84,7 +86,7 @@ class DirectAppender:
         self._base = 0  # file offset of the current block's first byte
         self._cur: mmap.mmap | None = None
         self._fill = 0
-        self._error: OSError | None = None
+        self._error: BaseException | None = None
         self._todo: queue.Queue[tuple[mmap.mmap, int, int] | None] = queue.Queue(IN_FLIGHT)
         self._thread: threading.Thread | None = None
         self._read_fd = -1
@@ -102,7 +104,7 @@ class DirectAppender:
                 if self._error is None and not self._closing:
                     try:
                         self._pwrite_all(memoryview(block)[:length], offset)
-                    except OSError as exc:
+                    except Exception as exc:  # the caller raises it; this thread goes on
                         self._error = exc
                 _give(block)
             finally:
@@ -117,6 +119,8 @@ class DirectAppender:
                     raise
                 self._buffered()  # a file system that wants another alignment
                 continue
+            if n <= 0:
+                raise OSError(errno.EIO, "write made no progress")
             view, offset = view[n:], offset + n
 
     def _buffered(self) -> None:
