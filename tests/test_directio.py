@@ -221,3 +221,30 @@ def test_an_unexpected_error_in_the_writer_thread_is_raised_not_a_hang(
     assert len(raised) == 1 and "broken write" in str(raised[0])
     w.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_child_forked_while_the_block_pool_is_locked_can_still_write() -> None:
+    import time
+
+    lock = directio._pool_lock
+    lock.acquire()  # as if another thread were taking a block at the moment of the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                directio._give(directio._take())
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        assert done[0] == pid, "the child hung on the pool's lock"
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        lock.release()

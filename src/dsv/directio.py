@@ -35,6 +35,16 @@ _pool: list[mmap.mmap] = []
 _pool_lock = threading.Lock()
 
 
+def _after_fork() -> None:  # a child of a process mid-write starts with no lock held
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def enabled() -> bool:
     """Whether new packs are written with direct I/O (``DSV_DIRECT_IO=0``: no)."""
     return hasattr(os, "O_DIRECT") and os.environ.get("DSV_DIRECT_IO", "1") != "0"
