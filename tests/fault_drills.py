@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from dsv import api
 from dsv.api import remote as rapi
@@ -192,19 +193,13 @@ def drill_disk_errors(base: Path, seed: int) -> tuple[str, bool]:
         before = _tree(repo.root)
         fresh = Repository(repo.root)
         clear = False
-        cached = name == "writev"  # packs are written with pwrite (direct I/O) or writev
-        old = os.environ.get("DSV_DIRECT_IO")
-        os.environ["DSV_DIRECT_IO"] = "0" if cached else "1"
+        # packs are written with pwrite (direct I/O) or writev (through the page cache)
+        direct = {"DSV_DIRECT_IO": "0" if name == "writev" else "1"}
         try:
-            with _failing(os, name, err, after):
+            with mock.patch.dict(os.environ, direct), _failing(os, name, err, after):
                 api.commit(fresh, "v2")
         except DsvIOError as exc:
             clear = os.strerror(err) in str(exc)
-        finally:
-            if old is None:
-                del os.environ["DSV_DIRECT_IO"]
-            else:
-                os.environ["DSV_DIRECT_IO"] = old
         again = Repository(repo.root)
         unmoved = again.head_commit() == head
         valid = api.fsck(again).ok

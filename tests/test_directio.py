@@ -27,6 +27,7 @@ SMALL_BLOCK = 64 << 10
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Blocks of 64 KiB, so that a few hundred KiB cross several of them."""
     monkeypatch.setattr(directio, "BLOCK", SMALL_BLOCK)
+    monkeypatch.setattr(directio, "_pool", [])  # blocks of this size only
     monkeypatch.setenv("DSV_DIRECT_IO", "1")
     yield
 

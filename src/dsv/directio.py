@@ -52,10 +52,8 @@ def enabled() -> bool:
 
 def _take() -> mmap.mmap:
     with _pool_lock:
-        while _pool:
-            block = _pool.pop()
-            if len(block) == BLOCK:
-                return block
+        if _pool:
+            return _pool.pop()
     return mmap.mmap(-1, BLOCK)  # page-aligned; its pages stay with the process once touched
 
 

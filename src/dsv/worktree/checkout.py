@@ -661,29 +661,22 @@ def _write_parts(fd: int, parts: list[Buffer | PackRange]) -> None:
     0.83 s with the source pages dropped as read, 1.8-2.3 s without).
     """
     bufs: list[Buffer] = []
-    span: list[int] = []  # pack fd, first and last byte copied from it
+    spans: dict[int, tuple[int, int]] = {}  # pack fd -> first and last byte copied from it
     for x in parts:
         if isinstance(x, PackRange):
             if bufs:
                 _write_all(fd, bufs)
                 bufs = []
             _copy_range(x, fd)
-            if span and span[0] == x.fd:
-                span[1] = min(span[1], x.offset)
-                span[2] = max(span[2], x.offset + x.length)
-            else:
-                _drop_cached(span)
-                span = [x.fd, x.offset, x.offset + x.length]
+            end = x.offset + x.length
+            lo, hi = spans.get(x.fd, (x.offset, end))
+            spans[x.fd] = (min(lo, x.offset), max(hi, end))
         else:
             bufs.append(x)
     if bufs:
         _write_all(fd, bufs)
-    _drop_cached(span)
-
-
-def _drop_cached(span: list[int]) -> None:
-    if span:
-        drop_cached(span[0], span[1], span[2] - span[1])
+    for pack_fd, (lo, hi) in spans.items():
+        drop_cached(pack_fd, lo, hi - lo)
 
 
 def _copy_range(r: PackRange, fd: int) -> None:
