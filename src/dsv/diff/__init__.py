@@ -22,7 +22,13 @@ from typing import Any
 
 from dsv.config import Config
 from dsv.diff.files import FileDiff, diff_files
-from dsv.diff.formats import DEFAULT_MAX_TEXT_BYTES, TableError, TableFile, table_format
+from dsv.diff.formats import (
+    DEFAULT_MAX_TEXT_BYTES,
+    TABLE_NAMES,
+    TableError,
+    TableFile,
+    table_format,
+)
 from dsv.diff.labeldiff import LabelDiff, changed_counts, folder_label_diff
 from dsv.diff.source import DiskSource, Source, StoreSource
 from dsv.diff.tables import TableDiff, TableOptions
@@ -173,7 +179,7 @@ def _tables(
         if table_format(p, eo) is not None or table_format(p, en) is not None:
             todo.append((p, eo, en))
     one_sided: list[tuple[str, TreeEntry | None, TreeEntry | None]] = [
-        (p, None, e) for p, e in files.added_where(table_format) if table_format(p, e)
+        (p, None, e) for p, e in files.added_where(table_format, TABLE_NAMES) if table_format(p, e)
     ]
     one_sided += [(p, e, None) for p, e in files.removed if table_format(p, e)]
     if len(one_sided) > MAX_ONE_SIDED_TABLES:

@@ -8,6 +8,7 @@ with the same file name are made first, then the rest in path order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -68,11 +69,17 @@ class FileDiff(Record):
         when it can list them directory by directory (``by_directory``), else paths."""
         return self.added if hasattr(self.added, "by_directory") else self.added_paths()
 
-    def added_where(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
-        """The added ``(path, entry)`` pairs whose path ``keep`` is true for."""
+    def added_where(
+        self, keep: Callable[[str], object], names: re.Pattern[str] | None = None
+    ) -> list[tuple[str, TreeEntry]]:
+        """The added ``(path, entry)`` pairs whose path ``keep`` is true for.
+
+        ``names``: a pattern that the name of every such path matches (among
+        NUL-separated names), for skipping whole directories at once.
+        """
         fast = getattr(self.added, "select", None)
         if fast is not None:
-            return list(fast(keep))
+            return list(fast(keep, names))
         return [(p, e) for p, e in self.added if keep(p)]
 
     def counts(self) -> dict[str, int]:

@@ -12,6 +12,7 @@ pyarrow is imported inside the functions that need it: ``dsv status`` and
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dsv.diff.source import Source
@@ -43,6 +44,13 @@ _SNIFF = 64 << 10
 
 class TableError(Exception):
     """A file that cannot be read as a table (the diff falls back to the file level)."""
+
+
+# Every name ``table_format`` accepts has a match here (in NUL-separated names;
+# it matches a few more, e.g. ".csv", which table_format then refuses).
+TABLE_NAMES = re.compile(
+    "(?:" + "|".join(re.escape(ext) for ext in FORMATS) + r")(?=\0|\Z)", re.IGNORECASE
+)
 
 
 def table_format(path: str, entry: TreeEntry | None = None) -> str | None:

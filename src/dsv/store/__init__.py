@@ -961,6 +961,24 @@ class Store:
             if len(self._loose) >= MIDX_AFTER:
                 self.write_multi_index()
 
+    def seal(self) -> None:
+        """Make everything written so far durable, without a new multi-pack index
+        (another process of the same command writes that)."""
+        if self._background is not None:
+            self._background.drain()
+        with self._lock:
+            self._seal()
+
+    def adopt(self, paths: list[Path], written_bytes: int, written_objects: int) -> None:
+        """Add packs another process sealed for this one (a commit's helper process)."""
+        with self._lock:
+            known = {p.path for p in self.packs}
+            for path in paths:
+                if path not in known:
+                    self._add_pack(path)
+            self.written_bytes += written_bytes
+            self.written_objects += written_objects
+
     def abort(self) -> None:
         """Discard the pack being written (objects already sealed stay)."""
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import heapq
 import os
 import stat as stat_mod
@@ -23,7 +24,8 @@ from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
 from dsv.repo import MAX_TREE_BYTES, Repository, local_tz_minutes
-from dsv.store import SMALL_FILE
+from dsv.store import SMALL_FILE, Store
+from dsv.worktree.helper import Helper
 from dsv.worktree.scan import (
     DIR_FLAGS,
     FULL,
@@ -33,6 +35,7 @@ from dsv.worktree.scan import (
     Scanner,
     join,
     pack_stat,
+    scan_dir,
     stat_result,
 )
 from dsv.worktree.statcache import Block, StatCache, names_blob
@@ -51,6 +54,7 @@ from dsv.worktree.walk import (
 # typing is imported for the type checker only: `dsv status` never loads it
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -66,6 +70,8 @@ READ_SIZE = 1 << 20
 # file commit ran 2.5x slower on 4 threads than on one), so they run serially.
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 PARALLEL_MIN_AVG_BYTES = 1 << 20
+# Small files of one directory from which a helper process reads half of them.
+HELPER_MIN = 64
 
 
 def run_parallel(
@@ -376,7 +382,12 @@ def status(
     head_tree = repo.read_commit(head.commit).tree if head.commit else None
     scanner = Scanner(repo.root, Limit(paths))
     walk = Walk(repo, scanner, load_cache(repo), head_tree)
-    cmp = Compare(repo, walk, progress or Progress()).run()
+    walk.make_helper = functools.partial(Helper.start, repo.store, {"scan": scan_dir})
+    try:
+        cmp = Compare(repo, walk, progress or Progress()).run()
+    finally:
+        if walk.helper is not None:
+            walk.helper.close()
     out = Status(head, skipped=scanner.skipped)
     out.added, out.modified, out.deleted = cmp.added, cmp.modified, cmp.deleted
     if cmp.dirty:
@@ -492,6 +503,45 @@ def _open_dir(full: str, d: str) -> int | None:
         raise io_error("read directory", d or ".", exc) from exc
 
 
+def _recs(stats: bytes, which: list[int]) -> bytes:
+    """The stat records at the indices ``which``, joined."""
+    return b"".join(stats[i * _REC : (i + 1) * _REC] for i in which)
+
+
+def read_small_files(
+    store: Store,
+    root: str | Path,
+    d: str,
+    names: list[str],
+    recs: bytes,
+    advance: Callable[[int, int], None] | None = None,
+) -> bytes:
+    """Store the small regular files ``names`` of the directory ``d``, as their scan
+    records ``recs`` describe them; returns their ids, joined.  Refuses a file that
+    changed since the scan."""
+    if not names:
+        return b""
+    prefix = os.path.join(root, d, "")
+    put = store.put_read
+    unpack = STAT.unpack_from
+    out: list[bytes] = []
+    # files opened by name in their directory, open: no walk of the whole
+    # path for each (as the scan lists it)
+    dir_fd = _open_dir(prefix, d)
+    base = prefix if dir_fd is None else ""
+    try:
+        for k, name in enumerate(names):
+            rec = recs[k * _REC : (k + 1) * _REC]
+            size = unpack(rec)[0]
+            out.append(put(_read_small(base + name, d, name, rec, size, dir_fd)))
+            if advance is not None:
+                advance(1, size)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return b"".join(out)
+
+
 class AddedFiles(Sequence[tuple[str, TreeEntry]]):
     """``(path, entry)`` of added files, kept per directory as packed arrays.
 
@@ -555,10 +605,15 @@ class AddedFiles(Sequence[tuple[str, TreeEntry]]):
             for n in self._names(g):
                 yield prefix + n
 
-    def select(self, keep: Callable[[str], object]) -> list[tuple[str, TreeEntry]]:
-        """``(path, entry)`` of the files whose path ``keep`` is true for."""
+    def select(
+        self, keep: Callable[[str], object], names: re.Pattern[str] | None = None
+    ) -> list[tuple[str, TreeEntry]]:
+        """``(path, entry)`` of the files whose path ``keep`` is true for (``names``: a
+        pattern every such name matches, among the NUL-separated names of a directory)."""
         out = []
-        for g, (d, _, _, _) in enumerate(self._groups):
+        for g, (d, blob, _, _) in enumerate(self._groups):
+            if names is not None and not names.search(blob.decode("utf-8", "surrogateescape")):
+                continue
             prefix = f"{d}/" if d else ""
             for j, n in enumerate(self._names(g)):
                 if keep(prefix + n):
@@ -659,6 +714,7 @@ class _CommitBuild:
         self.changes = Changes(self.ds)
         self.plans: dict[str, _Plan] = {}
         self.root: bytes | None = None
+        self.helper: Helper | None = None
 
     def enter(self, st: DirState) -> None:
         cache, ds, store = self.cache, self.ds, self.store
@@ -747,34 +803,43 @@ class _CommitBuild:
         A regular file is opened, read whole (one byte more than its size:
         growth shows), fstat'ed and closed; it is unchanged since the scan
         when its stat record is the scan's, byte for byte.  Symlinks and big
-        files take the general path.
+        files take the general path.  With a helper process, it reads the
+        second half of the small files meanwhile.
         """
         repo, ds, advance = self.repo, self.ds, self.progress.advance
-        prefix = os.path.join(repo.root, d, "")
-        put = repo.store.put_read
-        unpack, rec_size = STAT.unpack_from, _REC
+        rec_size = _REC
         fresh: bytearray | None = None
-        # files opened by name in their directory, open: no walk of the whole
-        # path for each (as the scan lists it)
-        dir_fd = _open_dir(prefix, d)
-        base = prefix if dir_fd is None else ""
-        try:
-            for i in todo:
-                rec = stats[i * rec_size : (i + 1) * rec_size]
-                size, _m, _c, _i, mode = unpack(rec)
-                if size > SMALL_FILE or not stat_mod.S_ISREG(mode):
-                    st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
-                    if fresh is None:
-                        fresh = bytearray(stats)
-                    fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
-                    newest = max(newest, st.st_mtime_ns)
-                else:
-                    oid = put(_read_small(base + names[i], d, names[i], rec, size, dir_fd))
-                ids[i * ds : (i + 1) * ds] = oid
-                advance(1, size)
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
+        small: list[int] = []
+        for i in todo:
+            rec = stats[i * rec_size : (i + 1) * rec_size]
+            size, _m, _c, _i, mode = STAT.unpack(rec)
+            if size <= SMALL_FILE and stat_mod.S_ISREG(mode):
+                small.append(i)
+                continue
+            st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
+            if fresh is None:
+                fresh = bytearray(stats)
+            fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
+            newest = max(newest, st.st_mtime_ns)
+            ids[i * ds : (i + 1) * ds] = oid
+            advance(1, size)
+        helper = self.helper
+        shared = small[len(small) // 2 :] if helper is not None and len(small) >= HELPER_MIN else []
+        if shared:
+            assert helper is not None
+            ticket = helper.submit("files", d, [names[i] for i in shared], _recs(stats, shared))
+        mine = small[: len(small) - len(shared)]
+        got = read_small_files(
+            repo.store, repo.root, d, [names[i] for i in mine], _recs(stats, mine), advance
+        )
+        if shared:
+            assert helper is not None
+            theirs = helper.result(ticket)
+            for i in shared:
+                advance(1, STAT.unpack_from(stats, i * rec_size)[0])
+            got += theirs
+        for k, i in enumerate(mine + shared):
+            ids[i * ds : (i + 1) * ds] = got[k * ds : (k + 1) * ds]
         return (bytes(fresh) if fresh is not None else stats), newest
 
     def _changes(
@@ -980,26 +1045,39 @@ def commit(
     store = repo.store
     written_before = store.written_bytes
     build = _CommitBuild(repo, walk, progress)
-    progress.start("committing")
+    # made before any thread of this process starts (progress, compression)
+    helper = build.helper = walk.helper = Helper.start(
+        store,
+        {"files": functools.partial(read_small_files, store, repo.root), "scan": scan_dir},
+    )
     try:
-        with store.background_compression():
-            for st, leaving in walk:
-                if leaving:
-                    build.leave(st)
-                else:
-                    build.enter(st)
-    finally:
-        progress.finish()
+        progress.start("committing")
+        try:
+            with store.background_compression():
+                for st, leaving in walk:
+                    if leaving:
+                        build.leave(st)
+                    else:
+                        build.enter(st)
+        finally:
+            progress.finish()
+        if helper is not None:
+            helper.finish()  # it seals its packs while the summary is made
 
-    tree = build.root
-    assert tree is not None
-    changes = build.changes
-    changes.old_tree, changes.new_tree = parent_tree, tree
-    unchanged = tree == parent_tree or (parent_tree is None and not changes.files)
-    if unchanged and not allow_empty:
-        store.abort()
-        raise NothingToCommitError("nothing to commit, working tree clean")
-    summary = (summarizer or _file_summary)(repo, changes)
+        tree = build.root
+        assert tree is not None
+        changes = build.changes
+        changes.old_tree, changes.new_tree = parent_tree, tree
+        unchanged = tree == parent_tree or (parent_tree is None and not changes.files)
+        if unchanged and not allow_empty:
+            store.abort()
+            raise NothingToCommitError("nothing to commit, working tree clean")
+        summary = (summarizer or _file_summary)(repo, changes)
+        if helper is not None:
+            helper.adopt()  # its packs, durable, join the store
+    finally:
+        if helper is not None:
+            helper.close()
     summary["stored_bytes"] = store.written_bytes - written_before
     now = time.time()
     c = Commit(

@@ -17,7 +17,7 @@ without looking at any file.  Only the other directories read their tree.
 from __future__ import annotations
 
 import stat as stat_mod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dsv.objects import Kind, TreeTable
 from dsv.repo import Repository
@@ -39,7 +39,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from dsv.worktree.helper import Helper
+
 _REC = STAT.size
+# Directories the helper process lists ahead of the walk, at most.
+AHEAD = 4
 # Records compared at once when looking for the few that differ.
 _RUN = 512
 
@@ -207,6 +211,13 @@ class Walk:
         self.ref_root = ref_root
         self.target_root = target_root
         self.ds = repo.algo.digest_size
+        # A helper process (dsv.worktree.helper) lists every other directory
+        # ahead of the walk: path -> its ticket, or None for one left to us.
+        self.helper: Helper | None = None
+        # makes the helper once there are directories ahead (the caller closes it)
+        self.make_helper: Callable[[], Helper | None] | None = None
+        self._ahead: dict[str, int | None] = {}
+        self._give = False  # whether the next directory ahead goes to the helper
 
     def _read(self, tree_id: bytes | None, block: Block | None, path: str) -> RefDir:
         if tree_id is not None and block is not None and block.tree == tree_id:
@@ -262,7 +273,7 @@ class Walk:
             if leaving:
                 yield st, True
                 continue
-            st.listing = self.scanner.listing(st.path)
+            st.listing = self._listing(st.path)
             if (
                 st.listing is None
                 and st.block is not None
@@ -295,6 +306,37 @@ class Walk:
                 if target is not None and name in target.dirs:
                     kid.target_id = target.dirs[name][0]
                 stack.append((kid, False))
+            if self.helper is not None or self.make_helper is not None:
+                self._prefetch(stack)
+
+    def _listing(self, d: str) -> Listing | None:
+        ticket = self._ahead.pop(d, None)
+        if ticket is None:
+            return self.scanner.listing(d)
+        assert self.helper is not None
+        return self.scanner.listing_scanned(d, self.helper.result(ticket))
+
+    def _prefetch(self, stack: list[tuple[DirState, bool]]) -> None:
+        """Hand the helper every other directory the walk visits next (a few at a time)."""
+        if self.helper is None:
+            assert self.make_helper is not None
+            if sum(1 for _, leaving in stack if not leaving) < 2:
+                return  # nothing to share yet
+            self.helper, self.make_helper = self.make_helper(), None
+            if self.helper is None:
+                return
+        helper, ahead, scanner = self.helper, self._ahead, self.scanner
+        looked = 0
+        for st, leaving in reversed(stack):
+            if helper.pending >= AHEAD or looked >= 4 * AHEAD:
+                return
+            if leaving:
+                continue
+            looked += 1
+            if st.path in ahead or not scanner.prefetchable(st.path):
+                continue
+            give, self._give = self._give, not self._give
+            ahead[st.path] = helper.submit("scan", scanner.full_path(st.path)) if give else None
 
 
 def keep_out_of_scope(
