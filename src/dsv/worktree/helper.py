@@ -8,7 +8,8 @@ with ``fork`` has no GIL in common with it: the walk hands it directories to
 list ahead of time, and a commit hands it half of each large directory's
 small files, while the main process goes on with its own share.
 
-Requests and answers are pickled frames on two pipes.  Each request gets a
+Requests and answers are frames on two pipes (``marshal``: tuples, lists,
+strings, bytes and numbers are all they hold).  Each request gets a
 ticket; answers come back in the order asked and wait in a buffer until the
 caller asks for them.  The parent never blocks on a write while an answer is
 waiting to be read (it reads meanwhile), so neither side waits for the other
@@ -29,18 +30,22 @@ command whose helper is gone fails with a clear error, changing nothing.
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
-import pickle
 import select
 import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from dsv import errors
 from dsv.errors import DsvError, DsvIOError
 from dsv.store import Store
+
+# typing is imported for the type checker only: `dsv status` never loads it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LEN = struct.Struct("<Q")
 # Pipes are made this large where the system allows (fewer waits on a full pipe).
@@ -70,8 +75,8 @@ def wanted() -> bool:
     )
 
 
-def _frame(msg: object) -> bytes:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+def _frame(msg: Any) -> bytes:
+    data = marshal.dumps(msg)
     return _LEN.pack(len(data)) + data
 
 
@@ -212,7 +217,7 @@ class Helper:
             end = start + _LEN.size + n
             if end > len(inbox):
                 break
-            answer = pickle.loads(memoryview(inbox)[start + _LEN.size : end])
+            answer = marshal.loads(memoryview(inbox)[start + _LEN.size : end])
             self._answers[answer[0]] = answer[1:]
             start = end
         del inbox[:start]
@@ -221,7 +226,7 @@ class Helper:
     def _gone(self) -> Exception:
         """The error to raise when the helper's pipe closed: the one it reported
         before it stopped, if it did."""
-        with contextlib.suppress(OSError, pickle.UnpicklingError):
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             os.set_blocking(self._from, True)
             while not self._closed and self._receive_more():
                 pass
@@ -275,7 +280,7 @@ def _serve(store: Store, handlers: dict[str, Callable[..., Any]], down: int, up:
                 body = _read_exactly(down, _LEN.unpack(head)[0]) if head is not None else None
                 if body is None:  # the parent is gone (or done with a scan)
                     raise _Stop
-                ticket, kind, args = pickle.loads(body)
+                ticket, kind, args = marshal.loads(body)
                 if kind is None:
                     break
                 try:
