@@ -160,7 +160,9 @@ def crash_commit(base: Path, n: int, seed: int, size: int = 24 << 20) -> Outcome
     def trial(rng: random.Random) -> bool:
         before = dsv("rev-parse", "HEAD", cwd=root).stdout.strip()
         write_random(root / "big.bin", size, rng)  # new bytes: the commit must write them
-        for i in rng.sample(range(200), 20):
+        # enough small files changed that the commit's helper process stores
+        # half of them (snapshot.HELPER_MIN): a kill can find it mid-pack
+        for i in rng.sample(range(200), 150):
             write_random(root / f"small/{i:03d}.bin", 4000, rng)
         expect = digest_tree(root)
         code = run_and_kill(["commit", "-q", "-m", "trial"], root, kill_delay(rng, full))
