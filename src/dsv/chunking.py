@@ -67,7 +67,7 @@ class Chunker:
         for ch in self._cdc.cut_buf(buf):
             yield ch.data
 
-    def cut_stream(self, stream: BinaryIO) -> Iterator[memoryview]:
+    def cut_stream(self, stream: BinaryIO, whole: Any = None) -> Iterator[memoryview]:
         """Chunks of a stream, read and cut in bounded blocks on a second thread.
 
         Each view is valid only until the next one is produced (the consumer
@@ -80,9 +80,12 @@ class Chunker:
         of the two).  Reusing the buffers avoids a page fault per 4 KiB of
         input: measured, a fresh buffer per block cost about 0.2 s of system
         time per GiB.  Memory use is bounded by ``BLOCKS`` times the read
-        size, whatever the stream's length.
+        size, whatever the stream's length.  ``whole``: a hasher that the
+        thread gives every byte read (the stream's hash is complete once the
+        last chunk is out), which keeps a third pass over the bytes off the
+        caller's thread.
         """
-        cutter = _BlockCutter(self._cdc, stream, self.params.max)
+        cutter = _BlockCutter(self._cdc, stream, self.params.max, whole)
         try:
             while True:
                 which, start, ends, eof = cutter.take()
@@ -112,12 +115,13 @@ class _BlockCutter:
     being written.
     """
 
-    def __init__(self, cdc: Any, stream: BinaryIO, mx: int) -> None:
+    def __init__(self, cdc: Any, stream: BinaryIO, mx: int, whole: Any = None) -> None:
         import queue
         import threading
 
         self.cdc = cdc
         self.stream = stream
+        self.whole = whole  # a hasher given every byte read, in order (None: none)
         self.mx = mx
         self.room = 2 * mx
         self.bufs = [bytearray(self.room + READ_SIZE) for _ in range(BLOCKS)]
@@ -147,6 +151,8 @@ class _BlockCutter:
                         eof = True
                         break
                     got += n
+                if self.whole is not None:
+                    self.whole.update(block[:got])
                 start = room - len(tail)
                 buf[start:room] = tail
                 filled = buf[start : room + got]

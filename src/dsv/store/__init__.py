@@ -930,8 +930,7 @@ class Store:
         # Incompressible data (media, archives) is common: after a run of chunks
         # that did not shrink, only every 16th chunk is tried again.
         misses = 0
-        for ch in self._chunker().cut_stream(stream):
-            whole.update(ch)
+        for ch in self._chunker().cut_stream(stream, whole):
             cid = algo.digest(ch)
             n = len(ch)
             stored = self._put_literal(cid, ch, compress=misses < 8 or len(ids) % 16 == 0)
