@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsv.diff.formats import TABLE_NAMES, table_format
 from dsv.labels import (
+    SAMPLE_EXTENSIONS,
     FolderLayout,
     PathSettings,
     Settings,
+    _ext,
     configured_layout,
+    count_samples,
     detect_folder_layouts,
     detect_label_column,
     detect_split_column,
@@ -96,3 +103,28 @@ def test_label_and_split_columns() -> None:
     assert detect_label_column(["id", "value"]) is None
     assert detect_split_column(["id", "subset"]) == "subset"
     assert detect_split_column(["id"]) is None
+
+
+# Names of files built from pieces that matter to extension matching: dots,
+# sample and table extensions in any case, non-ASCII letters whose lowercase is
+# ASCII (the Kelvin sign), and undecodable bytes as surrogates.
+_PIECES = ["a", ".", "png", "PnG", "jpeg", "csv", "CSV", "parquet", "x", "\u212a", "\udcff", "txt"]
+_names = st.lists(
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=6).map("".join), max_size=30
+)
+
+
+@given(_names)
+@settings(max_examples=400, deadline=None)
+def test_samples_counted_in_one_pass_as_name_by_name(names: list[str]) -> None:
+    assert count_samples(names) == sum(1 for n in names if _ext(n) in SAMPLE_EXTENSIONS)
+
+
+@given(_names)
+@settings(max_examples=400, deadline=None)
+def test_every_table_name_matches_the_prefilter(names: list[str]) -> None:
+    blob = "\0".join(names)
+    for n in names:
+        if table_format(n) is not None:
+            assert TABLE_NAMES.search(blob)
+            assert TABLE_NAMES.search(n)

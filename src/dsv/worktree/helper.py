@@ -20,7 +20,7 @@ renamed and indexed) before it reports them; the commit adds those packs to
 its store before it writes the commit object, so nothing names an object
 that is not durable.  A helper is only made while this process has a single
 thread (a fork copies no other thread, and a lock another thread held would
-stay held in the copy).  If either process dies, the other sees its pipe
+stay held in the copy), and only on Linux, as for checkout's second process.  If either process dies, the other sees its pipe
 close: a helper whose parent is gone discards its unsealed pack and exits; a
 command whose helper is gone fails with a clear error, changing nothing.
 
@@ -34,6 +34,7 @@ import marshal
 import os
 import select
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +70,7 @@ def wanted() -> bool:
     """Whether a helper may be made here and now (see the module's notes)."""
     return (
         os.environ.get("DSV_HELPER_PROCESS", "1") != "0"
-        and hasattr(os, "fork")
+        and sys.platform.startswith("linux")  # fork is not safe everywhere (macOS)
         and _cores() >= 2
         and threading.active_count() == 1
     )
@@ -81,10 +82,13 @@ def _frame(msg: Any) -> bytes:
 
 
 def _grow(fd: int) -> None:
-    f_setpipe_sz = getattr(__import__("fcntl"), "F_SETPIPE_SZ", None)
+    """Make a pipe ``_PIPE_SIZE`` bytes large where the system allows (Linux)."""
+    import fcntl
+
+    f_setpipe_sz = getattr(fcntl, "F_SETPIPE_SZ", None)
     if f_setpipe_sz is not None:
         with contextlib.suppress(OSError):  # over the system's limit: the default
-            __import__("fcntl").fcntl(fd, f_setpipe_sz, _PIPE_SIZE)
+            fcntl.fcntl(fd, f_setpipe_sz, _PIPE_SIZE)
 
 
 class Helper:
