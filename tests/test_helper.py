@@ -43,6 +43,19 @@ def _pack_files(repo: Repository) -> list[str]:
     return sorted(p.name for p in repo.store.pack_dir.iterdir())
 
 
+def _temp_packs(repo: Repository) -> list[str]:
+    """Packs being written (or left behind unfinished)."""
+    return [n for n in _pack_files(repo) if n.startswith(".dsv-tmp")]
+
+
+def _files(repo: Repository, n: int, seed: int = 0) -> tuple[Path, list[str], bytes]:
+    """A directory ``d00`` of ``n`` files: its path, their names, their scan records."""
+    _tree(repo.root, 1, n, seed)
+    d = repo.root / "d00"
+    names = sorted(os.listdir(d))
+    return d, names, _recs(d, names)
+
+
 @pytest.fixture
 def started(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> Iterator[Helper]:
     # made even though this test process may run a server thread of another
@@ -98,10 +111,8 @@ def test_large_requests_while_answers_wait_do_not_deadlock(
 def test_objects_of_the_helper_join_the_store_when_adopted(
     repo: Repository, started: Helper
 ) -> None:
-    _tree(repo.root, 1, 30, seed=7)
-    d = repo.root / "d00"
-    names = sorted(os.listdir(d))
-    ids = started.result(started.submit("files", "d00", names, _recs(d, names)))
+    d, names, recs = _files(repo, 30, seed=7)
+    ids = started.result(started.submit("files", "d00", names, recs))
     ds = repo.algo.digest_size
     first = ids[:ds]
     assert not repo.store.has(first)  # in the helper's pack, not yet visible here
@@ -110,31 +121,25 @@ def test_objects_of_the_helper_join_the_store_when_adopted(
     for k, name in enumerate(names):
         assert repo.store.get_bytes(ids[k * ds : (k + 1) * ds]) == (d / name).read_bytes()
     assert started.written_bytes > 0
-    assert not [n for n in _pack_files(repo) if n.startswith(".dsv-tmp")]
+    assert not _temp_packs(repo)
 
 
 def test_an_error_in_the_helper_is_raised_with_its_message(
     repo: Repository, started: Helper
 ) -> None:
-    _tree(repo.root, 1, 10)
-    d = repo.root / "d00"
-    names = sorted(os.listdir(d))
-    recs = _recs(d, names)
+    d, names, recs = _files(repo, 10)
     (d / names[3]).unlink()
     with pytest.raises(DsvIOError, match=f"d00/{names[3]} vanished"):
         started.result(started.submit("files", "d00", names, recs))
     started.close()
     # the helper discarded what it had written
-    assert not [n for n in _pack_files(repo) if n.startswith(".dsv-tmp")]
+    assert not _temp_packs(repo)
 
 
 def test_requests_after_the_helper_failed_raise_its_error(
     repo: Repository, started: Helper
 ) -> None:
-    _tree(repo.root, 1, 10)
-    d = repo.root / "d00"
-    names = sorted(os.listdir(d))
-    recs = _recs(d, names)
+    d, names, recs = _files(repo, 10)
     (d / names[0]).write_bytes(b"changed since the scan, and longer")
     started.submit("files", "d00", names, recs)
     os.waitpid(started.pid, 0)  # it answered, and stopped
@@ -150,12 +155,10 @@ def test_a_killed_helper_is_a_clear_error(repo: Repository, started: Helper) -> 
 
 
 def test_a_helper_whose_parent_is_gone_discards_its_pack(repo: Repository, started: Helper) -> None:
-    _tree(repo.root, 1, 1000)
-    d = repo.root / "d00"
-    names = sorted(os.listdir(d))
-    started.result(started.submit("files", "d00", names, _recs(d, names)))
+    _, names, recs = _files(repo, 1000)
+    started.result(started.submit("files", "d00", names, recs))
     deadline = time.monotonic() + 30
-    while not [n for n in _pack_files(repo) if n.startswith(".dsv-tmp")]:  # being written
+    while not _temp_packs(repo):  # being written
         assert time.monotonic() < deadline, "the helper never started its pack"
         time.sleep(0.01)
     # objects queued and written, nothing sealed: the pipe closes as if this
