@@ -953,10 +953,8 @@ class Store:
 
     def flush(self) -> None:
         """Make everything written so far durable and visible to other processes."""
-        if self._background is not None:
-            self._background.drain()
+        self.seal()
         with self._lock:
-            self._seal()
             if len(self._loose) >= MIDX_AFTER:
                 self.write_multi_index()
 

@@ -39,6 +39,7 @@ from dsv.records import Record
 from dsv.repo import Repository
 from dsv.store import Store
 from dsv.store.pack import Buffer, PackRange
+from dsv.worktree.helper import can_fork
 from dsv.worktree.scan import DSV_DIR, FULL, STAT, Limit, Scanner, join, pack_stat, stat_result
 from dsv.worktree.snapshot import (
     PARALLEL_MIN_AVG_BYTES,
@@ -462,7 +463,7 @@ def _stage_all(
         return f[3]
 
     small = plan.bytes < PARALLEL_MIN_AVG_BYTES * plan.count
-    if not (small and plan.count >= FORK_MIN_FILES and _can_fork()):
+    if not (small and plan.count >= FORK_MIN_FILES and can_fork()):
         stats = bytearray(plan.count * size)
 
         def one(item: _Item) -> None:
@@ -477,17 +478,6 @@ def _stage_all(
         return _stage_forked(plan, items, write, progress)
     finally:
         progress.finish()
-
-
-def _can_fork() -> bool:
-    """Whether this process may fork a copy to stage files (Linux, and no other thread).
-
-    A thread of the caller's (an application using the API) could hold a lock
-    the copy would need; forking then is not safe.
-    """
-    import threading
-
-    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def _stage_forked(

@@ -66,14 +66,18 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def can_fork() -> bool:
+    """Whether this process may fork a copy of itself to share work (Linux, no other thread).
+
+    fork is not safe everywhere (macOS), and a thread of the caller's (an
+    application using the API) could hold a lock the copy would need.
+    """
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
 def wanted() -> bool:
     """Whether a helper may be made here and now (see the module's notes)."""
-    return (
-        os.environ.get("DSV_HELPER_PROCESS", "1") != "0"
-        and sys.platform.startswith("linux")  # fork is not safe everywhere (macOS)
-        and _cores() >= 2
-        and threading.active_count() == 1
-    )
+    return os.environ.get("DSV_HELPER_PROCESS", "1") != "0" and _cores() >= 2 and can_fork()
 
 
 def _frame(msg: Any) -> bytes:
@@ -291,7 +295,7 @@ def _serve(store: Store, handlers: dict[str, Callable[..., Any]], down: int, up:
                     answer = (ticket, "ok", handlers[kind](*args))
                 except DsvError as exc:
                     answer = (ticket, "error", type(exc).__name__, exc.message, exc.hint)
-                _send(up, answer)
+                _write_frame(up, answer)
                 if answer[1] != "ok":
                     raise _Stop  # the command fails: what this helper wrote goes
         store.seal()
@@ -313,13 +317,14 @@ def _serve(store: Store, handlers: dict[str, Callable[..., Any]], down: int, up:
         store.abort()
         answer = (ticket, "error", "", f"{type(exc).__name__}: {exc}", None)
     try:
-        _send(up, answer)
+        _write_frame(up, answer)
     except OSError:
         return 1
     return 0 if answer[1] == "done" else 1
 
 
-def _send(fd: int, answer: tuple[Any, ...]) -> None:
+def _write_frame(fd: int, answer: tuple[Any, ...]) -> None:
+    """Write an answer whole (the helper's side: a blocking pipe)."""
     view = memoryview(_frame(answer))
     while view:
         view = view[os.write(fd, view) :]

@@ -714,7 +714,6 @@ class _CommitBuild:
         self.changes = Changes(self.ds)
         self.plans: dict[str, _Plan] = {}
         self.root: bytes | None = None
-        self.helper: Helper | None = None
 
     def enter(self, st: DirState) -> None:
         cache, ds, store = self.cache, self.ds, self.store
@@ -823,7 +822,7 @@ class _CommitBuild:
             newest = max(newest, st.st_mtime_ns)
             ids[i * ds : (i + 1) * ds] = oid
             advance(1, size)
-        helper = self.helper
+        helper = self.walk.helper
         shared = small[len(small) // 2 :] if helper is not None and len(small) >= HELPER_MIN else []
         if shared:
             assert helper is not None
@@ -834,10 +833,8 @@ class _CommitBuild:
         )
         if shared:
             assert helper is not None
-            theirs = helper.result(ticket)
-            for i in shared:
-                advance(1, STAT.unpack_from(stats, i * rec_size)[0])
-            got += theirs
+            got += helper.result(ticket)
+            advance(len(shared), sum(STAT.unpack_from(stats, i * rec_size)[0] for i in shared))
         for k, i in enumerate(mine + shared):
             ids[i * ds : (i + 1) * ds] = got[k * ds : (k + 1) * ds]
         return (bytes(fresh) if fresh is not None else stats), newest
@@ -1046,7 +1043,7 @@ def commit(
     written_before = store.written_bytes
     build = _CommitBuild(repo, walk, progress)
     # made before any thread of this process starts (progress, compression)
-    helper = build.helper = walk.helper = Helper.start(
+    helper = walk.helper = Helper.start(
         store,
         {"files": functools.partial(read_small_files, store, repo.root), "scan": scan_dir},
     )
