@@ -15,7 +15,8 @@ from dsv.records import Record
 # typing is imported for the type checker only: `dsv status` never loads it
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from collections.abc import Callable, Sequence
+    from typing import Any, BinaryIO, Protocol
 
 # Reads are this large so that the per-call overhead of Python is paid rarely.
 READ_SIZE = 8 << 20
@@ -85,19 +86,97 @@ class Chunker:
         last chunk is out), which keeps a third pass over the bytes off the
         caller's thread.
         """
-        cutter = _BlockCutter(self._cdc, stream, self.params.max, whole)
-        try:
-            while True:
-                which, start, ends, eof = cutter.take()
-                view = memoryview(cutter.bufs[which])
-                for end in ends:
-                    yield view[start:end]
-                    start = end
-                if eof:
-                    return
-                cutter.release(which)
-        finally:
-            cutter.close()
+        return cut_blocks(_BlockCutter(self, stream, whole))
+
+    def block_cut(self, whole: Any = None) -> BlockCut:
+        """The cutting state of one stream read in blocks (see ``BlockCut``)."""
+        return BlockCut(self._cdc, self.params.max, whole)
+
+
+def block_bytes(params: ChunkParams) -> int:
+    """The size of one block buffer: the tail carried over, then ``READ_SIZE`` bytes read."""
+    return 2 * params.max + READ_SIZE
+
+
+if TYPE_CHECKING:
+
+    class Blocks(Protocol):
+        """Blocks of a stream, cut: ``take`` the next, ``release`` its buffer when done."""
+
+        @property
+        def bufs(self) -> Sequence[Any]: ...  # the block buffers, by number
+        def take(self) -> tuple[int, int, list[int], bool]: ...
+        def release(self, which: int) -> None: ...
+        def close(self) -> None: ...
+
+
+def cut_blocks(blocks: Blocks) -> Iterator[memoryview]:
+    """The chunks of blocks cut elsewhere (a thread, a helper process), as views into
+    their buffers; each is valid until the next is produced."""
+    try:
+        while True:
+            which, start, ends, eof = blocks.take()
+            view = memoryview(blocks.bufs[which])
+            for end in ends:
+                yield view[start:end]
+                start = end
+            if eof:
+                return
+            blocks.release(which)
+    finally:
+        blocks.close()
+
+
+class BlockCut:
+    """Reads a stream block by block into buffers and finds each block's cut points.
+
+    Block ``k`` is ``[tail of block k-1 | READ_SIZE bytes read]`` in a buffer
+    of ``block_bytes`` bytes: the tail is the cut-off chunk (< max) and the
+    bytes after the last cut that may still move when more bytes arrive
+    (< max), so it fits in the ``2 * max`` bytes kept in front of the read.
+    The tail is copied out before the buffer is handed over, so the consumer
+    and the reader never share bytes being written.  ``whole``: a hasher
+    given every byte read, in order (None: none).
+    """
+
+    def __init__(self, cdc: Any, mx: int, whole: Any = None) -> None:
+        self.cdc = cdc
+        self.mx = mx
+        self.room = 2 * mx
+        self.whole = whole
+        self.tail = b""
+
+    def fill(
+        self, buf: memoryview, readinto: Callable[[memoryview], int]
+    ) -> tuple[int, list[int], bool]:
+        """Read the next block into ``buf`` and cut it: where it starts, its chunks'
+        ends, whether the stream ended."""
+        room, mx, tail = self.room, self.mx, self.tail
+        block, got, eof = buf[room:], 0, False
+        while got < len(block):
+            n = readinto(block[got:])
+            if not n:
+                eof = True
+                break
+            got += n
+        if self.whole is not None:
+            self.whole.update(block[:got])
+        start = room - len(tail)
+        buf[start:room] = tail
+        filled = buf[start : room + got]
+        # Keep the tail: a cut near the end of the block may move once more
+        # bytes arrive, unless the stream has ended.
+        limit = len(filled) if eof else len(filled) - mx
+        ends: list[int] = []
+        done = 0
+        for ch in self.cdc.cut_buf(filled) if len(filled) else ():
+            end = ch.offset + ch.length
+            if end > limit:
+                break
+            ends.append(start + end)
+            done = end
+        self.tail = bytes(filled[done:])
+        return start, ends, eof
 
 
 # Buffers of a _BlockCutter: one being cut, one ready, one being consumed.
@@ -105,26 +184,15 @@ BLOCKS = 3
 
 
 class _BlockCutter:
-    """Reads a stream block by block and finds its cut points, on a thread of its own.
+    """Blocks of a stream read and cut (``BlockCut``) on a thread of its own."""
 
-    Block ``k`` is ``[tail of block k-1 | READ_SIZE bytes read]`` in a free
-    buffer: the tail is the cut-off chunk (< max) and the bytes after the last
-    cut that may still move when more bytes arrive (< max), so it fits in the
-    ``2 * max`` bytes kept in front of the read.  The tail is copied out before
-    the buffer is handed over, so the consumer and the thread never share bytes
-    being written.
-    """
-
-    def __init__(self, cdc: Any, stream: BinaryIO, mx: int, whole: Any = None) -> None:
+    def __init__(self, chunker: Chunker, stream: BinaryIO, whole: Any = None) -> None:
         import queue
         import threading
 
-        self.cdc = cdc
         self.stream = stream
-        self.whole = whole  # a hasher given every byte read, in order (None: none)
-        self.mx = mx
-        self.room = 2 * mx
-        self.bufs = [bytearray(self.room + READ_SIZE) for _ in range(BLOCKS)]
+        self.cut = chunker.block_cut(whole)
+        self.bufs = [bytearray(block_bytes(chunker.params)) for _ in range(BLOCKS)]
         self.ready: queue.SimpleQueue[tuple[int, int, list[int], bool] | BaseException] = (
             queue.SimpleQueue()
         )
@@ -136,38 +204,13 @@ class _BlockCutter:
         self.thread.start()
 
     def _run(self) -> None:
-        room, mx = self.room, self.mx
-        tail = b""
+        readinto = self.stream.readinto  # type: ignore[attr-defined]
         try:
             while True:
                 which = self.free.get()
                 if self.stop:
                     return
-                buf = memoryview(self.bufs[which])
-                block, got, eof = buf[room:], 0, False
-                while got < len(block):
-                    n = self.stream.readinto(block[got:])  # type: ignore[attr-defined]
-                    if not n:
-                        eof = True
-                        break
-                    got += n
-                if self.whole is not None:
-                    self.whole.update(block[:got])
-                start = room - len(tail)
-                buf[start:room] = tail
-                filled = buf[start : room + got]
-                # Keep the tail: a cut near the end of the block may move once
-                # more bytes arrive, unless the stream has ended.
-                limit = len(filled) if eof else len(filled) - mx
-                ends: list[int] = []
-                done = 0
-                for ch in self.cdc.cut_buf(filled) if len(filled) else ():
-                    end = ch.offset + ch.length
-                    if end > limit:
-                        break
-                    ends.append(start + end)
-                    done = end
-                tail = bytes(filled[done:])
+                start, ends, eof = self.cut.fill(memoryview(self.bufs[which]), readinto)
                 self.ready.put((which, start, ends, eof))
                 if eof:
                     return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from dsv.atomic import TEMP_MARK
@@ -922,15 +922,23 @@ class Store:
 
     def put_stream(self, stream: BinaryIO) -> tuple[bytes, int]:
         """Chunk, hash and store a stream; returns (id, size).  Memory is bounded."""
+        whole = self.algo.new()
+        return self.put_chunks(self._chunker().cut_stream(stream, whole), whole.digest)
+
+    def put_chunks(
+        self, chunks: Iterable[memoryview], whole: Callable[[], bytes]
+    ) -> tuple[bytes, int]:
+        """Store a stream cut into ``chunks`` (in order; each may be reused once the
+        next is asked for); ``whole()``: the id of all the bytes, asked for once the
+        chunks are done.  Returns (id, size)."""
         algo = self.algo
-        whole = algo.new()
         ids: list[bytes] = []
         lengths: list[int] = []
         first: bytes | None = None
         # Incompressible data (media, archives) is common: after a run of chunks
         # that did not shrink, only every 16th chunk is tried again.
         misses = 0
-        for ch in self._chunker().cut_stream(stream, whole):
+        for ch in chunks:
             cid = algo.digest(ch)
             n = len(ch)
             stored = self._put_literal(cid, ch, compress=misses < 8 or len(ids) % 16 == 0)
@@ -939,7 +947,7 @@ class Store:
             if not ids:
                 first = cid
             ids.append(cid)
-            lengths.append(len(ch))
+            lengths.append(n)
         if len(ids) <= 1:
             if not ids:
                 oid = algo.digest(b"")
@@ -947,7 +955,7 @@ class Store:
                 return oid, 0
             assert first is not None
             return first, lengths[0]
-        oid = whole.digest()
+        oid = whole()
         self._put_chunklist(oid, ids, lengths)
         return oid, sum(lengths)
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 
+from dsv.chunking import cut_blocks
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import KINDS, Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
 from dsv.progress import Progress
@@ -25,6 +26,7 @@ from dsv.records import Record
 from dsv.refs import Head
 from dsv.repo import MAX_TREE_BYTES, Repository, local_tz_minutes
 from dsv.store import SMALL_FILE, Store
+from dsv.worktree import helper as helper_mod
 from dsv.worktree.helper import Helper
 from dsv.worktree.scan import (
     DIR_FLAGS,
@@ -38,6 +40,7 @@ from dsv.worktree.scan import (
     scan_dir,
     stat_result,
 )
+from dsv.worktree.sharedcut import Ident, SharedBlocks, ident
 from dsv.worktree.statcache import Block, StatCache, names_blob
 from dsv.worktree.walk import (
     DirState,
@@ -395,9 +398,25 @@ def status(
     return out
 
 
-def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat_result, bytes]:
-    """Chunk a file into the store; detects a file changing while it is read."""
+def _store_file(
+    repo: Repository, rel: str, st: os.stat_result, shared: SharedBlocks | None = None
+) -> tuple[os.stat_result, bytes]:
+    """Chunk a file into the store; detects a file changing while it is read.
+
+    ``shared``: a big regular file is read and cut by the helper process
+    (dsv.worktree.sharedcut) unless it is busy with another.
+    """
     full = os.path.join(repo.root, rel)
+    if shared is not None and stat_mod.S_ISREG(st.st_mode) and st.st_size > SMALL_FILE:
+        with shared.cutting() as cut:
+            if cut is not None:
+                if not cut.open(full, rel):
+                    raise _unstable(rel, "vanished")
+                oid, size = repo.store.put_chunks(cut_blocks(cut), cut.whole)
+                assert cut.after is not None
+                if not _unchanged(st, size, cut.after):
+                    raise _unstable(rel, "changed")
+                return st, oid
     try:
         if stat_mod.S_ISLNK(st.st_mode):
             target = os.fsencode(os.readlink(full))
@@ -406,24 +425,29 @@ def _store_file(repo: Repository, rel: str, st: os.stat_result) -> tuple[os.stat
         # The scan's lstat stands for the state before the read: one fstat
         # after it tells whether the file changed since it was scanned (by a
         # write, a rename over it or a replacement), saving a call per file.
-        before = st
         with open(full, "rb", buffering=0, opener=_open_to_read) as f:
-            oid, size = repo.store.put_file(f, before.st_size)
+            oid, size = repo.store.put_file(f, st.st_size)
             after = os.fstat(f.fileno())
     except FileNotFoundError:
         raise _unstable(rel, "vanished") from None
     except OSError as exc:
         raise io_error("read", rel, exc) from exc
-    if (
-        size != before.st_size
-        or not stat_mod.S_ISREG(after.st_mode)
-        or after.st_ino != before.st_ino
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-        or after.st_ctime_ns != before.st_ctime_ns
-    ):
+    if not _unchanged(st, size, ident(after)):
         raise _unstable(rel, "changed")
-    return before, oid
+    return st, oid
+
+
+def _unchanged(before: os.stat_result, size: int, after: Ident) -> bool:
+    """Whether a file read whole (``size`` bytes, then ``after`` it) is as scanned."""
+    mode, ino, st_size, mtime_ns, ctime_ns = after
+    return (
+        size == before.st_size
+        and stat_mod.S_ISREG(mode)
+        and ino == before.st_ino
+        and st_size == before.st_size
+        and mtime_ns == before.st_mtime_ns
+        and ctime_ns == before.st_ctime_ns
+    )
 
 
 def _unstable(rel: str, what: str) -> DsvIOError:
@@ -714,6 +738,7 @@ class _CommitBuild:
         self.changes = Changes(self.ds)
         self.plans: dict[str, _Plan] = {}
         self.root: bytes | None = None
+        self.shared: SharedBlocks | None = None  # big files cut by the helper process
 
     def enter(self, st: DirState) -> None:
         cache, ds, store = self.cache, self.ds, self.store
@@ -779,7 +804,8 @@ class _CommitBuild:
         fresh = bytearray(stats)
 
         def one(i: int) -> None:
-            st, oid = _store_file(self.repo, join(d, names[i]), stat_result(stats, i * _REC))
+            rel = join(d, names[i])
+            st, oid = _store_file(self.repo, rel, stat_result(stats, i * _REC), self.shared)
             fresh[i * _REC : (i + 1) * _REC] = pack_stat(st)
             ids[i * ds : (i + 1) * ds] = oid
             self.progress.advance(1, st.st_size)
@@ -815,7 +841,7 @@ class _CommitBuild:
             if size <= SMALL_FILE and stat_mod.S_ISREG(mode):
                 small.append(i)
                 continue
-            st, oid = _store_file(repo, join(d, names[i]), stat_result(rec))
+            st, oid = _store_file(repo, join(d, names[i]), stat_result(rec), self.shared)
             if fresh is None:
                 fresh = bytearray(stats)
             fresh[i * rec_size : (i + 1) * rec_size] = pack_stat(st)
@@ -1043,10 +1069,16 @@ def commit(
     written_before = store.written_bytes
     build = _CommitBuild(repo, walk, progress)
     # made before any thread of this process starts (progress, compression)
+    shared = SharedBlocks(store.chunk_params, _open_to_read) if helper_mod.wanted() else None
+    handlers: dict[str, Callable[..., Any]] = {
+        "files": functools.partial(read_small_files, store, repo.root),
+        "scan": scan_dir,
+    }
     helper = walk.helper = Helper.start(
-        store,
-        {"files": functools.partial(read_small_files, store, repo.root), "scan": scan_dir},
+        store, handlers | (shared.handlers(store) if shared is not None else {})
     )
+    if shared is not None and helper is not None:
+        shared.helper, build.shared = helper, shared
     try:
         progress.start("committing")
         try:
