@@ -69,15 +69,17 @@ def run_dsv(
     )
 
 
-def assert_status_does_not_import(cwd: Path, module: str) -> None:
-    """``dsv status`` in a fresh process exits 0 without importing ``module``.
+def assert_status_does_not_import(
+    cwd: Path, module: str, argv: tuple[str, ...] = ("status",)
+) -> None:
+    """``dsv status`` (or ``dsv ARGV``) in a fresh process exits 0 without importing ``module``.
 
     A module the interpreter loaded before dsv (a ``.pth`` file of the
     environment, say) is not dsv's doing: then only the exit status is checked.
     """
     probe = (
         f"import sys\nbefore = {module!r} in sys.modules\nfrom dsv.cli import main\n"
-        "try:\n    main(['status'])\nexcept SystemExit as e:\n    code = e.code\n"
+        f"try:\n    main({list(argv)!r})\nexcept SystemExit as e:\n    code = e.code\n"
         f"assert before or {module!r} not in sys.modules, '{module} imported'\n"
         "print('exit', code)\n"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,3 +172,53 @@ def test_status_without_click_says_what_the_click_command_says(tmp_path: Path) -
     write(d / ".dsvignore", "*.tmp\n")  # ignore rules on the path too
     for module in ("click", "typing", "dataclasses"):
         assert_status_does_not_import(d, module)
+
+
+def test_commit_without_click_says_what_the_click_command_says(tmp_path: Path) -> None:
+    """`dsv commit -m MSG [-q]` skips importing click; its output, errors and exit codes are
+    the app's (ids aside: two repositories commit the same files)."""
+    fast_dir, slow_dir = tmp_path / "fast", tmp_path / "slow"
+
+    def both(*args: str) -> tuple[str, str, int]:
+        fast = run_dsv(*args, cwd=fast_dir)
+        slow = subprocess.run(
+            [sys.executable, "-c", _CLICK_APP, *args],
+            cwd=slow_dir,
+            capture_output=True,
+            timeout=120,
+        )
+        got, want = (
+            (
+                re.sub(r"\b[0-9a-f]{10}\b", "<id>", r.stdout.decode()),
+                r.stderr.decode().replace(str(d), "<dir>"),
+                r.returncode,
+            )
+            for r, d in ((fast, fast_dir), (slow, slow_dir))
+        )
+        assert got == want, args
+        return got
+
+    for d in (fast_dir, slow_dir):
+        d.mkdir()
+    out, err, code = both("commit", "-m", "v1")
+    assert code == ExitCode.NOT_A_REPO and "not a dsv repository" in err and out == ""
+    for d in (fast_dir, slow_dir):
+        _ok("init", cwd=d)
+        write(
+            d / "t.csv",
+            "id,label\n" + "".join(f"{i},{'cat' if i % 3 else 'dog'}\n" for i in range(50)),
+        )
+        write(d / "img/a.jpg", "jpeg bytes")
+    out, _, code = both("commit", "-q", "-m", "v1\n\nbody")
+    assert code == 0 and out.startswith("[main <id>] v1\n files +2 -0 ~0")
+    for d in (fast_dir, slow_dir):
+        write(
+            d / "t.csv",
+            "id,label\n" + "".join(f"{i},{'cat' if i % 4 else 'dog'}\n" for i in range(60)),
+        )
+    out, _, code = both("commit", "--message", "v2", "--quiet")
+    assert code == 0 and "t.csv: rows +10 -0" in out, out  # the data changelog, below the summary
+    out, err, code = both("commit", "-m", "v3")
+    assert code == ExitCode.CONFLICT and "nothing to commit" in err and out == ""
+    write(fast_dir / "new.txt", "n")
+    assert_status_does_not_import(fast_dir, "click", ("commit", "-q", "-m", "v3"))

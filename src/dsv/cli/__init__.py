@@ -2,7 +2,9 @@
 
 The commands are a click application (:mod:`dsv.cli.app`).  ``dsv status``
 with plain arguments (``[-C DIR] status [--json]``) skips click: importing it
-costs about as much as the status itself (:mod:`dsv.cli.quick`).
+costs about as much as the status itself (:mod:`dsv.cli.quick`).  So does
+``dsv commit`` with only a message and ``-q`` (``[-C DIR] commit -m MSG [-q]``):
+click is a twentieth of a commit of 10,000 small files.
 
 Errors are printed as ``dsv: error: ...`` (plus a hint) with the exit code of
 their type (docs/cli.md); no traceback reaches a user unless DSV_DEBUG is set.
@@ -26,6 +28,28 @@ def _plain_status(args: list[str]) -> tuple[str | None, bool] | None:
     if args == ["status"] or args == ["status", "--json"]:
         return cwd, len(args) == 2
     return None
+
+
+def _plain_commit(args: list[str]) -> tuple[str | None, str, bool] | None:
+    """(``-C`` dir, message, ``-q``) if ``args`` are ``[-C DIR] commit -m MSG [-q]`` (the
+    options in any order, long or short), else None."""
+    cwd = None
+    if len(args) >= 2 and args[0] == "-C":
+        cwd, args = args[1], args[2:]
+    if not args or args[0] != "commit":
+        return None
+    message: str | None = None
+    quiet = False
+    rest = args[1:]
+    while rest:
+        opt = rest.pop(0)
+        if opt in ("-q", "--quiet") and not quiet:
+            quiet = True
+        elif opt in ("-m", "--message") and message is None and rest and rest[0][:1] != "-":
+            message = rest.pop(0)
+        else:
+            return None  # anything else: the click command parses it
+    return None if message is None else (cwd, message, quiet)
 
 
 class _NoPandas:
@@ -53,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         from dsv.cli.quick import run_status
 
         sys.exit(run_status(*plain))
+    commit = _plain_commit(args)
+    if commit is not None:
+        from dsv.cli.quick import run, show_commit
+
+        sys.exit(run(show_commit, *commit))
     from dsv.cli.app import cli
 
     cli.main(args=args, prog_name="dsv")

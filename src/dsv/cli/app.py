@@ -16,6 +16,7 @@ import click
 
 from dsv import __version__
 from dsv.cli.quick import (
+    commit_lines,
     failure,
     print_error,
     progress,
@@ -23,6 +24,7 @@ from dsv.cli.quick import (
     show_status,
     write_json,
 )
+from dsv.cli.summary import changelog_lines, n_of, summary_line
 from dsv.errors import ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,30 +51,11 @@ def _rel_paths(repo: Any, paths: tuple[str, ...], ctx: click.Context) -> list[st
     return [api.repo_path(repo, p, ctx.obj.get("cwd")) for p in paths]
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def _fmt_time(t: int, tz: int) -> str:
     sign = "+" if tz >= 0 else "-"
     off = abs(tz)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + tz * 60))
     return f"{stamp} {sign}{off // 60:02d}{off % 60:02d}"
-
-
-def _summary_line(summary: dict[str, Any]) -> str:
-    from dsv.progress import human_bytes
-
-    files = summary.get("files", {})
-    b = summary.get("bytes", {})
-    parts = [
-        f"files +{files.get('added', 0):,} -{files.get('removed', 0):,} ~{files.get('modified', 0):,}"
-        f" ({files.get('total', 0):,} in all)",
-        f"bytes +{human_bytes(b.get('added', 0))} -{human_bytes(b.get('removed', 0))}",
-    ]
-    if "stored_bytes" in summary:
-        parts.append(f"stored {human_bytes(summary['stored_bytes'])}")
-    return ", ".join(parts)
 
 
 def _commit_json(repo: Any, oid: bytes, c: Any, decor: list[str] | None = None) -> dict[str, Any]:
@@ -220,10 +203,8 @@ def commit(
         refs = [f"HEAD -> {branch}"] if branch else ["HEAD"]
         _emit_json({**_commit_json(repo, res.id, res.commit, refs), "branch": branch})
         return
-    first = message.splitlines()[0] if message else ""
-    click.echo(f"[{branch or 'detached HEAD'} {res.id.hex()[:10]}] {first}")
-    click.echo(f" {_summary_line(res.commit.summary)}")
-    _echo_changelog(res.commit.summary, " ")
+    for line in commit_lines(res, message):
+        click.echo(line)
 
 
 @cli.command()
@@ -255,7 +236,7 @@ def log(
             first = c.message.splitlines()[0] if c.message else ""
             click.echo(f"{oid.hex()[:10]}{dtext} {first}")
             if stat:
-                click.echo(f"    {_summary_line(c.summary)}")
+                click.echo(f"    {summary_line(c.summary)}")
                 _echo_changelog(c.summary, "    ")
             continue
         if i:
@@ -276,14 +257,12 @@ def _print_commit_body(c: Any, stat: bool = True) -> None:
         click.echo(f"    {line}")
     if stat and c.summary:
         click.echo("")
-        click.echo(f"    {_summary_line(c.summary)}")
+        click.echo(f"    {summary_line(c.summary)}")
         _echo_changelog(c.summary, "    ")
 
 
 def _echo_changelog(summary: dict[str, Any], indent: str) -> None:
     """The data changelog stored in a commit (tables, labels), below its summary line."""
-    from dsv.cli.diffview import changelog_lines
-
     for line in changelog_lines(summary):
         click.echo(f"{indent}{line}")
 
@@ -405,7 +384,9 @@ def checkout(
     from dsv.progress import human_bytes
 
     if paths:
-        click.echo(f"Restored {_n(r.written, 'file')} from {rev} ({human_bytes(r.bytes_written)})")
+        click.echo(
+            f"Restored {n_of(r.written, 'file')} from {rev} ({human_bytes(r.bytes_written)})"
+        )
     elif out.branch:
         click.echo(
             f"Switched to branch '{out.branch[len('refs/heads/') :]}' ({out.commit.hex()[:10]})"
@@ -414,7 +395,7 @@ def checkout(
         click.echo(f"HEAD is now at {out.commit.hex()[:10]} (detached)")
     if not paths:
         click.echo(
-            f" wrote {_n(r.written, 'file')} ({human_bytes(r.bytes_written)}),"
+            f" wrote {n_of(r.written, 'file')} ({human_bytes(r.bytes_written)}),"
             f" removed {len(r.removed):,}"
         )
     for p in r.kept:

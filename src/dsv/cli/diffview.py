@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from dsv.cli.app import _emit_json, _fmt_time, _n, _summary_line
+from dsv.cli.app import _emit_json, _fmt_time
+from dsv.cli.summary import changelog_lines, more, n_of, signed, summary_labels, summary_line
 
 # Bounds of the text output.
 FILE_LINES = 20
@@ -42,10 +43,6 @@ def _human(n: int) -> str:
     return human_bytes(n)
 
 
-def _signed(n: int) -> str:
-    return f"+{n:,}" if n > 0 else (f"{n:,}" if n < 0 else "0")
-
-
 def _val(v: Any) -> str:
     s = "null" if v is None else str(v)
     return s if len(s) <= VALUE_CHARS else s[: VALUE_CHARS - 1] + "…"
@@ -69,10 +66,6 @@ def _align(rows: Sequence[Sequence[str]], right: Iterable[int] = ()) -> list[str
             cells.append(" " * pad + cell if i in r else cell + " " * pad)
         out.append("  ".join(cells).rstrip())
     return out
-
-
-def _more(n: int, what: str) -> str:
-    return f"… {n:,} more {what}"
 
 
 # ---------------------------------------------------------------------- dsv diff
@@ -193,7 +186,7 @@ def _print_files(f: Any, color: bool) -> None:
     for line in _align([r for _, r in rows[:FILE_LINES]], right=[2]):
         click.echo("  " + line)
     if len(rows) > FILE_LINES:
-        click.echo("  " + _more(len(rows) - FILE_LINES, "paths (dsv diff --name-status lists all)"))
+        click.echo("  " + more(len(rows) - FILE_LINES, "paths (dsv diff --name-status lists all)"))
 
 
 def _print_table(t: Any, color: bool) -> None:
@@ -263,7 +256,7 @@ def _print_labels(ld: Any, color: bool) -> None:
             for line in _align(rows, right=[3]):
                 click.echo("    " + line)
             if len(top) > TRANSITION_LINES:
-                click.echo("    " + _more(len(top) - TRANSITION_LINES, "transitions"))
+                click.echo("    " + more(len(top) - TRANSITION_LINES, "transitions"))
     classes = t.classes()
     rows = [["class", "before", "after", "change", "added", "removed"]]
     for c in classes[:CLASS_LINES]:
@@ -274,7 +267,7 @@ def _print_labels(ld: Any, color: bool) -> None:
                 _cls(c),
                 f"{t.before[c]:,}",
                 f"{t.after[c]:,}",
-                _c(_signed(delta), fg, color),
+                _c(signed(delta), fg, color),
                 f"{t.added[c]:,}",
                 f"{t.removed[c]:,}",
             ]
@@ -282,7 +275,7 @@ def _print_labels(ld: Any, color: bool) -> None:
     for line in _align(rows, right=[1, 2, 3, 4, 5]):
         click.echo("    " + line)
     if len(classes) > CLASS_LINES:
-        click.echo("    " + _more(len(classes) - CLASS_LINES, "classes"))
+        click.echo("    " + more(len(classes) - CLASS_LINES, "classes"))
     if ld.splits:
         click.echo("  per split:")
         srows = []
@@ -323,92 +316,6 @@ def print_diff(d: Any, labels_only: bool) -> None:
         _print_labels(ld, color)
 
 
-# ---------------------------------------------------------------------- changelog lines
-
-
-def changelog_lines(summary: dict[str, Any]) -> list[str]:
-    """The data changelog of a commit summary, one line per table and label source (bounded)."""
-    out: list[str] = []
-    if not isinstance(summary, dict):
-        return out
-    moved = summary.get("moved")
-    if isinstance(moved, int) and moved:
-        out.append(f"moved {_n(moved, 'file')} (same content, new path)")
-    tables = summary.get("tables")
-    if isinstance(tables, dict):
-        for path, t in list(tables.items())[:10]:
-            if isinstance(t, dict):
-                out.append(f"{path}: {_summary_table(t)}")
-        more = summary.get("tables_more")
-        if isinstance(more, int) and more:
-            out.append(_more(more, "tables"))
-    labels = summary.get("labels")
-    if isinstance(labels, list):
-        for ld in labels[:10]:
-            if isinstance(ld, dict):
-                out.append(_summary_labels(ld))
-                classes = _summary_classes(ld)
-                if classes:
-                    out.append(f"  {classes}")
-    return out
-
-
-def _summary_classes(ld: dict[str, Any], limit: int = 6) -> str:
-    """``classes: dog 4 → 7 (+3), …``: the stored class counts, largest change first."""
-    cls = ld.get("classes")
-    if not isinstance(cls, dict):
-        return ""
-    rows = [
-        (k, v[0], v[1])
-        for k, v in cls.items()
-        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v)
-    ]
-    changed = sorted((r for r in rows if r[1] != r[2]), key=lambda r: (-abs(r[2] - r[1]), r[0]))
-    if not changed:
-        return ""
-    shown = ", ".join(f"{k} {a:,} → {b:,} ({_signed(b - a)})" for k, a, b in changed[:limit])
-    return f"classes: {shown}{', …' if len(changed) > limit else ''}"
-
-
-def _summary_table(t: dict[str, Any]) -> str:
-    r = t.get("rows") or {}
-    mod = f" ~{r['modified']:,}" if isinstance(r.get("modified"), int) else ""
-    text = (
-        f"rows +{r.get('added', 0):,} -{r.get('removed', 0):,}{mod} ({r.get('total', 0):,} in all)"
-    )
-    if t.get("status") in ("added", "removed"):
-        text += f", table {t['status']}"
-    cols = t.get("columns")
-    if isinstance(cols, dict) and cols:
-        text += "; " + ", ".join(f"{c} ~{n:,}" for c, n in list(cols.items())[:4])
-    sch = t.get("schema")
-    if isinstance(sch, dict):
-        bits = [f"+{n}" for n in sch.get("added", [])]
-        bits += [f"-{n}" for n in sch.get("removed", [])]
-        bits += [f"~{n}" for n in sch.get("retyped", [])]
-        if bits:
-            text += "; columns " + " ".join(bits)
-    return text
-
-
-def _summary_where(ld: dict[str, Any]) -> str:
-    if ld.get("kind") == "folders":
-        return f"labels in {ld.get('path') or '.'}/"
-    return f"labels in {ld.get('path')} ({ld.get('column')})"
-
-
-def _summary_labels(ld: dict[str, Any]) -> str:
-    bits = []
-    if isinstance(ld.get("relabeled"), int) and (ld["relabeled"] or ld.get("transitions")):
-        bits.append(f"{ld['relabeled']:,} relabelled")
-    bits.append(f"+{ld.get('added', 0):,} -{ld.get('removed', 0):,} {ld.get('items', 'items')}")
-    tr = [x for x in ld.get("transitions") or [] if isinstance(x, list) and len(x) == 3]
-    if tr:
-        more = ", …" if len(tr) > 3 or ld.get("transitions_more") else ""
-        bits.append(", ".join(f"{a} → {b} {n:,}" for a, b, n in tr[:3]) + more)
-    return f"{_summary_where(ld)}: " + "; ".join(bits)
-
-
 # ---------------------------------------------------------------------- dsv changelog
 
 
@@ -424,7 +331,7 @@ def changelog_markdown(
     f = totals.get("files", {})
     b = totals.get("bytes", {})
     line = (
-        f"{_n(totals.get('commits', 0), 'commit')}: files +{f.get('added', 0):,}"
+        f"{n_of(totals.get('commits', 0), 'commit')}: files +{f.get('added', 0):,}"
         f" -{f.get('removed', 0):,} ~{f.get('modified', 0):,}"
     )
     if totals.get("moved"):
@@ -435,7 +342,7 @@ def changelog_markdown(
         mod = f" ~{t['modified']:,}" if t.get("modified") else ""
         out.append(f"- `{path}`: rows +{t.get('added', 0):,} -{t.get('removed', 0):,}{mod}")
     for ld in totals.get("labels") or []:
-        out.append(f"- {_summary_labels(ld)}")
+        out.append(f"- {summary_labels(ld)}")
     for oid, c in commits:
         first = c.message.splitlines()[0] if c.message else "(no message)"
         out += ["", f"## {first}", ""]
@@ -448,7 +355,7 @@ def changelog_markdown(
         out.append("")
         s = c.summary if isinstance(c.summary, dict) else {}
         if s:
-            out.append(f"- {_summary_line(s)}")
+            out.append(f"- {summary_line(s)}")
         for extra in changelog_lines(s):
             out.append(f"  - {extra.strip()}" if extra.startswith("  ") else f"- {extra}")
     return out

@@ -111,10 +111,39 @@ def quiet_stdout() -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
+def commit_lines(res: Any, message: str) -> list[str]:
+    """What ``dsv commit`` prints: the new commit, its summary, its data changelog."""
+    from dsv.cli.summary import changelog_lines, summary_line
+
+    branch = res.branch[len("refs/heads/") :] if res.branch else None
+    first = message.splitlines()[0] if message else ""
+    summary = res.commit.summary
+    return [
+        f"[{branch or 'detached HEAD'} {res.id.hex()[:10]}] {first}",
+        f" {summary_line(summary)}",
+        *(f" {line}" for line in changelog_lines(summary)),
+    ]
+
+
+def show_commit(cwd: str | None, message: str, quiet: bool) -> None:
+    """Run ``dsv commit -m MESSAGE [-q]`` in ``cwd`` (default: here) and print the result."""
+    from dsv import api
+
+    repo = api.open_repo(cwd or ".")
+    res = api.commit(repo, message, progress=progress(quiet))
+    sys.stdout.write("".join(line + "\n" for line in commit_lines(res, message)))
+    sys.stdout.flush()
+
+
 def run_status(cwd: str | None, as_json: bool) -> int:
     """``dsv status`` without click: the exit code (messages as the click app prints them)."""
+    return run(show_status, cwd, as_json)
+
+
+def run(command: Any, *args: Any) -> int:
+    """A command without click: the exit code (messages as the click app prints them)."""
     try:
-        show_status(cwd, as_json)
+        command(*args)
     except BrokenPipeError:
         quiet_stdout()
         return 0

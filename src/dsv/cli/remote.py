@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from dsv.cli.app import _emit_json, _n, _progress, _repo, cli, json_option
+from dsv.cli.app import _emit_json, _progress, _repo, cli, json_option
+from dsv.cli.summary import n_of
 
 jobs_option = click.option(
     "-j",
@@ -47,9 +48,9 @@ def _transfer_line(verb: str, r: Any) -> str:
     from dsv.progress import human_bytes
 
     moved = r.bytes_sent if verb == "sent" else r.bytes_received
-    linked = f"; {_n(r.linked, 'pack')} hard-linked from the remote" if r.linked else ""
+    linked = f"; {n_of(r.linked, 'pack')} hard-linked from the remote" if r.linked else ""
     return (
-        f"{verb} {_n(r.objects, 'object')} ({human_bytes(moved)}) in {_n(r.requests, 'request')},"
+        f"{verb} {n_of(r.objects, 'object')} ({human_bytes(moved)}) in {n_of(r.requests, 'request')},"
         f" {r.seconds:.1f}s{linked}"
     )
 
@@ -213,7 +214,7 @@ def pull(
     if r.fast_forward:
         old = r.old.hex()[:10] if r.old else "(none)"
         click.echo(f"{r.branch}: {old} -> {r.new.hex()[:10] if r.new else ''} (fast-forward)")
-        click.echo(f" wrote {_n(r.written, 'file')}, removed {r.removed:,}")
+        click.echo(f" wrote {n_of(r.written, 'file')}, removed {r.removed:,}")
     else:
         click.echo(f"{r.branch}: already up to date")
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from dsv.cli.app import _emit_json, _n, _progress, _rel_paths, _repo, cli, json_option
+from dsv.cli.app import _emit_json, _progress, _rel_paths, _repo, cli, json_option
+from dsv.cli.summary import n_of
 from dsv.errors import ExitCode
 
 
@@ -106,7 +107,7 @@ def verify(
     else:
         where = f"{rev} ({commit[:10]})" if rev != commit else commit[:10]
         if v.ok:
-            click.echo(f"verified {_n(v.checked, 'file')} against {where}: ok")
+            click.echo(f"verified {n_of(v.checked, 'file')} against {where}: ok")
         else:
             _print_problems(v)
             click.echo(f"the working tree does not match {where}: {_problem_counts(v)}")
@@ -184,10 +185,10 @@ def get(
         )
         return
     click.echo(
-        f"Copied {_n(r.files, 'file')} ({human_bytes(r.bytes)}) of {rev} ({r.commit.hex()[:10]})"
+        f"Copied {n_of(r.files, 'file')} ({human_bytes(r.bytes)}) of {rev} ({r.commit.hex()[:10]})"
         f" to {r.output}"
     )
-    click.echo(f"received {human_bytes(r.bytes_received)} in {_n(r.requests, 'request')}")
+    click.echo(f"received {human_bytes(r.bytes_received)} in {n_of(r.requests, 'request')}")
 
 
 # ---------------------------------------------------------------------- pin / materialize
@@ -298,13 +299,13 @@ def materialize(
             }
         )
     else:
-        how = "cloned" if r.cloned else f"wrote {_n(r.written, 'file')}, removed {r.removed:,}"
+        how = "cloned" if r.cloned else f"wrote {n_of(r.written, 'file')}, removed {r.removed:,}"
         click.echo(
             f"Materialized {commit[:10]} in {r.root} ({how}; received"
             f" {human_bytes(r.bytes_received)})"
         )
         if v.ok:
-            click.echo(f"verified {_n(v.checked, 'file')}: ok")
+            click.echo(f"verified {n_of(v.checked, 'file')}: ok")
         else:
             _print_problems(v)
             click.echo(f"{r.root} does not match the pin: {_problem_counts(v)}")
