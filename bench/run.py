@@ -1464,7 +1464,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--dsv and --dsv-rev exclude each other")
     a.scale = 0.05 if a.quick else (1.0 if a.scale is None else a.scale)
     a.remotes = a.remotes or ("local" if a.quick else ",".join(REMOTES))
-    a.timeout = a.timeout or (120.0 if a.quick else 600.0)
+    if a.timeout is None:
+        a.timeout = 120.0 if a.quick else 600.0
     if a.commit_rounds is None:
         a.commit_rounds = 1 if a.quick else 3
     sizes = a.sizes or ("1000,10000" if a.quick else "10000,100000,1000000")

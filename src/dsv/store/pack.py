@@ -259,7 +259,9 @@ class PackFile(SortedIndex):
             "_keys",
             "_lookups",
         ):
-            self._load()
+            with self._open_lock:  # threads that look up at once load it once
+                if not self._loaded:
+                    self._load()
             return getattr(self, name)
         raise AttributeError(name)
 
