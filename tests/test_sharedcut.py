@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dsv.chunking import READ_SIZE, Chunker, cut_blocks
+from dsv.chunking import READ_SIZE, Chunker
 from dsv.errors import DsvIOError
 from dsv.repo import Repository
 from dsv.worktree import helper as helper_mod
@@ -60,8 +60,10 @@ def test_chunks_cut_by_the_helper_are_those_of_a_cutting_thread(
         with shared.cutting() as cut:
             assert cut is not None
             assert cut.open(str(path), "big.bin")
-            got = [bytes(c) for c in cut_blocks(cut)]
+            pairs = [(bytes(c), oid) for c, oid in cut.chunks(repo.algo.digest_size)]
+            got = [c for c, _ in pairs]
             assert got == expected
+            assert [oid for _, oid in pairs] == [repo.algo.digest(c) for c in got]
             assert b"".join(got) == data
             assert cut.whole() == repo.algo.digest(data)
             st = path.stat()
@@ -98,16 +100,18 @@ def test_a_file_changed_while_the_helper_reads_it_is_refused(
     path = repo.root / "big.bin"
     _random_file(path, 30 << 20, seed=4)
     st = os.lstat(path)
-    take = sharedcut.RemoteCut.take
+    chunks = sharedcut.RemoteCut.chunks
 
-    def take_then_append(self: sharedcut.RemoteCut) -> tuple[int, int, list[int], bool]:
-        got = take(self)
-        if not got[3]:
-            with path.open("ab") as f:
-                f.write(b"more")
-        return got
+    def append_after_the_first(
+        self: sharedcut.RemoteCut, ds: int
+    ) -> Iterator[tuple[memoryview, bytes]]:
+        for k, pair in enumerate(chunks(self, ds)):
+            yield pair
+            if k == 0:
+                with path.open("ab") as f:
+                    f.write(b"more")
 
-    monkeypatch.setattr(sharedcut.RemoteCut, "take", take_then_append)
+    monkeypatch.setattr(sharedcut.RemoteCut, "chunks", append_after_the_first)
     with pytest.raises(DsvIOError, match=r"big\.bin changed while it was being committed"):
         _store_file(repo, "big.bin", st, shared)
 
@@ -131,7 +135,7 @@ def test_a_read_error_in_the_helper_is_raised_with_its_message(
     with shared.cutting() as cut, pytest.raises(DsvIOError, match="adir"):
         assert cut is not None
         assert cut.open(str(repo.root / "adir"), "adir")
-        list(cut_blocks(cut))  # reading a directory fails in the helper
+        list(cut.chunks(repo.algo.digest_size))  # reading a directory fails in the helper
 
 
 def test_commits_of_big_files_with_and_without_the_helper_agree(tmp_path: Path) -> None:

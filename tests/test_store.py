@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import dsv.store
 from dsv.atomic import TEMP_MARK
-from dsv.chunking import ChunkParams
+from dsv.chunking import Chunker, ChunkParams
 from dsv.errors import (
     CorruptObjectError,
     DsvError,
@@ -1087,3 +1087,27 @@ def test_a_pack_opened_by_several_threads_at_once_reads_on_each(
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
+
+
+def test_a_stream_turns_compression_back_on_after_incompressible_chunks(new_store) -> None:
+    """After a run of chunks that did not shrink, every 16th chunk's head is tried; text
+    after noise is found so and compressed again, and the stream reads back whole."""
+    s = new_store(ChunkParams())
+    noise, text = rand(2 << 20, 11), text_data(6 << 20)
+    tried: list[int] = []
+    compress = s._compress
+
+    def counted(data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+        tried.append(len(data))
+        return compress(data)
+
+    s._compress = counted  # type: ignore[method-assign]
+    oid, size = s.put_stream(io.BytesIO(noise + text))
+    s.flush()
+    assert size == len(noise) + len(text)
+    assert s.get_bytes(oid, limit=size) == noise + text
+    # the noise is stored as it is, the text compressed: far less than the raw bytes
+    assert len(noise) < s.written_bytes < len(noise) + len(text) // 2
+    # in the noise, after the first misses, only samples of heads were compressed
+    assert tried[:8] == [len(c) for c in Chunker(ChunkParams()).cut_buf(noise)][:8]
+    assert dsv.store._SAMPLE in tried

@@ -96,22 +96,31 @@ class SharedBlocks:
         return True
 
     def _next(self, which: int) -> tuple[Any, ...] | None:
-        """Read and cut the next block into buffer ``which``: (which, start, ends, eof,
-        and at the end the file's id and identity); None past the end."""
+        """Read and cut the next block into buffer ``which``: (which, start, ends, the
+        chunks' ids joined, eof, and at the end the file's id and identity); None past
+        the end."""
         cut, f = self._cut, self._file
         if cut is None or f is None:
             return None
+        assert self._store is not None
         try:
-            start, ends, eof = cut.fill(self.bufs[which], f.readinto)  # type: ignore[attr-defined]
-            if not eof:
-                return which, start, ends, False, None, None
-            after = ident(os.fstat(f.fileno()))
+            buf = self.bufs[which]
+            start, ends, eof = cut.fill(buf, f.readinto)  # type: ignore[attr-defined]
+            after = ident(os.fstat(f.fileno())) if eof else None
         except OSError as exc:
             self._end()
             raise io_error("read", self._rel, exc) from exc
+        # the chunks' ids too: the bytes are in this core's cache now, and the
+        # command's thread, which stores them, is the busier of the two
+        digest, ids, a = self._store.algo.digest, [], start
+        for b in ends:
+            ids.append(digest(buf[a:b]))
+            a = b
+        if not eof:
+            return which, start, ends, b"".join(ids), False, None, None
         self._end()
         assert cut.whole is not None
-        return which, start, ends, True, cut.whole.digest(), after
+        return which, start, ends, b"".join(ids), True, cut.whole.digest(), after
 
     def _end(self) -> None:
         if self._file is not None:
@@ -138,10 +147,10 @@ class SharedBlocks:
 
 
 class RemoteCut:
-    """The blocks of one file as the helper cuts them (``dsv.chunking.Blocks``)."""
+    """The chunks of one file as the helper cuts them, with their ids."""
 
     def __init__(self, shared: SharedBlocks, helper: Helper) -> None:
-        self.bufs = shared.bufs
+        self._bufs = shared.bufs
         self._helper = helper
         self._tickets: collections.deque[int] = collections.deque()
         self._digest: bytes | None = None
@@ -152,20 +161,22 @@ class RemoteCut:
         h = self._helper
         if not h.result(h.submit("cut_open", path, rel)):
             return False
-        self._tickets.extend(h.submit("cut_next", i) for i in range(len(self.bufs)))
+        self._tickets.extend(h.submit("cut_next", i) for i in range(len(self._bufs)))
         return True
 
-    def take(self) -> tuple[int, int, list[int], bool]:
-        which, start, ends, eof, digest, after = self._helper.result(self._tickets.popleft())
-        if eof:
-            self._digest, self.after = digest, tuple(after)
-        return which, start, ends, eof
-
-    def release(self, which: int) -> None:
-        self._tickets.append(self._helper.submit("cut_next", which))
-
-    def close(self) -> None:
-        """Nothing to do: ``drain`` takes the answers still due when the cut ends."""
+    def chunks(self, ds: int) -> Iterator[tuple[memoryview, bytes]]:
+        """Each chunk (a view valid until the next is asked for) and its id (``ds`` bytes)."""
+        h = self._helper
+        while True:
+            which, start, ends, ids, eof, digest, after = h.result(self._tickets.popleft())
+            view = self._bufs[which]
+            for k, end in enumerate(ends):
+                yield view[start:end], ids[k * ds : (k + 1) * ds]
+                start = end
+            if eof:
+                self._digest, self.after = digest, tuple(after)
+                return
+            self._tickets.append(h.submit("cut_next", which))
 
     def whole(self) -> bytes:
         """The file's id (once its last chunk was taken)."""

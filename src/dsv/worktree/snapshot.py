@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 
-from dsv.chunking import cut_blocks
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import KINDS, Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
 from dsv.progress import Progress
@@ -412,7 +411,7 @@ def _store_file(
             if cut is not None:
                 if not cut.open(full, rel):
                     raise _unstable(rel, "vanished")
-                oid, size = repo.store.put_chunks(cut_blocks(cut), cut.whole)
+                oid, size = repo.store.put_chunks(cut.chunks(repo.algo.digest_size), cut.whole)
                 assert cut.after is not None
                 if not _unchanged(st, size, cut.after):
                     raise _unstable(rel, "changed")
