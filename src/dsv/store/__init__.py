@@ -50,7 +50,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
-__all__ = ["ObjectInfo", "Store"]
+__all__ = ["ChunkSink", "ObjectInfo", "Store"]
 
 PACK_TARGET = 64 << 20
 # Full packs being sealed on threads while the next one is written; one more waits.
@@ -245,6 +245,29 @@ class _Seal:
                     f"pack not kept: an earlier pack of this write failed ({prev.error})"
                 )
             self.prev = None  # let the finished one go
+
+
+class ChunkSink:
+    """Stores the chunks of one stream, in order, compressing those that shrink.
+
+    Incompressible data (media, archives) is common: after a run of chunks
+    that did not shrink, only every 16th chunk is tried again, and only if a
+    sample of its head shrinks (measured on 1 GiB of random bytes: the tries
+    were 8 % of the storing thread's time).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._misses = 0
+        self._count = 0
+
+    def put(self, oid: bytes, chunk: memoryview) -> None:
+        st = self._store
+        try_it = self._misses < 8 or (self._count % 16 == 0 and st._shrinks(chunk[:_SAMPLE]))
+        stored = st._put_literal(oid, chunk, compress=try_it)
+        if stored >= 0:
+            self._misses = self._misses + 1 if stored >= len(chunk) else 0
+        self._count += 1
 
 
 def _keep_smaller(data: bytes | memoryview, packed: Any) -> tuple[int, bytes | memoryview]:
@@ -807,6 +830,10 @@ class Store:
             return CODEC_NONE, data
         return _keep_smaller(data, self._cctx().compress(data))
 
+    def chunk_sink(self) -> ChunkSink:
+        """Stores the chunks of one stream, in order (see ``ChunkSink``)."""
+        return ChunkSink(self)
+
     def _shrinks(self, sample: memoryview) -> bool:
         """Whether ``sample`` (the head of a chunk) compresses enough to be worth it."""
         return self._compress(sample)[0] != CODEC_NONE
@@ -934,26 +961,26 @@ class Store:
         return self.put_chunks(chunks, whole.digest)
 
     def put_chunks(
-        self, chunks: Iterable[tuple[memoryview, bytes]], whole: Callable[[], bytes]
+        self, chunks: Iterable[tuple[memoryview | int, bytes]], whole: Callable[[], bytes]
     ) -> tuple[bytes, int]:
         """Store a stream cut into ``chunks``, each with its id (in order; a chunk's
         bytes may be reused once the next is asked for); ``whole()``: the id of all
-        the bytes, asked for once the chunks are done.  Returns (id, size)."""
+        the bytes, asked for once the chunks are done.  Returns (id, size).
+
+        A chunk given as its length instead of its bytes was stored elsewhere (a
+        helper process's packs, which the caller adds before anything names them).
+        """
         algo = self.algo
         ids: list[bytes] = []
         lengths: list[int] = []
         first: bytes | None = None
-        # Incompressible data (media, archives) is common: after a run of chunks
-        # that did not shrink, only every 16th chunk is tried again, and only
-        # if a sample of its head shrinks (measured on 1 GiB of random bytes:
-        # the tries were 8 % of the storing thread's time, the samples 0.5 %).
-        misses = 0
+        sink = self.chunk_sink()
         for ch, cid in chunks:
-            n = len(ch)
-            try_it = misses < 8 or (len(ids) % 16 == 0 and self._shrinks(ch[:_SAMPLE]))
-            stored = self._put_literal(cid, ch, compress=try_it)
-            if stored >= 0:
-                misses = misses + 1 if stored >= n else 0
+            if isinstance(ch, int):
+                n = ch
+            else:
+                n = len(ch)
+                sink.put(cid, ch)
             if not ids:
                 first = cid
             ids.append(cid)
