@@ -221,3 +221,21 @@ def test_commit_and_status_with_and_without_the_helper_agree(tmp_path: Path, ign
         # sub/d01; the ignore file itself is tracked
         assert len(listed) == 6 * HELPER_MIN * 2 + 36 - (41 if ignore else 0)
     assert trees["1"] == trees["0"]
+
+
+def test_a_helper_closed_without_waiting_is_reaped_later(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(helper_mod, "wanted", lambda: True)
+    first = Helper.start(repo.store, {"scan": scan_dir})
+    assert first is not None
+    first.close(wait=False)
+    deadline = time.monotonic() + 30
+    while first.pid in helper_mod._unreaped:  # the next helper's close reaps it once it exited
+        assert time.monotonic() < deadline, "never reaped"
+        later = Helper.start(repo.store, {"scan": scan_dir})
+        assert later is not None
+        later.close()
+        time.sleep(0.01)
+    with pytest.raises(ChildProcessError):  # no such child left: not a zombie
+        os.waitpid(first.pid, os.WNOHANG)

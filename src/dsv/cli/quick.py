@@ -10,7 +10,6 @@ the same thing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 
@@ -25,6 +24,8 @@ _COLORS = {"green": 32, "yellow": 33, "red": 31}
 
 
 def write_json(obj: object) -> None:
+    import json  # here: a plain status or commit never needs it
+
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 

@@ -389,7 +389,7 @@ def status(
         cmp = Compare(repo, walk, progress or Progress()).run()
     finally:
         if walk.helper is not None:
-            walk.helper.close()
+            walk.helper.close(wait=False)  # it only listed directories
     out = Status(head, skipped=scanner.skipped)
     out.added, out.modified, out.deleted = cmp.added, cmp.modified, cmp.deleted
     if cmp.dirty:
