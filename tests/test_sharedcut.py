@@ -178,3 +178,35 @@ def test_a_helper_killed_while_it_cuts_is_a_clear_error(
     os.kill(shared.helper.pid, signal.SIGKILL)
     with pytest.raises(DsvIOError, match="helper process stopped unexpectedly"):
         _store_file(repo, "big.bin", os.lstat(path), shared)
+
+
+def test_a_commit_summary_reads_tables_the_helper_stored(tmp_path: Path) -> None:
+    """The change summary reads tables from the store, also those in the helper's packs
+    (added to the store when first needed): a big parquet file cut and partly stored by
+    the helper, and a small CSV among a directory's files that the helper stored."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "ds"
+    Repository.init(root)
+    rows = 2_500_000  # about 20 MiB: three blocks or more
+    ids = np.random.default_rng(1).integers(0, 1 << 62, rows)
+    table = pa.table({"id": ids, "label": pa.array(np.arange(rows) % 5)})
+    pq.write_table(table, root / "big.parquet", compression="none")
+    assert (root / "big.parquet").stat().st_size > 2 * READ_SIZE + (1 << 20)
+    small = root / "small"
+    small.mkdir()
+    for i in range(150):
+        (small / f"f{i:03}.txt").write_text(f"file {i}")
+    (small / "zz.csv").write_text("id,label\n" + "".join(f"{i},cat\n" for i in range(40)))
+    done = run_dsv("commit", "-m", "v1", cwd=root, env={"DSV_HELPER_PROCESS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert b"big.parquet: rows +2,500,000" in done.stdout, done.stdout
+    for i in range(150):  # all changed: the helper stores the second half, the CSV with it
+        (small / f"f{i:03}.txt").write_text(f"file {i} v2")
+    (small / "zz.csv").write_text("id,label\n" + "".join(f"{i},dog\n" for i in range(40)))
+    done = run_dsv("commit", "-m", "v2", cwd=root, env={"DSV_HELPER_PROCESS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert b"small/zz.csv: rows +0 -0 ~40" in done.stdout, done.stdout
+    assert run_dsv("fsck", cwd=root).returncode == 0

@@ -309,6 +309,10 @@ class Store:
         self._writer: PackWriter | None = None
         self._sealing: list[_Seal] = []  # full packs being made durable on threads of their own
         self._lock = threading.RLock()
+        # Packs another process wrote for this one, added when first needed
+        # (``pending``); a lookup that misses runs it, then looks again.
+        self.pending: Callable[[], None] | None = None
+        self._pending_lock = threading.Lock()
         self._local = threading.local()
         self.written_bytes = 0  # stored bytes added by this process (for reports)
         self.written_objects = 0
@@ -393,7 +397,20 @@ class Store:
             e = self._midx.find(oid)
             if e is not None:
                 return e
-        return self._find_loose(oid, len(self._loose))
+        e = self._find_loose(oid, len(self._loose))
+        if e is None and self._run_pending():
+            return self._locate(oid)
+        return e
+
+    def _run_pending(self) -> bool:
+        """Add the packs ``pending`` stands for (once); False if there are none."""
+        if self.pending is None:
+            return False
+        with self._pending_lock:
+            hook, self.pending = self.pending, None
+            if hook is not None:
+                hook()
+        return True
 
     def _find_loose(self, oid: bytes, n: int) -> Entry | None:
         """Search the first ``n`` packs outside the multi-pack index, the last one hit first.
@@ -429,7 +446,9 @@ class Store:
         _ = self.packs
         if self._midx is not None and self._midx.position(oid) >= 0:
             return True
-        return self._search_loose(oid, self._found)[0] >= 0
+        if self._search_loose(oid, self._found)[0] >= 0:
+            return True
+        return self._run_pending() and self.has(oid)
 
     def info(self, oid: bytes) -> ObjectInfo:
         e = self._require(oid)

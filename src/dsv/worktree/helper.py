@@ -109,6 +109,7 @@ class Helper:
         self.pending = 0  # requests without a result taken yet
         self._closed = False
         self._finish: int | None = None
+        self._adopted = False
         self.written_bytes = 0
 
     @classmethod
@@ -163,8 +164,12 @@ class Helper:
         self._send(_frame((self._finish, None, ())))
 
     def adopt(self) -> None:
-        """Wait for the helper's packs and add them to the store; the helper then exits."""
+        """Wait for the helper's packs and add them to the store; the helper then exits.
+        Once only: later calls do nothing."""
         assert self._finish is not None
+        if self._adopted:
+            return
+        self._adopted = True
         answer = self._wait(self._finish)
         if answer[0] != "done":
             raise _error(answer)

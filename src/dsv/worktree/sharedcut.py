@@ -13,11 +13,14 @@ and cuts each big file in turn.  The blocks go into ``BLOCKS`` buffers of an
 anonymous shared mapping, made before the fork, so no byte of the file goes
 through a pipe: the helper answers each request ``cut_next(which)`` with
 where the block starts and where its chunks end, as a cutting thread would
-(``dsv.chunking.BlockCut``).  The command asks for the next block into a
-buffer once it is done with the chunks in it, so the helper never writes into
-a buffer being read.  The helper also hashes the whole file and, at its end,
-reports the file's identity (``fstat``), which the command compares with the
-scan's, as when it reads a file itself.
+(``dsv.chunking.BlockCut``), and each chunk's id.  The command asks for the
+next block into a buffer once it is done with the chunks in it, so the helper
+never writes into a buffer being read.  Every ``STORE_EVERY``-th block the
+helper stores itself, into its own packs (which the command adopts before
+anything names them, as for small files): storing is the busier side.  The
+helper also hashes the whole file and, at its end, reports the file's identity
+(``fstat``), which the command compares with the scan's, as when it reads a
+file itself.
 
 One file at a time goes to the helper; a thread that finds it busy cuts on a
 thread of its own.
@@ -107,8 +110,8 @@ class SharedBlocks:
 
     def _next(self, which: int) -> tuple[Any, ...] | None:
         """Read and cut the next block into buffer ``which``: (which, start, ends, the
-        chunks' ids joined, eof, and at the end the file's id and identity); None past
-        the end."""
+        chunks' ids joined, whether this process stored them, eof, and at the end the
+        file's id and identity); None past the end."""
         cut, f = self._cut, self._file
         if cut is None or f is None:
             return None

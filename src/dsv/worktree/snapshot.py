@@ -1091,6 +1091,8 @@ def commit(
             progress.finish()
         if helper is not None:
             helper.finish()  # it seals its packs while the summary is made
+            # ... unless the summary reads an object the helper stored (a table)
+            store.pending = helper.adopt
 
         tree = build.root
         assert tree is not None
@@ -1104,6 +1106,7 @@ def commit(
         if helper is not None:
             helper.adopt()  # its packs, durable, join the store
     finally:
+        store.pending = None
         if helper is not None:
             helper.close()
     summary["stored_bytes"] = store.written_bytes - written_before
