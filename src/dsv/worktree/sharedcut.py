@@ -133,9 +133,10 @@ class SharedBlocks:
         mine = self._blocks % STORE_EVERY == 0
         if mine:  # stored here, into this process's packs
             assert self._sink is not None
+            sink = self._sink
             a = start
             for k, b in enumerate(ends):
-                self._sink.put(ids[k], buf[a:b])
+                sink.put(ids[k], buf[a:b])
                 a = b
         if not eof:
             return which, start, ends, b"".join(ids), mine, False, None, None
