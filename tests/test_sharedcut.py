@@ -62,9 +62,13 @@ def test_chunks_cut_by_the_helper_are_those_of_a_cutting_thread(
         with shared.cutting() as cut:
             assert cut is not None
             assert cut.open(str(path), "big.bin")
-            pairs = list(cut.chunks(repo.algo.digest_size))
+            # each view copied as it comes: its buffer is reused for a later block
+            pairs = [
+                (c if isinstance(c, int) else bytes(c), oid)
+                for c, oid in cut.chunks(repo.algo.digest_size)
+            ]
             stored = {oid: n for n, oid in pairs if isinstance(n, int)}
-            got = [c if isinstance(c, int) else bytes(c) for c, _ in pairs]
+            got = [c for c, _ in pairs]
             assert len(got) == len(expected)
             assert got == [
                 len(e) if isinstance(g, int) else e for g, e in zip(got, expected, strict=True)

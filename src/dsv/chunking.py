@@ -15,8 +15,8 @@ from dsv.records import Record
 # typing is imported for the type checker only: `dsv status` never loads it
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from typing import Any, BinaryIO, Protocol
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
 
 # Reads are this large so that the per-call overhead of Python is paid rarely.
 READ_SIZE = 8 << 20
@@ -86,7 +86,19 @@ class Chunker:
         last chunk is out), which keeps a third pass over the bytes off the
         caller's thread.
         """
-        return cut_blocks(_BlockCutter(self, stream, whole))
+        cutter = _BlockCutter(self, stream, whole)
+        try:
+            while True:
+                which, start, ends, eof = cutter.take()
+                view = memoryview(cutter.bufs[which])
+                for end in ends:
+                    yield view[start:end]
+                    start = end
+                if eof:
+                    return
+                cutter.release(which)
+        finally:
+            cutter.close()
 
     def block_cut(self, whole: Any = None) -> BlockCut:
         """The cutting state of one stream read in blocks (see ``BlockCut``)."""
@@ -96,35 +108,6 @@ class Chunker:
 def block_bytes(params: ChunkParams) -> int:
     """The size of one block buffer: the tail carried over, then ``READ_SIZE`` bytes read."""
     return 2 * params.max + READ_SIZE
-
-
-if TYPE_CHECKING:
-
-    class Blocks(Protocol):
-        """Blocks of a stream, cut: ``take`` the next, ``release`` its buffer when done."""
-
-        @property
-        def bufs(self) -> Sequence[Any]: ...  # the block buffers, by number
-        def take(self) -> tuple[int, int, list[int], bool]: ...
-        def release(self, which: int) -> None: ...
-        def close(self) -> None: ...
-
-
-def cut_blocks(blocks: Blocks) -> Iterator[memoryview]:
-    """The chunks of blocks cut elsewhere (a thread, a helper process), as views into
-    their buffers; each is valid until the next is produced."""
-    try:
-        while True:
-            which, start, ends, eof = blocks.take()
-            view = memoryview(blocks.bufs[which])
-            for end in ends:
-                yield view[start:end]
-                start = end
-            if eof:
-                return
-            blocks.release(which)
-    finally:
-        blocks.close()
 
 
 class BlockCut:
@@ -179,7 +162,8 @@ class BlockCut:
         return start, ends, eof
 
 
-# Buffers of a _BlockCutter: one being cut, one ready, one being consumed.
+# Block buffers of a stream being cut (a _BlockCutter's, the helper's shared
+# ones): one being cut, one ready, one being consumed.
 BLOCKS = 3
 
 
