@@ -222,3 +222,82 @@ def test_commit_without_click_says_what_the_click_command_says(tmp_path: Path) -
     assert code == ExitCode.CONFLICT and "nothing to commit" in err and out == ""
     write(fast_dir / "new.txt", "n")
     assert_status_does_not_import(fast_dir, "click", ("commit", "-q", "-m", "v3"))
+
+
+_ENDING = """
+import atexit, sys, threading, time
+from pathlib import Path
+out = Path(sys.argv[1])
+
+class Noisy:
+    def __del__(self):
+        sys.stderr.write("torn down\\n")
+
+keep = Noisy()  # its __del__ runs only if the interpreter tears its modules down
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("ran")
+if sys.argv[2] == "thread":
+    threading.Thread(target=late).start()  # not a daemon: the process must wait for it
+sys.stdout.write("before ")  # buffered, not flushed
+sys.argv = ["dsv", *sys.argv[3:]]
+from dsv.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [["status"], ["log", "--oneline"], ["show", "nope"]])
+def test_the_process_ends_without_teardown_and_loses_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`dsv` leaves without the interpreter's teardown (it frees every object for
+    nothing), but what teardown does that matters still happens: atexit handlers,
+    flushed output, the exit code, and a wait for a thread the interpreter waits for."""
+    d = tmp_path / "ds"
+    d.mkdir()
+    _ok("init", cwd=d)
+    write(d / "a.txt", "a")
+    _ok("commit", "-m", "v1", cwd=d)
+    want = run_dsv(*args, cwd=d)
+
+    def ending(thread: str) -> subprocess.CompletedProcess[bytes]:
+        for f in ("atexit", "thread"):
+            (tmp_path / f).unlink(missing_ok=True)
+        return subprocess.run(
+            [sys.executable, "-c", _ENDING, str(tmp_path), thread, "-C", str(d), *args],
+            capture_output=True,
+            timeout=120,
+        )
+
+    r = ending("none")
+    assert r.returncode == want.returncode and (want.returncode != 0) == (args[0] == "show")
+    assert r.stdout == b"before " + want.stdout
+    assert r.stderr == want.stderr  # no "torn down": no teardown
+    assert (tmp_path / "atexit").read_text() == "ran"
+    r = ending("thread")
+    assert r.returncode == want.returncode and r.stdout == b"before " + want.stdout
+    assert (tmp_path / "thread").read_text() == "ran" and (tmp_path / "atexit").exists()
+    assert b"torn down" in r.stderr  # the ordinary way out, which waits for the thread
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    d.mkdir()
+    _ok("init", cwd=d)
+    for i in range(30):
+        write(d / f"f{i}.txt", str(i))
+        _ok("commit", "-m", f"commit number {i} " + "x" * 2000, cwd=d)
+    for args in (["log"], ["log", "--json"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dsv", *args],
+            cwd=d,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10)  # then the reader leaves (as `| head -c 10` does)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, err
+        assert err == b"", err
