@@ -474,3 +474,27 @@ def test_held_context_releases_on_exception(tmp_path: Path) -> None:
     other.acquire(0.5, "third")
     other.release()
     assert path.read_text() == ""  # release clears the holder note
+
+
+def test_the_author_falls_back_to_the_login_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
+
+    from dsv.repo import Repository
+
+    repo = Repository.init(tmp_path / "r")
+    host = os.uname().nodename or "localhost"
+    for var in ("DSV_AUTHOR_NAME", "DSV_AUTHOR_EMAIL", "LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("USER", "ada")
+    assert repo.identity() == f"ada <ada@{host}>"
+    monkeypatch.setenv("LOGNAME", "grace")  # first in getpass.getuser's order
+    assert repo.identity() == f"grace <grace@{host}>"
+    monkeypatch.delenv("LOGNAME")
+    monkeypatch.delenv("USER")
+    me = pwd.getpwuid(os.getuid()).pw_name  # no variable: the password database
+    assert repo.identity() == f"{me} <{me}@{host}>"
+    repo.config.set("user", "name", "Config Name")
+    assert repo.identity().startswith("Config Name <Config Name@")
+    repo.close()
