@@ -786,9 +786,13 @@ def stage_one(repo, tmp, p, f, umask):
         mine.append(p)
         if case == "copy dies" and len(mine) > 4:  # after staging 4 files, reported
             os._exit(3)
+        if case == "copy slow":
+            time.sleep(0.05)
         return real_stage_one(repo, tmp, p, f, umask)
     else:
         mine.append(p)
+        if case == "both write":
+            time.sleep(0.002)  # the copy surely takes a part
     return real_stage_one(repo, tmp, p, f, umask)
 
 co._stage_one = stage_one
@@ -845,13 +849,13 @@ def _many_small(root: Path) -> tuple[int, int]:
     return n + 1, total + len("f00.bin")
 
 
-@pytest.mark.parametrize("case", ["both write", "copy dies", "fork fails"])
+@pytest.mark.parametrize("case", ["both write", "copy slow", "copy dies", "fork fails"])
 def test_many_small_files_are_staged_by_two_processes(
     repo: Repository, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    """A forked copy stages every other block of files; its stat records and progress
-    come back through shared memory, and if it dies (or cannot be forked) its share
-    is staged by the command."""
+    """A forked copy stages the blocks of files it takes from a queue, the command the
+    others; its stat records and progress come back through shared memory, and if it
+    dies (or cannot be forked) what it took is staged by the command."""
     count, total = _many_small(repo.root)
     api.commit(repo, "v1")
     s1 = snapshot(repo.root)
@@ -860,8 +864,12 @@ def test_many_small_files_are_staged_by_two_processes(
     assert "error" not in out, out
     assert out["forks"] == 1
     assert (out["items"], out["bytes"]) == (count, total)
-    # the copy wrote its share (21 of the 41 files), unless it died or never was
-    assert out["mine"] == (count if case != "both write" else count - 21)
+    if case == "both write":  # the command is the slower one here: the copy takes more
+        assert 0 < out["mine"] < count // 2, out
+    elif case == "copy slow":  # the command takes what the copy does not get to
+        assert count - 2 * 3 <= out["mine"] < count, out  # blocks of 3 files
+    else:  # the copy wrote nothing that stays: it died or never was
+        assert out["mine"] == count
     assert snapshot(repo.root) == s1
     _clean_without_hashing(repo, monkeypatch)  # the copy's records are the files' in place
 
@@ -895,38 +903,43 @@ def test_a_corrupt_object_in_the_forked_share_fails_the_checkout_cleanly(
     assert not list((repo.root / ".dsv" / STAGING).glob("checkout-*"))
 
 
-def test_the_two_staging_processes_share_directories_without_splitting_small_ones() -> None:
-    """Each directory of at most an eighth of the files is staged by one process (two
-    creating files in one directory wait on its lock); a bigger one is split by blocks;
-    the two get about as many files each."""
+def test_the_staging_queue_keeps_small_directories_whole_and_biggest_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a staging process takes at a time: a directory of at most an eighth of the
+    files whole (two creating files in one directory wait on its lock), a bigger one by
+    blocks; biggest first; every block once, also when units are merged to fit the queue."""
     from types import SimpleNamespace
 
     from dsv.worktree import checkout as co
 
-    sizes = [1800, 1750, 1900, 1820, 1790, 1850, 1810, 1770, 1880, 1830]
-    sizes += [200, 190, 210, 205, 195, 185, 215, 200, 198, 202]
-    plan = SimpleNamespace(writes=[[None] * n for n in sizes], count=sum(sizes))
-    owner = co._sides(plan)  # type: ignore[arg-type]
-    per_dir = []
-    b = 0
-    for n in sizes:
-        k = -(-n // co.FORK_BLOCK)
-        per_dir.append(set(owner[b : b + k]))
-        b += k
-    assert len(owner) == b
-    assert all(len(s) == 1 for s in per_dir)  # no directory split
-    load = [0, 0]
-    for n, s in zip(sizes, per_dir):
-        load[next(iter(s))] += n
-    assert abs(load[0] - load[1]) <= 215  # at most the smallest directory apart
+    class Dir(list):  # type: ignore[type-arg]  # a _Writes: its length and its files
+        def range(self, lo: int, hi: int) -> list[Any]:
+            return self[lo:hi]
 
-    big = [6000, 300, 300, 400]  # one directory of most files: split, and still balanced
-    plan = SimpleNamespace(writes=[[None] * n for n in big], count=sum(big))
-    owner = co._sides(plan)  # type: ignore[arg-type]
-    k = -(-6000 // co.FORK_BLOCK)
-    assert set(owner[:k]) == {0, 1}
-    sizes_of = [min(co.FORK_BLOCK, 6000 - i * co.FORK_BLOCK) for i in range(k)] + [300, 300, 400]
-    load = [0, 0]
-    for n, side in zip(sizes_of, owner):
-        load[side] += n
-    assert abs(load[0] - load[1]) <= co.FORK_BLOCK
+    def units(sizes: list[int]) -> tuple[list[Any], list[list[int]]]:
+        plan = SimpleNamespace(writes=[Dir([None] * n) for n in sizes], count=sum(sizes))
+        blocks = co._blocks(plan)  # type: ignore[arg-type]
+        return blocks, co._units(plan, blocks)  # type: ignore[arg-type]
+
+    def files(blocks: list[Any], unit: list[int]) -> int:
+        return sum(blocks[b][2] - blocks[b][1] for b in unit)
+
+    sizes = [1800, 1750, 1900, 1820, 1790, 1850, 1810, 1770, 1880, 1830]  # 20,000 images
+    sizes += [200, 190, 210, 205, 195, 185, 215, 200, 198, 202]
+    blocks, got = units(sizes)
+    assert sorted(b for u in got for b in u) == list(range(len(blocks)))
+    assert [files(blocks, u) for u in got] == sorted(sizes, reverse=True)
+    for u in got:  # one directory each
+        assert len({id(blocks[b][0]) for b in u}) == 1
+
+    blocks, got = units([6000, 300, 400])  # most files in one directory: split by blocks
+    big = [u for u in got if blocks[u[0]][0] is blocks[0][0]]
+    assert len(big) == -(-6000 // co.FORK_BLOCK) and all(len(u) == 1 for u in big)
+    sizes_seen = [files(blocks, u) for u in got]
+    assert sizes_seen == sorted(sizes_seen, reverse=True)
+
+    monkeypatch.setattr(co, "MAX_UNITS", 4)
+    blocks, got = units([10] * 17)
+    assert len(got) <= 4
+    assert sorted(b for u in got for b in u) == list(range(len(blocks)))

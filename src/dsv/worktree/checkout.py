@@ -21,7 +21,7 @@ import struct
 import sys
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from dsv.atomic import copy_range, drop_cached
@@ -438,22 +438,18 @@ def _stage_all(
     size = STAT.size
     new_prefix = new_base + "/"
 
-    def items(owner: bytes | None, side: int) -> Iterator[_Item]:
-        """The files of one side (all of them for ``owner`` None), in the plan's order."""
-        n = b = 0
-        for g in plan.writes:
+    blocks = _blocks(plan)
+
+    def items(which: Iterable[int] | None) -> Iterator[_Item]:
+        """The files of the blocks ``which`` (of all of them, for None), in that order."""
+        for b in range(len(blocks)) if which is None else which:
+            g, lo, hi, n = blocks[b]
             d = g.dir
             new = d in tops
-            for lo in range(0, len(g), FORK_BLOCK):
-                hi = min(len(g), lo + FORK_BLOCK)
-                if owner is None or owner[b] == side:
-                    for f in g.range(lo, hi):
-                        p = join(d, f[0])
-                        yield n, (new_prefix + p if new else _staged(base, n)), p, f
-                        n += 1
-                else:
-                    n += hi - lo
-                b += 1
+            for f in g.range(lo, hi):
+                p = join(d, f[0])
+                yield n, (new_prefix + p if new else _staged(base, n)), p, f
+                n += 1
 
     def write(item: _Item, stats: bytearray | mmap.mmap) -> int:
         n, tmp, p, f = item
@@ -470,47 +466,58 @@ def _stage_all(
             progress.advance(1, write(item, stats))
 
         try:
-            run_parallel(one, items(None, 0), plan.bytes, plan.count)
+            run_parallel(one, items(None), plan.bytes, plan.count)
         finally:
             progress.finish()
         return stats
     try:
-        return _stage_forked(plan, items, write, progress)
+        return _stage_forked(plan, blocks, items, write, progress)
     finally:
         progress.finish()
 
 
 def _stage_forked(
     plan: _Plan,
-    items: Callable[[bytes | None, int], Iterator[_Item]],
+    blocks: list[_Block],
+    items: Callable[[Iterable[int] | None], Iterator[_Item]],
     write: Callable[[_Item, bytearray | mmap.mmap], int],
     progress: Progress,
 ) -> mmap.mmap:
-    """Stage with a forked copy of this process writing every other block of files.
+    """Stage with a forked copy of this process: the two take the plan's units
+    (``_units``) from a queue, biggest first, until none is left.
 
     Small files cost Python work and the kernel's file creation, one core's
     worth each; a second process, in other directories, uses the second core.
-    The copy writes its files' stat records and its progress into shared
-    memory.  If it fails for any reason, its files are staged again here, so
-    that an error is raised, with its own type and message, in this process.
+    A queue rather than a split decided beforehand: either process can fall
+    behind (the machine's other work, a slower disk), and the other then takes
+    more.  The copy writes its files' stat records, the units it took and its
+    progress into shared memory.  If it fails for any reason, what it took is
+    staged again here, so that an error is raised, with its own type and
+    message, in this process.
     """
     size = STAT.size
+    units = _units(plan, blocks)
     counts = plan.count * size  # the copy's progress (files, bytes) follows the records
-    stats = mmap.mmap(-1, counts + _COUNTS.size)
-    owner = _sides(plan)
+    taken_at = counts + _COUNTS.size  # then who took each unit (0: no one yet)
+    stats = mmap.mmap(-1, taken_at + len(units))
+    queue_r = _queue(len(units))
     parent = os.getpid()
     try:
-        pid = os.fork()
+        pid = os.fork() if queue_r is not None else -1
     except OSError:
-        pid = -1  # no second process now (memory, process limits): its share is done here
-    if pid == 0:  # the copy: stage its share, report through shared memory, never return
+        pid = -1  # no second process now (memory, process limits): all is done here
+    if pid == 0:  # the copy: stage what it takes, report through shared memory, never return
+        assert queue_r is not None
         code = 1
         try:
-            nbytes = 0
-            for done, item in enumerate(items(bytes(owner), 1), 1):
-                nbytes += write(item, stats)
-                _COUNTS.pack_into(stats, counts, done, nbytes)
-                if not done & 63 and os.getppid() != parent:
+            nbytes = done = 0
+            while (u := _take(queue_r)) is not None:
+                stats[taken_at + u] = _BY_COPY
+                for item in items(units[u]):
+                    nbytes += write(item, stats)
+                    done += 1
+                    _COUNTS.pack_into(stats, counts, done, nbytes)
+                if os.getppid() != parent:
                     break  # the command was killed: so is its work (and its lock, now)
             else:
                 code = 0
@@ -518,13 +525,18 @@ def _stage_forked(
             os._exit(code)
     seen = (0, 0)
     status = 1
+    todo = iter(range(len(units))) if queue_r is None else iter(lambda: _take(queue_r), None)
     try:
-        for k, item in enumerate(items(bytes(owner), 0)):
-            progress.advance(1, write(item, stats))
-            if not k & 255:
-                now = _COUNTS.unpack_from(stats, counts)
-                progress.advance(now[0] - seen[0], now[1] - seen[1])
-                seen = now
+        k = 0
+        for u in todo:
+            stats[taken_at + u] = _BY_US
+            for item in items(units[u]):
+                progress.advance(1, write(item, stats))
+                if not k & 255:
+                    now = _COUNTS.unpack_from(stats, counts)
+                    progress.advance(now[0] - seen[0], now[1] - seen[1])
+                    seen = now
+                k += 1
         if pid > 0:
             _, status = os.waitpid(pid, 0)
             pid = -1
@@ -533,11 +545,16 @@ def _stage_forked(
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         raise
+    finally:
+        if queue_r is not None:
+            os.close(queue_r)
     now = _COUNTS.unpack_from(stats, counts)
     progress.advance(now[0] - seen[0], now[1] - seen[1])
     if status != 0:
-        # the copy's share, in the same order; what it reported is counted already
-        for k, item in enumerate(items(bytes(owner), 1)):
+        # what the copy took, in the order it took it (and a unit it may have
+        # taken without saying so); what it reported is counted already
+        redo = [u for u in range(len(units)) if stats[taken_at + u] != _BY_US]
+        for k, item in enumerate(items(b for u in redo for b in units[u])):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(item[1])
             nbytes = write(item, stats)
@@ -546,32 +563,82 @@ def _stage_forked(
     return stats
 
 
-def _sides(plan: _Plan) -> bytearray:
-    """Which process (0 or 1) stages each block of ``FORK_BLOCK`` files of the plan.
+_BY_US, _BY_COPY = 1, 2  # who took a unit of a forked staging
+_UNIT = struct.Struct("<I")
 
-    A directory of at most an eighth of the files goes whole to one process:
-    two processes creating files in one directory wait for each other on its
-    lock (20,000 files in 20 directories: 4 % of the checkout's time spent
-    spinning on it, and the checkout 4 % slower).  Larger ones are split by
-    blocks.  Biggest first, each to the process with fewer files so far.
-    """
-    units: list[tuple[int, list[int]]] = []  # (files, the blocks that go together)
-    b = 0
+
+def _queue(n: int) -> int | None:
+    """The read end of a pipe holding the units 0 .. n-1 (None: it cannot hold them all;
+    ``MAX_UNITS`` fit in the smallest pipe Linux makes, one page)."""
+    r, w = os.pipe()
+    try:
+        os.set_blocking(w, False)
+        view = memoryview(b"".join(_UNIT.pack(u) for u in range(n)))
+        while view:
+            view = view[os.write(w, view) :]
+    except BlockingIOError:
+        os.close(r)
+        return None
+    finally:
+        os.close(w)
+    return r
+
+
+def _take(fd: int) -> int | None:
+    """The next unit from the queue (None: none left).  Both processes read it: a
+    pipe hands each read of a few bytes to one reader, whole."""
+    data = os.read(fd, _UNIT.size)
+    return _UNIT.unpack(data)[0] if data else None
+
+
+# (directory, first file, end, position in the plan of the first file)
+_Block = tuple[_Writes, int, int, int]
+
+
+def _blocks(plan: _Plan) -> list[_Block]:
+    """The plan's files by blocks of at most ``FORK_BLOCK`` of one directory, in order."""
+    out: list[_Block] = []
+    n = 0
     for g in plan.writes:
-        blocks = list(range(b, b + -(-len(g) // FORK_BLOCK)))
-        b += len(blocks)
-        if len(g) <= plan.count // 8:
-            units.append((len(g), blocks))
+        for lo in range(0, len(g), FORK_BLOCK):
+            hi = min(len(g), lo + FORK_BLOCK)
+            out.append((g, lo, hi, n))
+            n += hi - lo
+    return out
+
+
+# The most units a forked staging queues: 4 bytes each in a pipe, whose capacity is
+# one page (4 KiB) at least.
+MAX_UNITS = 1 << 10
+
+
+def _units(plan: _Plan, blocks: list[_Block]) -> list[list[int]]:
+    """What one of the two staging processes takes at a time: lists of blocks, biggest first.
+
+    A directory of at most an eighth of the files is one unit: two processes
+    creating files in one directory wait for each other on its lock (20,000
+    files in 20 directories: 4 % of the checkout's time spent spinning on it,
+    and the checkout 4 % slower).  A bigger one is a unit per block.
+    """
+    units: list[tuple[int, list[int]]] = []  # (files, blocks)
+    whole = plan.count // 8
+    b = 0
+    while b < len(blocks):
+        g = blocks[b][0]
+        e = b
+        while e < len(blocks) and blocks[e][0] is g:
+            e += 1
+        if len(g) <= whole:
+            units.append((len(g), list(range(b, e))))
         else:
-            units += [(min(FORK_BLOCK, len(g) - k * FORK_BLOCK), [i]) for k, i in enumerate(blocks)]
-    owner = bytearray(b)
-    load = [0, 0]
-    for n, blocks in sorted(units, key=lambda u: -u[0]):
-        side = 0 if load[0] <= load[1] else 1
-        for i in blocks:
-            owner[i] = side
-        load[side] += n
-    return owner
+            units += [(blocks[i][2] - blocks[i][1], [i]) for i in range(b, e)]
+        b = e
+    units.sort(key=lambda u: -u[0])  # stable: same-sized ones stay in the plan's order
+    if len(units) > MAX_UNITS:  # neighbours together (many small directories)
+        step = -(-len(units) // MAX_UNITS)
+        merged = [units[i : i + step] for i in range(0, len(units), step)]
+        return [[b for _, bs in group for b in bs] for group in merged]
+    return [bs for _, bs in units]
 
 
 def _staged(base: str, n: int) -> str:
