@@ -18,6 +18,7 @@ from dsv.backends.faults import FaultInjectingBackend, Rule
 from dsv.backends.retry import RetryingBackend
 from dsv.errors import CorruptObjectError, ExitCode, RejectedError
 from dsv.repo import Repository
+from dsv.store.pack import PackWriter, scan_pack
 from dsv.sync import Remote, get_remote_config, transfer
 
 from .conftest import Invoke, run_dsv, snapshot, write
@@ -490,6 +491,39 @@ def test_clone_from_a_directory_hard_links_its_packs(tmp_path: Path, dsv: Invoke
     assert json.loads(d.output)["packs_linked"] == n - 1
     assert not (tmp_path / "d/.dsv/objects/pack" / victim.name).exists()
     assert snapshot(tmp_path / "d") == snapshot(a.root)
+
+
+def test_a_linked_clone_of_a_remote_that_lost_data_fails_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Every pack of a directory remote is linked, but the remote lost a chunk that its
+    newest version needs: the clone fails naming what is missing, as the copying clone
+    does, and leaves no directory behind."""
+    url = tmp_path / "remote"
+    a = _repo(tmp_path / "a")
+    _dataset(a.root)
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", str(url))
+    rapi.push(a)
+    write(a.root / "extra.bin", os.urandom(300_000))
+    api.commit(a, "v2")
+    rapi.push(a)  # a second pack, rewritten without its largest record (a chunk of extra.bin)
+    newest = max((url / "packs").glob("*.pack"), key=lambda p: p.stat().st_mtime_ns)
+    algo, records, _ = scan_pack(newest)
+    raw = newest.read_bytes()
+    lost = max(records, key=lambda r: r[2])
+    w = PackWriter(url / "packs", algo, durable=False)
+    for oid, off, slen, rlen, kind, codec in records:
+        if oid != lost[0]:
+            w.add(oid, kind, codec, rlen, raw[off : off + slen])
+    assert w.finish() is not None
+    newest.unlink()
+    newest.with_suffix(".idx").unlink()
+    for link in ([], ["--no-link"]):
+        r = run_dsv("clone", str(url), "b", *link, cwd=tmp_path)
+        assert r.returncode in (ExitCode.NOT_FOUND, ExitCode.CORRUPT), r.stderr
+        assert b"Traceback" not in r.stderr and lost[0].hex().encode() in r.stderr
+        assert not (tmp_path / "b").exists()
 
 
 def test_clone_at_a_commit_id(tmp_path: Path) -> None:

@@ -601,6 +601,11 @@ def fetch(
     remote.packs(refresh=True)
     if link_packs:
         result.linked = _link_packs(repo, remote)
+    # Every pack of the remote linked: the store holds all the remote has, so a
+    # walk of the wanted versions looking for objects to fetch could only find
+    # ones the remote lacks too.  (A checkout then reads and verifies every file
+    # of its version; a missing one fails it with the object named.)
+    linked_all = bool(result.linked) and result.linked == len(remote.packs())
     f = ObjectFetcher(repo, remote, progress)
     progress.start("fetching")
     try:
@@ -634,7 +639,8 @@ def fetch(
             c = _peel(repo, oid)
             if c is not None:
                 wanted.append(c)
-        _fetch_trees_and_files(repo, f, list(dict.fromkeys(wanted)), paths)
+        if not linked_all:
+            _fetch_trees_and_files(repo, f, list(dict.fromkeys(wanted)), paths)
         repo.store.flush()
     except BaseException:
         repo.store.abort()
