@@ -186,6 +186,7 @@ def test_no_helper_when_turned_off_or_with_threads(
 @pytest.mark.parametrize("ignore", [False, True])
 def test_commit_and_status_with_and_without_the_helper_agree(tmp_path: Path, ignore: bool) -> None:
     trees = {}
+    summaries = {}
     for helper in ("1", "0"):
         env = {"DSV_HELPER_PROCESS": helper}
         root = tmp_path / f"h{helper}"
@@ -220,7 +221,19 @@ def test_commit_and_status_with_and_without_the_helper_agree(tmp_path: Path, ign
         # ignored: f0000-f0009 in d03 and below (10 + 3 * 10), and the other 2 of
         # sub/d01; the ignore file itself is tracked
         assert len(listed) == 6 * HELPER_MIN * 2 + 36 - (41 if ignore else 0)
-    assert trees["1"] == trees["0"]
+        # a second commit whose changes are spread over directories the helper read
+        # half of (their ids come in after the next directory is entered)
+        for d in range(6):
+            (root / f"d{d:02}" / f"f{HELPER_MIN + d:04}.bin").write_bytes(b"changed %d" % d)
+        v2 = run_dsv("commit", "-m", "v2", "--json", cwd=root, env=env)
+        assert v2.returncode == 0, v2.stderr
+        out = json.loads(v2.stdout)
+        trees[helper + "v2"] = out["tree"]
+        summaries[helper] = out["summary"]
+        assert json.loads(run_dsv("status", "--json", cwd=root, env=env).stdout)["clean"]
+    assert trees["1"] == trees["0"] and trees["1v2"] == trees["0v2"]
+    assert summaries["1"] == summaries["0"]
+    assert summaries["1"]["files"]["modified"] == 7  # the six and d04/f0005.bin
 
 
 def test_a_helper_closed_without_waiting_is_reaped_later(

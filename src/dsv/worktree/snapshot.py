@@ -9,6 +9,7 @@ unchanged file cost one ``lstat``; files whose stat changed are hashed
 from __future__ import annotations
 
 import bisect
+import collections
 import errno
 import functools
 import heapq
@@ -738,6 +739,11 @@ class _CommitBuild:
         self.plans: dict[str, _Plan] = {}
         self.root: bytes | None = None
         self.shared: SharedBlocks | None = None  # big files cut by the helper process
+        # Directories entered whose ids may still be with the helper process, in the
+        # order entered: (path, wait for the helper's ids, record the changes).
+        self._unsettled: collections.deque[
+            tuple[str, Callable[[], None] | None, Callable[[], None]]
+        ] = collections.deque()
 
     def enter(self, st: DirState) -> None:
         cache, ds, store = self.cache, self.ds, self.store
@@ -772,8 +778,9 @@ class _CommitBuild:
                 else:
                     todo.append(i)
         newest = lst.max_mtime if lst is not None else 0
+        pending = None
         if todo:
-            stats, newest = self._store(st.path, names, stats, ids, todo, newest)
+            stats, newest, pending = self._store(st.path, names, stats, ids, todo, newest)
         plan = _Plan(names, stats, ids, newest)
         plan.reuse = stored and aligned and not todo and st.scope == FULL
         if stored and aligned and st.scope == FULL and b is not None:
@@ -785,7 +792,21 @@ class _CommitBuild:
                     plan.kids[c] = (cb.tree, cb.size)
         self.plans[st.path] = plan
         only = todo if aligned and st.trusted and st.scope == FULL else None
-        self._changes(st, plan, where, extra, only)
+        changes = functools.partial(self._changes, st, plan, where, extra, only)
+        self._unsettled.append((st.path, pending, changes))
+
+    def settle(self, path: str) -> None:
+        """Finish the directories entered up to ``path`` (if not finished yet), in the order
+        entered: wait for the ids of the files the helper read, record their changes."""
+        if not any(d == path for d, _, _ in self._unsettled):
+            return  # finished with a directory entered after it (one below it)
+        while self._unsettled:
+            d, pending, changes = self._unsettled.popleft()
+            if pending is not None:
+                pending()
+            changes()
+            if d == path:
+                return
 
     def _store(
         self,
@@ -795,7 +816,9 @@ class _CommitBuild:
         ids: bytearray,
         todo: list[int],
         newest: int,
-    ) -> tuple[bytes, int]:
+    ) -> tuple[bytes, int, Callable[[], None] | None]:
+        """Store the files ``todo``: their stat records (as read), the newest mtime, and
+        what fills in the ids the helper process is still reading (None: all done)."""
         total = sum(STAT.unpack_from(stats, i * _REC)[0] for i in todo)
         if total < PARALLEL_MIN_AVG_BYTES * len(todo) or len(todo) < 2:
             return self._store_small(d, names, stats, ids, todo, newest)
@@ -811,7 +834,7 @@ class _CommitBuild:
 
         run_parallel(one, todo, total)
         newest = max(newest, max(STAT.unpack_from(fresh, i * _REC)[1] for i in todo))
-        return bytes(fresh), newest
+        return bytes(fresh), newest, None
 
     def _store_small(
         self,
@@ -821,14 +844,15 @@ class _CommitBuild:
         ids: bytearray,
         todo: list[int],
         newest: int,
-    ) -> tuple[bytes, int]:
+    ) -> tuple[bytes, int, Callable[[], None] | None]:
         """``_store`` for files that are small on average: one thread, few calls a file.
 
         A regular file is opened, read whole (one byte more than its size:
         growth shows), fstat'ed and closed; it is unchanged since the scan
         when its stat record is the scan's, byte for byte.  Symlinks and big
         files take the general path.  With a helper process, it reads the
-        second half of the small files meanwhile.
+        second half of the small files meanwhile; their ids are waited for
+        later (``settle``), so that the helper reads while the command goes on.
         """
         repo, ds, advance = self.repo, self.ds, self.progress.advance
         rec_size = _REC
@@ -856,13 +880,20 @@ class _CommitBuild:
         got = read_small_files(
             repo.store, repo.root, d, [names[i] for i in mine], _recs(stats, mine), advance
         )
-        if shared:
-            assert helper is not None
-            got += helper.result(ticket)
-            advance(len(shared), sum(STAT.unpack_from(stats, i * rec_size)[0] for i in shared))
-        for k, i in enumerate(mine + shared):
+        for k, i in enumerate(mine):
             ids[i * ds : (i + 1) * ds] = got[k * ds : (k + 1) * ds]
-        return (bytes(fresh) if fresh is not None else stats), newest
+        out = bytes(fresh) if fresh is not None else stats
+        if not shared:
+            return out, newest, None
+        assert helper is not None
+
+        def pending() -> None:
+            theirs = helper.result(ticket)
+            advance(len(shared), sum(STAT.unpack_from(stats, i * rec_size)[0] for i in shared))
+            for k, i in enumerate(shared):
+                ids[i * ds : (i + 1) * ds] = theirs[k * ds : (k + 1) * ds]
+
+        return out, newest, pending
 
     def _changes(
         self,
@@ -925,6 +956,7 @@ class _CommitBuild:
                     ch.files += _count_files(self.repo, tid)
 
     def leave(self, st: DirState) -> None:
+        self.settle(st.path)
         plan = self.plans.pop(st.path)
         ds = self.ds
         b = st.block
@@ -1082,11 +1114,20 @@ def commit(
         progress.start("committing")
         try:
             with store.background_compression():
+                # A directory is left once the next one is entered: the helper then
+                # reads its share of that one while this process builds the tree of
+                # the one before (it would otherwise wait between directories).
+                held: list[DirState] = []
                 for st, leaving in walk:
                     if leaving:
-                        build.leave(st)
-                    else:
-                        build.enter(st)
+                        held.append(st)
+                        continue
+                    build.enter(st)
+                    for h in held:
+                        build.leave(h)
+                    held.clear()
+                for h in held:
+                    build.leave(h)
         finally:
             progress.finish()
         if helper is not None:
