@@ -511,16 +511,17 @@ def _stage_forked(
         code = 1
         try:
             nbytes = done = 0
-            while (u := _take(queue_r)) is not None:
+            orphan = False  # the command was killed: so is its work (and its lock, now)
+            while not orphan and (u := _take(queue_r)) is not None:
                 stats[taken_at + u] = _BY_COPY
                 for item in items(units[u]):
                     nbytes += write(item, stats)
                     done += 1
                     _COUNTS.pack_into(stats, counts, done, nbytes)
-                if os.getppid() != parent:
-                    break  # the command was killed: so is its work (and its lock, now)
-            else:
-                code = 0
+                    if not done & 63 and os.getppid() != parent:
+                        orphan = True
+                        break
+            code = 1 if orphan else 0
         finally:
             os._exit(code)
     seen = (0, 0)
@@ -623,18 +624,15 @@ def _units(plan: _Plan, blocks: list[_Block]) -> list[list[int]]:
     units: list[tuple[int, list[int]]] = []  # (files, blocks)
     whole = plan.count // 8
     b = 0
-    while b < len(blocks):
-        g = blocks[b][0]
-        e = b
-        while e < len(blocks) and blocks[e][0] is g:
-            e += 1
+    for g in plan.writes:  # the order of _blocks: each directory's blocks follow each other
+        e = b + -(-len(g) // FORK_BLOCK)
         if len(g) <= whole:
             units.append((len(g), list(range(b, e))))
         else:
             units += [(blocks[i][2] - blocks[i][1], [i]) for i in range(b, e)]
         b = e
     units.sort(key=lambda u: -u[0])  # stable: same-sized ones stay in the plan's order
-    if len(units) > MAX_UNITS:  # neighbours together (many small directories)
+    if len(units) > MAX_UNITS:  # units of about the same size together (many directories)
         step = -(-len(units) // MAX_UNITS)
         merged = [units[i : i + step] for i in range(0, len(units), step)]
         return [[b for _, bs in group for b in bs] for group in merged]
