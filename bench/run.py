@@ -13,7 +13,7 @@ the figures; --from-json FILE writes the report again from them, measuring nothi
 
 Data sets of ../shared/bench/make_data.py (images, table, big), each through every scenario:
   commit v1   dsv commit | dvc add data + git commit of data.dvc | git add + git commit (LFS);
-              --commit-rounds times (default 3) where the data has at most 20,000 files, each
+              --commit-rounds times (default 5) where the data has at most 20,000 files, each
               earlier round in a fresh copy of the data and a fresh repository; the median
               (and so is a clone from a local remote of such data)
   status      no-op: dsv status | dvc status | git status --porcelain
@@ -75,6 +75,7 @@ KINDS = ("images", "table", "big")
 REMOTES = ("local", "s3")
 TIMEOUT_RCS = (124, 137)  # coreutils timeout: the command stopped by TERM, or by KILL after 10 s
 ROUNDS_MAX_FILES = 20_000  # commit v1 is timed --commit-rounds times up to this many files
+FEW_FILES = 100  # a data set of at most this many files has its commit rounds deleted at once
 PEERS_MAX_FILES = 100_000  # series sizes above this run only the tools of --large-tools
 FILES_PER_DIR = 1000
 
@@ -690,7 +691,13 @@ class Suite(bf.Bench, br.RemoteBench):
         try:
             return self.commit(data, "commit v1", "v1", rounds, use)
         finally:
-            data.ws.update(own)  # the round workspaces stay until the data set ends
+            data.ws.update(own)
+            # The round workspaces of a data set of many files stay until the data set ends
+            # (deleting many files slows the file creation that follows); those of a few big
+            # files (copies and stores of 1 GiB per tool and round) go now, to leave room.
+            if data.files <= FEW_FILES:
+                for k in range(1, rounds):
+                    shutil.rmtree(data.base / f"round-{k}", ignore_errors=True)
 
     def disk_floor(self, data: Data, source: Path, committed: Line) -> None:
         """How long this run's disk takes to hold a copy of the big file durably (``dd`` with
@@ -1032,8 +1039,12 @@ class Suite(bf.Bench, br.RemoteBench):
         data set at its end. Creating files soon after many were deleted costs ~300 us a file
         instead of tens on this machine's file system (ext4 without a journal skips every
         recently deleted inode, for a minute or more): deleting a workspace between two
-        tools' checkouts or clones timed the one that ran next, not the tools."""
-        bf.set_aside(path, data.base / "set-aside")
+        tools' checkouts or clones timed the one that ran next, not the tools. A tree of a
+        data set of a few (big) files is deleted at once: that slows nothing, and frees room."""
+        if data.files <= FEW_FILES:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            bf.set_aside(path, data.base / "set-aside")
 
     def end(self, data: Data) -> None:
         self._hash_cache.clear()
@@ -1458,7 +1469,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help=f"rounds of commit v1 (fresh workspaces; the median) for data of at most "
-        f"{ROUNDS_MAX_FILES:,} files (default 3; --quick: 1)",
+        f"{ROUNDS_MAX_FILES:,} files (default 5; --quick: 1)",
     )
     ap.add_argument(
         "--cpu",
@@ -1509,7 +1520,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if a.timeout is None:
         a.timeout = 120.0 if a.quick else 600.0
     if a.commit_rounds is None:
-        a.commit_rounds = 1 if a.quick else 3
+        a.commit_rounds = 1 if a.quick else 5
     sizes = a.sizes or ("1000,10000" if a.quick else "10000,100000,1000000")
     a.sizes = [] if sizes == "none" else sorted({int(s) for s in sizes.split(",") if s.strip()})
     for opt, allowed in (
