@@ -35,7 +35,9 @@ Every command runs under bench_foundation's launcher (seconds from spawn to reap
 os.wait4), behind coreutils `timeout` (a command over --timeout is reported as "timeout"). A
 sync(2), untimed, runs before each command. Tools take turns in every scenario; ratios are
 other/dsv from this run only (above 1: dsv is faster or smaller). All figures are warm-cache:
-the no-op status, which changes nothing, runs once untimed for each tool before it is timed.
+the no-op status, which changes nothing, runs once untimed for each tool before it is timed,
+and for data sets of up to 20,000 files every file a command may read (its workspace, store and
+local remotes) is read, untimed, right before it (see Suite.warm).
 A workspace or clone a scenario replaces is moved aside, not deleted, until the data set ends
 (creating files right after mass deletion is slow on some file systems; see set_aside).
 Exit status: 0 if every command succeeded and every result was correct (targets may FAIL).
@@ -558,6 +560,7 @@ class Suite(bf.Bench, br.RemoteBench):
             for t in live[i % len(live) :] + live[: i % len(live)] if live else []:
                 if t in data.dead:
                     continue
+                self.warm(data, t)
                 start = len(self.log)
                 try:
                     fns[t]()
@@ -591,6 +594,26 @@ class Suite(bf.Bench, br.RemoteBench):
             for t, rounds in cpu.items():
                 print(f"  {'':<14} {'':<12} {LABEL[t]} cpu " + "; ".join(rounds), flush=True)
         return line
+
+    def warm(self, data: Data, tool: str) -> None:
+        """Read (untimed) every file ``tool``'s next command may read, for a data set of up to
+        ROUNDS_MAX_FILES files: its workspace (data and store) and its local remotes.
+
+        This machine's kernel pages out file data that went unused for a minute (DAMON,
+        ``pageout`` of regions idle for 12 aggregations of 5 s), so without this a tool's
+        workspace was warm or cold depending on how long the tools before it took: the first
+        of five rounds of one images commit took 0.66 s, the others 0.98-1.49 s.
+        """
+        if data.files > ROUNDS_MAX_FILES:
+            return  # minutes of reading for the largest series; their commands run once
+        roots = [data.ws[tool]] if tool in data.ws else []
+        local = data.remotes.get(("local", tool))
+        if local is not None:
+            roots.append(Path(local.url))
+        if tool in data.bare:
+            roots.append(data.bare[tool])
+        for root in roots:
+            read_tree(root)
 
     def figure(self, data: Data, scenario: str, unit: str, fn: Callable[[str], Value]) -> Line:
         """A measured size or count (not a time) for each live tool."""
@@ -1058,6 +1081,28 @@ class Suite(bf.Bench, br.RemoteBench):
                     shutil.rmtree(r.url, ignore_errors=True)
 
 
+def read_tree(root: Path) -> None:
+    """Read every regular file under ``root`` (symbolic links not followed), into the page
+    cache; what cannot be read is skipped."""
+    stack = [str(root)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        with open(e.path, "rb", buffering=0) as f:
+                            while f.read(4 << 20):
+                                pass
+                except OSError:
+                    continue
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -1229,7 +1274,11 @@ def write_report(
         "run only: above 1, dsv is faster (or smaller). The machine is shared and noisy, so "
         "only ratios from one run compare; every figure is warm-cache (a sync(2) runs, "
         "untimed, before each command; the no-op status, which changes nothing, runs once "
-        "untimed for each tool before the timed run; a workspace or clone that a scenario "
+        "untimed for each tool before the timed run; for data sets of up to "
+        f"{ROUNDS_MAX_FILES:,} files, every file a command may read (the tool's workspace, "
+        "store and local remotes) is read, untimed, right before it, since this machine's "
+        "kernel pages out file data unused for a minute (DAMON); a workspace or clone that a "
+        "scenario "
         "replaces is moved aside, not deleted, until the data set ends, since creating files "
         "right after many were deleted is several times slower on ext4 without a journal, "
         "for whichever tool runs next (the file system of the run is named below)"
