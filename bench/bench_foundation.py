@@ -348,9 +348,10 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 
 def fmt_ratio(r: float | None) -> str:
+    """A ratio to two decimals, rounded down: 9.9999 (which misses a bar of 10) is 9.99x."""
     if r is None:
         return "-"
-    return "inf" if math.isinf(r) else f"{r:.2f}x"
+    return "inf" if math.isinf(r) else f"{math.floor(r * 100) / 100:.2f}x"
 
 
 def print_table(headers: list[str], rows: Iterable[list[str]]) -> None:
