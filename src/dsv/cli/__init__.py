@@ -88,11 +88,11 @@ def leave(code: str | int | None) -> NoReturn:
     operating system does not do at once: measured, `dsv log` took 58 ms
     instead of 74, a no-op status of 10,000 files 81 ms instead of 87.  What
     it would do that matters is done first: the ``atexit`` handlers run
-    (weakref finalizers among them), stdout and stderr are flushed.  A flush that fails is reported as an I/O error, where
-    teardown would only have said "Exception ignored" (exit 120); a reader gone
-    away (``dsv log | head``) is not an error, as everywhere in dsv.  With a
-    thread still running that the interpreter would wait for, this exits the
-    ordinary way.
+    (weakref finalizers among them), stdout and stderr are flushed.  A flush
+    that fails is reported as an I/O error, where teardown would only have
+    said "Exception ignored" (exit 120); a reader gone away (``dsv log |
+    head``) is not an error, as everywhere in dsv.  With a thread still
+    running that the interpreter would wait for, this exits the ordinary way.
     """
     threading = sys.modules.get("threading")
     if threading is not None and any(
