@@ -77,7 +77,7 @@ KINDS = ("images", "table", "big")
 REMOTES = ("local", "s3")
 TIMEOUT_RCS = (124, 137)  # coreutils timeout: the command stopped by TERM, or by KILL after 10 s
 ROUNDS_MAX_FILES = 20_000  # commit v1 is timed --commit-rounds times up to this many files
-FEW_FILES = 100  # a data set of at most this many files has its commit rounds deleted at once
+FEW_FILES = 100  # set_aside deletes the trees of a data set of at most this many files
 PEERS_MAX_FILES = 100_000  # series sizes above this run only the tools of --large-tools
 FILES_PER_DIR = 1000
 
@@ -715,12 +715,8 @@ class Suite(bf.Bench, br.RemoteBench):
             return self.commit(data, "commit v1", "v1", rounds, use)
         finally:
             data.ws.update(own)
-            # The round workspaces of a data set of many files stay until the data set ends
-            # (deleting many files slows the file creation that follows); those of a few big
-            # files (copies and stores of 1 GiB per tool and round) go now, to leave room.
-            if data.files <= FEW_FILES:
-                for k in range(1, rounds):
-                    shutil.rmtree(data.base / f"round-{k}", ignore_errors=True)
+            for k in range(1, rounds):  # deleted at once for a few big files (set_aside)
+                self.set_aside(data, data.base / f"round-{k}")
 
     def disk_floor(self, data: Data, source: Path, committed: Line) -> None:
         """How long this run's disk takes to hold a copy of the big file durably (``dd`` with
