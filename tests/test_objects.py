@@ -33,6 +33,8 @@ from dsv.objects import (
     decode_tree,
     encode_chunklist,
     encode_tree,
+    encode_tree_files,
+    encode_tree_rows,
     name_bytes,
 )
 
@@ -223,6 +225,63 @@ def test_tree_names_from_the_filesystem_are_byte_exact(raw: bytes) -> None:
     (back,) = decode_tree(data, 16)
     assert back == entry
     assert name_bytes(back.name) == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(
+        st.one_of(
+            st.binary(min_size=0, max_size=12),
+            st.sampled_from([b".", b"..", b".dsv", b".hidden", b"a/b", b"x" * (MAX_NAME + 1)]),
+            st.integers(0, 99).map(lambda i: b"%08d.png" % i),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    sort=st.booleans(),
+    ds=st.sampled_from(DIGEST_SIZES),
+    data=st.data(),
+)
+def test_tree_of_files_from_columns_is_the_tree_of_rows_or_none(
+    names: list[bytes], sort: bool, ds: int, data: st.DataObject
+) -> None:
+    """The column encoder (a commit's fast path) gives the bytes the row encoder gives,
+    or None where a name needs the row encoder's checks; never a tree the row encoder
+    would refuse."""
+    if sort:
+        names = sorted(names)
+    strs = [n.decode("utf-8", "surrogateescape") for n in names]
+    perms = [data.draw(st.integers(0, 0o7777)) for _ in names]
+    sizes = [data.draw(st.integers(0, 2**63 - 1)) for _ in names]
+    ids = b"".join(data.draw(st.binary(min_size=ds, max_size=ds)) for _ in names)
+    got = encode_tree_files(strs, perms, sizes, ids, ds)
+    rows = [
+        (n, int(Kind.FILE), p, z, ids[i * ds : (i + 1) * ds])
+        for i, (n, p, z) in enumerate(zip(names, perms, sizes, strict=True))
+    ]
+    try:
+        want = encode_tree_rows(rows)
+    except (ValueError, UnsafePathError):
+        want = None
+    if got is None:
+        # only names the row encoder checks one by one fall back to it
+        assert want is None or any(
+            not n or n.startswith(b".") or b"/" in n or b"\0" in n or len(n) > MAX_NAME
+            for n in names
+        )
+    else:
+        assert got == want
+        assert [e.name for e in decode_tree(got, ds)] == strs
+
+
+def test_tree_of_many_files_from_columns_spans_batches() -> None:
+    """More files than one struct holds: the same bytes as rows, names of mixed lengths."""
+    names = sorted([f"{i:05d}.png" for i in range(5000)] + [f"{i}.txt" for i in range(5000)])
+    raws = [n.encode() for n in names]
+    ids = b"".join(i.to_bytes(16, "little") for i in range(len(names)))
+    rows = [(r, 1, 0o644, i, ids[i * 16 : (i + 1) * 16]) for i, r in enumerate(raws)]
+    got = encode_tree_files(names, [0o644] * len(names), range(len(names)), ids, 16)
+    assert got is not None and got == encode_tree_rows(rows)
 
 
 def test_tree_sorts_by_name_bytes_not_code_points() -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,7 @@ class Counts:
         self.patched = 0
         real_read, real_hash = Repository.tree_table, snap.hash_path
         real_encode, real_patch = snap.encode_tree_rows, snap.patch_tree
+        real_columns = snap.encode_tree_files
 
         def read(repo: Repository, tid: bytes) -> TreeTable:
             self.trees.append(tid)
@@ -89,6 +91,11 @@ class Counts:
             self.encoded += 1
             return real_encode(rows)
 
+        def columns(*a: Any) -> bytes | None:
+            data = real_columns(*a)
+            self.encoded += data is not None
+            return data
+
         def patch(
             data: bytes, ds: int, edits: list[tuple[int, bytes, int, int, int, bytes]]
         ) -> bytes | None:
@@ -99,6 +106,7 @@ class Counts:
         monkeypatch.setattr(Repository, "tree_table", read)
         monkeypatch.setattr(snap, "hash_path", hash_path)
         monkeypatch.setattr(snap, "encode_tree_rows", encode)
+        monkeypatch.setattr(snap, "encode_tree_files", columns)
 
     def reset(self) -> None:
         self.trees.clear()

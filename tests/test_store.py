@@ -1023,7 +1023,7 @@ def test_a_caller_compresses_batches_itself_while_the_thread_is_behind(
     gate = threading.Event()
     callers: list[str] = []
     real_compress = s._compress_many
-    real_add = dsv.store.PackWriter.add
+    real_add = dsv.store.PackWriter.add_many
 
     def compress(datas: list[bytes]) -> Any:
         callers.append(threading.current_thread().name)
@@ -1031,13 +1031,13 @@ def test_a_caller_compresses_batches_itself_while_the_thread_is_behind(
             gate.set()  # the caller did not wait: let the thread go on
         return real_compress(datas)
 
-    def add(self: dsv.store.PackWriter, *a: Any) -> None:
+    def add(self: dsv.store.PackWriter, *a: Any) -> int:
         # the thread is held up until the caller, finding the queue full, compresses
         assert gate.wait(10), "the caller waited instead of compressing"
-        real_add(self, *a)
+        return real_add(self, *a)
 
     monkeypatch.setattr(s, "_compress_many", compress)
-    monkeypatch.setattr(dsv.store.PackWriter, "add", add)
+    monkeypatch.setattr(dsv.store.PackWriter, "add_many", add)
     with s.background_compression():
         ids = [s.put_read(d) for d in texts]
     s.flush()

@@ -182,10 +182,10 @@ class _Background:
                 if done is None:
                     done = self._compressed(batch)
                 with st._lock:
-                    w = st._w()
-                    for (oid, data, _), (codec, stored) in zip(batch, done, strict=True):
-                        w.add(oid, KIND_LITERAL, codec, len(data), stored)
-                        st.written_bytes += len(stored)
+                    st.written_bytes += st._w().add_many(
+                        (oid, KIND_LITERAL, codec, len(data), stored)
+                        for (oid, data, _), (codec, stored) in zip(batch, done, strict=True)
+                    )
                     st.written_objects += len(batch)
             except BaseException as exc:
                 self.error = exc

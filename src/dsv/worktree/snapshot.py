@@ -15,12 +15,22 @@ import functools
 import heapq
 import os
 import stat as stat_mod
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
-from dsv.objects import KINDS, Commit, Kind, TreeEntry, encode_tree_rows, name_bytes, patch_tree
+from dsv.objects import (
+    KINDS,
+    Commit,
+    Kind,
+    TreeEntry,
+    encode_tree_files,
+    encode_tree_rows,
+    name_bytes,
+    patch_tree,
+)
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import Head
@@ -970,6 +980,8 @@ class _CommitBuild:
             self.changes.files += len(plan.names) + sum(1 for r in others if r[1] != Kind.DIR)
             size = sum(r[0] for r in STAT.iter_unpack(plan.stats)) + sum(r[3] for r in others)
             data = self._patched(plan, others) if plan.base is not None else None
+            if data is None and plan.names and not others:
+                data = _encode_files(plan, ds)
             if data is None and (plan.names or others or not st.path):
                 files = _file_rows(plan, ds)
                 # a directory of files only (most of a dataset's) needs no merge
@@ -1059,6 +1071,20 @@ def _file_rows(
             size,
             bytes(ids[i * ds : (i + 1) * ds]),
         )
+
+
+def _encode_files(plan: _Plan, ds: int) -> bytes | None:
+    """The tree of a directory of regular files only, encoded without a row per file
+    (None if there is another kind of file or a name the rows must check)."""
+    sizes, modes = zip(*_SIZE_MODE.iter_unpack(plan.stats))
+    if set(map(_IFMT.__and__, modes)) != {stat_mod.S_IFREG}:
+        return None
+    return encode_tree_files(plan.names, map(_PERMS.__and__, modes), sizes, bytes(plan.ids), ds)
+
+
+# a stat record's size and mode (STAT's first and last fields)
+_SIZE_MODE = struct.Struct(f"<Q{_REC - 12}xI")
+_IFMT, _PERMS = 0o170000, 0o7777
 
 
 def _count_files(repo: Repository, tree_id: bytes) -> int:
