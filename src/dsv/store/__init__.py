@@ -275,7 +275,9 @@ class ChunkSink:
 def _keep_smaller(data: bytes | memoryview, packed: Any) -> tuple[int, bytes | memoryview]:
     """``(codec, stored)``: the compressed bytes when they save at least _MIN_SAVING."""
     if len(packed) <= len(data) * (1 - _MIN_SAVING):
-        return CODEC_ZSTD, packed if isinstance(packed, bytes) else packed.tobytes()
+        # a segment of a batch's output is kept as a view, not copied out: the
+        # batch's buffer lives until its objects are written
+        return CODEC_ZSTD, packed if isinstance(packed, bytes) else memoryview(packed)
     return CODEC_NONE, data
 
 
