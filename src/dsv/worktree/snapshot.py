@@ -775,6 +775,11 @@ class _CommitBuild:
                 skip = set(todo)
                 todo += (i for i in range(n) if i not in skip and not store.has(b.id(i, ds)))
                 todo.sort()
+        elif b is None and not cache.loose:
+            # nothing known of any file here (a new directory, a first commit)
+            where, extra = [-1] * n, []
+            ids = bytearray(n * ds)
+            todo = list(range(n))
         else:
             where, extra = align(names, b.names if b is not None else [])
             ids = bytearray(n * ds)
