@@ -1082,14 +1082,14 @@ def _encode_files(plan: _Plan, ds: int) -> bytes | None:
     """The tree of a directory of regular files only, encoded without a row per file
     (None if there is another kind of file or a name the rows must check)."""
     sizes, modes = zip(*_SIZE_MODE.iter_unpack(plan.stats))
-    if set(map(_IFMT.__and__, modes)) != {stat_mod.S_IFREG}:
+    if set(map(stat_mod.S_IFMT, modes)) != {stat_mod.S_IFREG}:
         return None
-    return encode_tree_files(plan.names, map(_PERMS.__and__, modes), sizes, bytes(plan.ids), ds)
+    perms = map(stat_mod.S_IMODE, modes)
+    return encode_tree_files(plan.names, perms, sizes, bytes(plan.ids), ds)
 
 
 # a stat record's size and mode (STAT's first and last fields)
 _SIZE_MODE = struct.Struct(f"<Q{_REC - 12}xI")
-_IFMT, _PERMS = 0o170000, 0o7777
 
 
 def _count_files(repo: Repository, tree_id: bytes) -> int:
