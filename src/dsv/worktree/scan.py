@@ -28,6 +28,8 @@ DSV_DIR = ".dsv"
 # One file's stat as the stat cache keeps it: size, mtime_ns, ctime_ns, inode, st_mode.
 STAT = struct.Struct("<QqqQI")
 _REC = STAT.size
+# The same record's size and st_mode only (its first and last fields).
+SIZE_MODE = struct.Struct(f"<Q{_REC - 12}xI")
 _TRACKED_MODES = frozenset((stat_mod.S_IFREG, stat_mod.S_IFLNK))
 # Directories are listed (and their files opened) through a descriptor where
 # the platform can.

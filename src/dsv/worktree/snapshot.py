@@ -15,7 +15,6 @@ import functools
 import heapq
 import os
 import stat as stat_mod
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
@@ -42,6 +41,7 @@ from dsv.worktree.scan import (
     DIR_FLAGS,
     FULL,
     OUT,
+    SIZE_MODE,
     STAT,
     Limit,
     Scanner,
@@ -983,10 +983,11 @@ class _CommitBuild:
         else:
             others = sorted(plan.subdirs + plan.kept, key=lambda r: r[0])
             self.changes.files += len(plan.names) + sum(1 for r in others if r[1] != Kind.DIR)
-            size = sum(r[0] for r in STAT.iter_unpack(plan.stats)) + sum(r[3] for r in others)
+            sizes, modes = zip(*SIZE_MODE.iter_unpack(plan.stats)) if plan.names else ((), ())
+            size = sum(sizes) + sum(r[3] for r in others)
             data = self._patched(plan, others) if plan.base is not None else None
             if data is None and plan.names and not others:
-                data = _encode_files(plan, ds)
+                data = _encode_files(plan, sizes, modes, ds)
             if data is None and (plan.names or others or not st.path):
                 files = _file_rows(plan, ds)
                 # a directory of files only (most of a dataset's) needs no merge
@@ -1078,18 +1079,16 @@ def _file_rows(
         )
 
 
-def _encode_files(plan: _Plan, ds: int) -> bytes | None:
-    """The tree of a directory of regular files only, encoded without a row per file
-    (None if there is another kind of file or a name the rows must check)."""
-    sizes, modes = zip(*_SIZE_MODE.iter_unpack(plan.stats))
+def _encode_files(
+    plan: _Plan, sizes: tuple[int, ...], modes: tuple[int, ...], ds: int
+) -> bytes | None:
+    """The tree of a directory of regular files only (their sizes and st_modes from its
+    stat records), encoded without a row per file (None if there is another kind of
+    file or a name the rows must check)."""
     if set(map(stat_mod.S_IFMT, modes)) != {stat_mod.S_IFREG}:
         return None
     perms = map(stat_mod.S_IMODE, modes)
     return encode_tree_files(plan.names, perms, sizes, bytes(plan.ids), ds)
-
-
-# a stat record's size and mode (STAT's first and last fields)
-_SIZE_MODE = struct.Struct(f"<Q{_REC - 12}xI")
 
 
 def _count_files(repo: Repository, tree_id: bytes) -> int:
