@@ -156,6 +156,30 @@ def drill_corrupt_remote(base: Path, seed: int) -> tuple[str, bool]:
     )
 
 
+def drill_whole_pack_faults(base: Path, seed: int) -> tuple[str, bool]:
+    """A clone's whole-pack downloads: a timeout is retried and the pack taken whole; a
+    truncated or bit-flipped download is not taken, its records read by range instead."""
+    repo = _fresh(base, "whole-src", seed)
+    url = str(base / "whole-remote")
+    rapi.remote_add(repo, "origin", url)
+    rapi.push(repo)
+    lines, ok = [], True
+    for fault, whole in (("timeout", 1), ("truncate", 0), ("flip", 0)):
+        Repository.init(base / f"whole-{fault}")
+        dst = Repository(base / f"whole-{fault}")
+        rapi.remote_add(dst, "origin", url)
+        rules = [Rule("get", fault, calls={1}, key_contains=".pack")]
+        remote, faulty, retrying = _faulty(dst, rules, seed)
+        r = transfer.fetch(dst, remote, data_for=[repo.head_commit()], whole_packs=True)
+        dst = Repository(dst.root)
+        api.checkout(dst, "origin/main")
+        same = _tree(dst.root) == _tree(repo.root) and api.fsck(dst).ok
+        leftovers = [p for p in dst.store.pack_dir.iterdir() if p.name.startswith(".dsv-tmp-")]
+        ok = ok and same and r.whole == whole and len(faulty.log) == 1 and not leftovers
+        lines.append(f"{fault}: {r.whole} whole, {retrying.retries} retried, identical {same}")
+    return "clone, faults on whole-pack downloads: " + "; ".join(lines), ok
+
+
 @contextmanager
 def _failing(target: object, name: str, err: int, after: int) -> Iterator[list[int]]:
     """Make ``target.name`` raise OSError(err) from its ``after``-th call on."""
@@ -241,6 +265,7 @@ DRILLS: list[Callable[[Path, int], tuple[str, bool]]] = [
     drill_fetch_faults,
     drill_permanent_error,
     drill_corrupt_remote,
+    drill_whole_pack_faults,
     drill_disk_errors,
     drill_disk_full_checkout,
 ]

@@ -370,8 +370,10 @@ def test_partial_clone_downloads_only_that_version_and_those_paths(tmp_path: Pat
     # (--no-link: a clone from a directory would otherwise link every pack)
     b, _, _, got = rapi.clone(url, tmp_path / "b", paths=["tables"], link=False)
     assert got.bytes_received < 100_000  # no image data
-    assert got.linked == 0 and not b.store.has(
-        a.flatten(a.read_commit(a.head_commit()).tree)["images/b.bin"].id
+    assert (
+        got.linked == 0
+        and got.whole == 0
+        and not b.store.has(a.flatten(a.read_commit(a.head_commit()).tree)["images/b.bin"].id)
     )
     assert sorted(p for p in snapshot(b.root) if not p.endswith("/") and "." in p) == [
         "tables/t.csv"
@@ -409,8 +411,10 @@ def test_a_clone_reads_a_version_in_the_order_of_the_remote_packs(
     api.commit(a, "v2")
     rapi.remote_add(a, "origin", url)
     rapi.push(a, refs=["main", "v1"])
-    # batches far smaller than the data, as 16 MiB are against a big version's
+    # batches far smaller than the data, as 16 MiB are against a big version's; every
+    # record read by range (a clone would take this one pack whole)
     monkeypatch.setattr(transfer, "BATCH_BYTES", 64 << 10)
+    monkeypatch.setattr(transfer, "WHOLE_PACK_SHARE", 2.0)
 
     _, _, _, v1 = rapi.clone(url, tmp_path / "v1", rev="v1", link=False)
     b, _, _, v2 = rapi.clone(url, tmp_path / "v2", link=False)
@@ -539,3 +543,57 @@ def test_clone_at_a_commit_id(tmp_path: Path) -> None:
     assert commit_id == c1 and branch is None
     assert (b.root / "f.txt").read_text() == "one"
     assert b.refs.head().branch is None
+
+
+def test_a_clone_from_s3_downloads_whole_the_packs_it_wants(
+    tmp_path: Path, s3_server: object, s3_bucket: str
+) -> None:
+    """A real `dsv clone` over HTTP takes each pack it wants most of in one request and
+    keeps it as the remote has it; a pack damaged on the remote is not taken whole, and the
+    records read one by one then fail on the damaged one: the clone fails, leaving nothing."""
+    endpoint = s3_server.endpoint  # type: ignore[attr-defined]
+    url = f"s3://{s3_bucket}/whole"
+    a = _repo(tmp_path / "a")
+    _dataset(a.root)
+    api.commit(a, "v1")
+    rapi.remote_add(a, "origin", url, endpoint_url=endpoint)
+    rapi.push(a)
+    write(a.root / "extra.bin", os.urandom(300_000))
+    api.commit(a, "v2")
+    rapi.push(a)  # a second pack
+    backend = open_backend(url, {"endpoint-url": endpoint})
+    packs = sorted(k for k in backend.list("packs/") if k.endswith(".pack"))
+    assert len(packs) == 2
+
+    r = run_dsv("clone", url, "b", "--endpoint-url", endpoint, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["packs_whole"] == 2 and out["packs_linked"] == 0
+    # the packs, and what was read by range before the walk reached most of a pack
+    # (commits, trees, the small files of v1's pack before big.bin's chunks)
+    whole = sum(backend.list("packs/")[k] for k in packs)
+    assert out["objects"] >= 40 and whole <= out["bytes"] < whole + 200_000
+    b = Repository(tmp_path / "b")
+    for key in packs:  # byte for byte the remote's, under the same names
+        assert (b.store.pack_dir / key.removeprefix("packs/")).read_bytes() == backend.get(key)
+    assert not [p for p in b.store.pack_dir.iterdir() if p.name.startswith(".dsv-tmp-")]
+    assert snapshot(b.root) == snapshot(a.root)
+    assert api.fsck(b).ok and api.status(b).clean
+
+    # the same clone with every record read by range: the same files
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transfer, "WHOLE_PACK_SHARE", 2.0)
+        c, _, _, ranged = rapi.clone(url, tmp_path / "c", endpoint_url=endpoint)
+    assert ranged.whole == 0 and ranged.bytes < whole
+    assert snapshot(c.root) == snapshot(a.root)
+
+    # a bit flipped in the middle of v2's pack (the smaller: extra.bin, its trees, commit)
+    sizes = backend.list("packs/")
+    victim = min(packs, key=lambda k: sizes[k])
+    raw = bytearray(backend.get(victim))
+    raw[len(raw) // 2] ^= 0x10
+    backend.put(victim, bytes(raw))
+    r = run_dsv("clone", url, "d", "--endpoint-url", endpoint, cwd=tmp_path)
+    assert r.returncode == ExitCode.CORRUPT, r.stderr
+    assert b"Traceback" not in r.stderr and b"object" in r.stderr
+    assert not (tmp_path / "d").exists()

@@ -38,8 +38,10 @@ from dsv.store.pack import (
     KIND_LITERAL,
     PACK_VERSION,
     RECORD_HEAD,
+    PackCheck,
     PackFile,
     SortedIndex,
+    check_pack_file,
     scan_pack,
 )
 
@@ -1111,3 +1113,48 @@ def test_a_stream_turns_compression_back_on_after_incompressible_chunks(new_stor
     # in the noise, after the first misses, only samples of heads were compressed
     assert tried[:8] == [len(c) for c in Chunker(ChunkParams()).cut_buf(noise)][:8]
     assert dsv.store._SAMPLE in tried
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=12))
+def test_pack_check_of_a_stream_agrees_with_the_file_check(
+    tmp_path_factory: pytest.TempPathFactory, cuts: list[int]
+) -> None:
+    """A pack's bytes given to PackCheck in blocks of any sizes (empty ones, ones shorter
+    than the trailer) give the checksum check_pack_file reads from the file; a flipped
+    byte or a missing tail fails it as it fails the file check."""
+    global _CHECKED_PACK
+    if _CHECKED_PACK is None:
+        d = tmp_path_factory.mktemp("packcheck")
+        s = Store(d, XXH3_128, SMALL)
+        for i in range(40):
+            s.put_bytes(rand(97 * i + 1, i))
+        s.flush()
+        (path,) = pack_paths(s)
+        _CHECKED_PACK = (path, path.read_bytes(), check_pack_file(path, s.algo))
+        s.close()
+    path, data, want = _CHECKED_PACK
+    check = PackCheck(path, XXH3_128)
+
+    def feed(raw: bytes) -> None:
+        check.restart()
+        at = 0
+        for c in sorted(min(c, len(raw)) for c in cuts):
+            check.update(raw[at:c])
+            at = c
+        check.update(raw[at:])
+
+    feed(b"garbage from an attempt before" * 3)
+    feed(data)
+    assert check.finish() == want
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x04
+    feed(bytes(flipped))
+    with pytest.raises(CorruptObjectError):
+        check.finish()
+    feed(data[:-1])
+    with pytest.raises((FormatError, CorruptObjectError)):
+        check.finish()
+
+
+_CHECKED_PACK: tuple[Path, bytes, bytes] | None = None

@@ -274,7 +274,9 @@ def clone(
     is downloaded, limited to ``paths`` when given; every commit object comes
     along so that history and change summaries are readable.  With ``link``,
     the packs of a remote in a directory on the same file system are
-    hard-linked instead (``transfer._link_packs``).
+    hard-linked instead (``transfer._link_packs``); from any other remote, a
+    pack of which the version wants most is downloaded whole
+    (``transfer.ObjectFetcher._whole_packs``).
     """
     from dsv.backends import open_backend
     from dsv.backends.retry import RetryingBackend
@@ -336,6 +338,7 @@ def clone(
             history_data=False,
             tips_data=False,
             link_packs=link,
+            whole_packs=True,
             progress=progress,
         )
         # the whole clone's requests, including reading the format and refs first

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
 from dsv.errors import DsvError, ExitCode, NotFoundError, RejectedError
@@ -78,6 +79,20 @@ class Stats(Record):
         }
 
 
+# A whole value streamed into a Sink is read this much at a time.
+DOWNLOAD_BLOCK = 4 << 20
+
+
+class Sink(Protocol):
+    """Where ``Backend.download`` streams a value."""
+
+    def restart(self) -> None:
+        """Drop what was written (a download starts, or starts over)."""
+
+    def write(self, block: bytes) -> None:
+        """The next bytes of the value."""
+
+
 class Backend(ABC):
     """Byte strings under keys.  Implementations must be safe to call from several threads."""
 
@@ -103,6 +118,29 @@ class Backend(ABC):
     def put_file(self, key: str, path: Path) -> None:
         """Store a local file (backends may stream or split large ones)."""
         self.put(key, path.read_bytes())
+
+    def download(self, key: str, sink: Sink) -> int:
+        """Stream the whole value into ``sink`` in blocks (``sink.restart()`` first: a
+        retried download starts over); returns its length.  Raises KeyNotFoundError."""
+        src = self.local_file(key)
+        if src is not None:
+            try:
+                f = open(src, "rb", buffering=0)  # noqa: SIM115 (closed below)
+            except FileNotFoundError:
+                pass  # reported as get() reports it
+            else:
+                n = 0
+                with f:
+                    sink.restart()
+                    while block := f.read(DOWNLOAD_BLOCK):
+                        sink.write(block)
+                        n += len(block)
+                self.stats.count("get", received=n)
+                return n
+        data = self.get(key)
+        sink.restart()
+        sink.write(data)
+        return len(data)
 
     @abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from dsv.backends import Backend, BackendError
+from dsv.backends import Backend, BackendError, Sink
 
 T = TypeVar("T")
 
@@ -71,6 +71,10 @@ class RetryingBackend(Backend):
 
     def get_with_tag(self, key: str) -> tuple[bytes, str]:
         return self._run("get", lambda: self.inner.get_with_tag(key))
+
+    def download(self, key: str, sink: Sink) -> int:
+        # each attempt restarts the sink
+        return self._run("get", lambda: self.inner.download(key, sink))
 
     def put(self, key: str, data: bytes) -> None:
         self._run("put", lambda: self.inner.put(key, data))

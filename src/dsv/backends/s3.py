@@ -16,7 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dsv.backends import Backend, BackendError, KeyNotFoundError, PreconditionFailedError, Stats
+from dsv.backends import (
+    DOWNLOAD_BLOCK,
+    Backend,
+    BackendError,
+    KeyNotFoundError,
+    PreconditionFailedError,
+    Sink,
+    Stats,
+)
 
 # One request per pack up to this size; larger files use multipart uploads.
 MULTIPART_THRESHOLD = 128 << 20
@@ -167,6 +175,29 @@ class S3Backend(Backend):
         data = self._read_body(resp, "get_range", key)
         self.stats.count("get_range", received=len(data))
         return data
+
+    def download(self, key: str, sink: Sink) -> int:
+        """One GET, its body streamed into ``sink`` in blocks (memory stays flat)."""
+        resp = self._call("get", key, self.client.get_object)
+        body, n = resp["Body"], 0
+        try:
+            sink.restart()
+            while True:
+                try:
+                    block = body.read(DOWNLOAD_BLOCK)
+                except Exception as exc:
+                    raise self._error(exc, "get", key) from None
+                if not block:
+                    break
+                sink.write(block)
+                n += len(block)
+        finally:
+            body.close()
+        length = resp.get("ContentLength")
+        if length is not None and n != int(length):
+            raise BackendError(f"short read of {key}: {n} of {length} bytes", transient=True)
+        self.stats.count("get", received=n)
+        return n
 
     def put(self, key: str, data: bytes) -> None:
         self._call("put", key, self.client.put_object, Body=data)

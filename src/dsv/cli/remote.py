@@ -40,6 +40,7 @@ def _transfer_json(r: Any) -> dict[str, Any]:
         "bytes_received": r.bytes_received,
         "retries": r.retries,
         "packs_linked": r.linked,
+        "packs_whole": r.whole,
         "seconds": round(r.seconds, 3),
     }
 
@@ -49,6 +50,8 @@ def _transfer_line(verb: str, r: Any) -> str:
 
     moved = r.bytes_sent if verb == "sent" else r.bytes_received
     linked = f"; {n_of(r.linked, 'pack')} hard-linked from the remote" if r.linked else ""
+    if r.whole:
+        linked += f"; {n_of(r.whole, 'pack')} downloaded whole"
     return (
         f"{verb} {n_of(r.objects, 'object')} ({human_bytes(moved)}) in {n_of(r.requests, 'request')},"
         f" {r.seconds:.1f}s{linked}"

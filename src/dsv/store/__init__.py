@@ -1044,6 +1044,20 @@ class Store:
             self.written_bytes += written_bytes
             self.written_objects += written_objects
 
+    def add_packs(self, paths: list[Path]) -> None:
+        """Add complete packs placed in the pack directory by this process from elsewhere
+        (a clone's whole downloads): searched as the packs found at load are, since no
+        session set covers their objects."""
+        with self._lock:
+            packs = self.packs
+            known = {p.path for p in packs}
+            for path in paths:
+                if path not in known:
+                    p = PackFile(path, self.algo)
+                    packs.append(p)
+                    self._loose.insert(self._found, p)
+                    self._found += 1
+
     def abort(self) -> None:
         """Discard the pack being written (objects already sealed stay)."""
         with self._lock:

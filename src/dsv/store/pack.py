@@ -775,6 +775,51 @@ def check_pack_file(path: Path, algo: HashAlgo) -> bytes:
     return _check_trailer(path, trailer, h.digest())[1]
 
 
+class PackCheck:
+    """A pack's checks as its bytes stream by (a download), as ``check_pack_file`` makes
+    them on a file: its header, its trailer, and its checksum, which ``finish`` returns.
+
+    ``path`` names the pack in messages.  Memory stays flat: the checksum is
+    taken block by block, holding back the trailer's bytes until the end.
+    """
+
+    def __init__(self, path: Path, algo: HashAlgo) -> None:
+        self.path = path
+        self.algo = algo
+        self.restart()
+
+    def restart(self) -> None:
+        self._h = checksum_hasher()
+        self._head = b""
+        self._tail = b""  # the last bytes seen, not hashed yet (the trailer at the end)
+        self.size = 0
+
+    def update(self, block: bytes) -> None:
+        if len(self._head) < _FILE_HEADER.size:
+            self._head += block[: _FILE_HEADER.size - len(self._head)]
+        self.size += len(block)
+        keep = _PACK_TRAILER.size
+        if len(block) >= keep:
+            self._h.update(self._tail)
+            self._h.update(memoryview(block)[:-keep])
+            self._tail = block[-keep:]
+        else:
+            data = self._tail + block
+            self._h.update(data[:-keep])
+            self._tail = data[-keep:]
+
+    def finish(self) -> bytes:
+        """The pack's checksum, once all of it went through ``update``; raises FormatError
+        or CorruptObjectError naming the pack."""
+        if self.size < _FILE_HEADER.size + _PACK_TRAILER.size:
+            raise FormatError(f"pack {self.path.name}: truncated")
+        got = _check_header(self._head, PACK_MAGIC, PACK_VERSION, "pack", self.path)
+        if got.name != self.algo.name:
+            raise FormatError(f"pack {self.path.name}: hash {got.name} is not the repository's")
+        self._h.update(self._tail[:-16])  # all but the checksum itself
+        return _check_trailer(self.path, self._tail, self._h.digest())[1]
+
+
 def _check_trailer(path: Path, trailer: bytes, digest_of_rest: bytes) -> tuple[int, bytes]:
     """``(record count, checksum)`` of a pack's trailer, checked against the
     checksum of everything before its last 16 bytes."""

@@ -8,29 +8,34 @@ in dependency order, then moves the refs with compare-and-swap.
 
 Fetch walks the remote's history the same way, reading only the records it
 lacks with ranged reads that are grouped by pack and coalesced.  Every record
-is verified before it is stored: a literal against its id, an object made of
-chunks against its id once all its chunks are in.  Nothing unverified ever
-enters the local store.
+read so is verified before it is stored: a literal against its id, an object
+made of chunks against its id once all its chunks are in.  A clone takes the
+packs of which it wants most whole instead (downloaded, or hard-linked from a
+directory on the same file system): each is checked against its checksum,
+and its records are verified as every read verifies them.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError
+from dsv.directio import DirectAppender, open_direct
+from dsv.errors import CorruptObjectError, DsvError, NotFoundError, RejectedError, io_error
+from dsv.hashing import HashAlgo
 from dsv.objects import Commit, Kind, Tag, decode_object
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import HEADS, REMOTES, TAGS
 from dsv.repo import MAX_COMMIT_BYTES, Repository
 from dsv.store import PACK_TARGET
-from dsv.store.pack import KIND_LITERAL, PackFile, PackWriter, check_pack_file
+from dsv.store.pack import KIND_LITERAL, PackCheck, PackFile, PackWriter, check_pack_file
 from dsv.sync import PACKS, Remote
 
 # How often a range that arrives short or fails verification is read again.
@@ -42,6 +47,9 @@ MAX_RANGE = 8 << 20
 BATCH_BYTES = 16 << 20
 # Objects looked up at a time and fetched in the order of the remote's packs.
 SORT_WINDOW = 1 << 16
+# A clone downloads a pack whole (one request, its records kept as they are)
+# when it wants at least this share of the pack's bytes.
+WHOLE_PACK_SHARE = 0.75
 # Where a remote has an object (Remote.locate): pack, offset, stored and raw length, kind, codec.
 Location = tuple[str, int, int, int, int, int]
 # One ranged read: pack, start, length, and the (id, location) of each record in it.
@@ -63,6 +71,7 @@ class TransferResult(Record):
         "retries",
         "seconds",
         "up_to_date",
+        "whole",
     )
 
     def __init__(
@@ -78,6 +87,7 @@ class TransferResult(Record):
         bytes_received: int = 0,
         retries: int = 0,
         linked: int = 0,
+        whole: int = 0,
     ) -> None:
         self.objects = objects
         self.bytes = bytes  # stored (compressed) bytes of the records moved
@@ -90,6 +100,7 @@ class TransferResult(Record):
         self.bytes_received = bytes_received
         self.retries = retries
         self.linked = linked  # packs hard-linked from a local remote (a clone)
+        self.whole = whole  # packs downloaded whole (a clone: ObjectFetcher._whole_packs)
 
 
 def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:
@@ -392,10 +403,53 @@ def _track(repo: Repository, remote_name: str, ref: str, new: bytes) -> None:
 # ---------------------------------------------------------------------- fetch
 
 
+class _PackSink:
+    """A pack downloaded into a new temporary file with direct I/O (``dsv.directio``: no
+    page-cache page per byte, which costs a host page fault on some VMs), its checks
+    (``PackCheck``) made as the bytes arrive rather than by reading the file back."""
+
+    def __init__(self, tmp: Path, pack: Path, algo: HashAlgo) -> None:
+        self.tmp = tmp
+        self.check = PackCheck(pack, algo)
+        self._fd = -1
+        self._out: DirectAppender | None = None
+
+    def restart(self) -> None:
+        self.close()
+        self.tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self._fd, direct = open_direct(self.tmp, flags, 0o444)
+        self._out = DirectAppender(self.tmp, self._fd, direct)
+        self.check.restart()
+
+    def write(self, block: bytes) -> None:
+        assert self._out is not None
+        self._out.write((block,))
+        self.check.update(block)
+
+    def finish(self) -> bytes:
+        """The pack's checksum (raises if its checks fail); the file written and synced."""
+        assert self._out is not None
+        checksum = self.check.finish()
+        self._out.finish()
+        os.fsync(self._fd)
+        return checksum
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class ObjectFetcher:
     """Reads missing records from a remote into the local store, verified."""
 
-    def __init__(self, repo: Repository, remote: Remote, progress: Progress) -> None:
+    def __init__(
+        self, repo: Repository, remote: Remote, progress: Progress, whole: bool = False
+    ) -> None:
         self.repo = repo
         self.remote = remote
         self.store = repo.store
@@ -403,6 +457,83 @@ class ObjectFetcher:
         self.objects = 0
         self.bytes = 0
         self.rereads = 0
+        self.whole = whole  # download packs whole where most of one is wanted
+        self.whole_packs = 0
+        self._lock = threading.Lock()  # the counts, from the download threads
+
+    def _whole_packs(self, want: list[bytes]) -> list[bytes]:
+        """Download whole the remote's packs that hold at least WHOLE_PACK_SHARE of their
+        bytes in ``want`` (a clone's), in parallel; what is left to fetch record by record.
+
+        A pack is one request instead of one per range, and its records go into the
+        store as they are, not decoded and written again: the download is checked
+        against the pack's checksum (its name, which its index cached by
+        ``Remote.packs`` carries), as a pack hard-linked from a local remote is
+        (``_link_packs``), and every read verifies each record against its id.
+        A pack that fails the check, or cannot be downloaded, is left to the
+        ranged reads, which verify each record as it arrives.
+        """
+        if not self.whole or not want:
+            return want
+        wanted: dict[str, int] = {}
+        for oid in want:
+            loc = self.remote.locate(oid)
+            if loc is not None:
+                wanted[loc[0]] = wanted.get(loc[0], 0) + loc[2]
+        sizes = self.remote.listing()
+        local = {p.path.stem for p in self.store.packs}
+        picks = [
+            name
+            for name, n in wanted.items()
+            if name not in local and n >= WHOLE_PACK_SHARE * sizes.get(f"{PACKS}{name}.pack", 0)
+        ]
+        if not picks:
+            return want
+        with ThreadPoolExecutor(min(self.remote.jobs, len(picks))) as ex:
+            got = [p for p in ex.map(self._download_pack, picks) if p is not None]
+        if not got:
+            return want
+        from dsv.atomic import fsync_dir
+
+        fsync_dir(self.store.pack_dir)
+        self.store.add_packs(got)
+        self.whole_packs += len(got)
+        return [o for o in want if not self.store.has(o)]
+
+    def _download_pack(self, name: str) -> Path | None:
+        """One pack of the remote and its index into the store's pack directory, checked
+        against its checksum; None if it could not be (the ranged reads fetch its records)."""
+        from dsv.atomic import TEMP_MARK, write_atomic
+
+        idx = self.remote.packs()[name]
+        pack_dir = self.store.pack_dir
+        final = pack_dir / f"{name}.pack"
+        sink = _PackSink(
+            pack_dir / f"{TEMP_MARK}fetch-{os.getpid()}-{os.urandom(6).hex()}",
+            final,
+            self.repo.algo,
+        )
+        try:
+            size = self.remote.backend.download(f"{PACKS}{name}.pack", sink)
+            if sink.finish() != idx.pack_checksum:
+                return None
+            sink.close()
+            os.replace(sink.tmp, final)
+            # the pack is visible once its index is there
+            write_atomic(final.with_suffix(".idx"), idx.idx_path.read_bytes())
+        except DsvError:
+            return None  # a failed download or a damaged copy: the ranged reads
+        except OSError as exc:
+            raise io_error("write pack", final, exc) from exc
+        finally:
+            sink.close()
+            sink.tmp.unlink(missing_ok=True)
+        count = int(idx.count)
+        with self._lock:
+            self.objects += count
+            self.bytes += size
+        self.progress.advance(count, size)
+        return final
 
     def _ranges(self, oids: list[bytes], located: dict[bytes, Location | None]) -> list[Range]:
         """Group records by pack and coalesce nearby ones into (pack, start, length, members)."""
@@ -511,7 +642,7 @@ class ObjectFetcher:
 
     def fetch_objects(self, oids: list[bytes], *, chunks_only: bool = False) -> None:
         """Make whole objects (literal or made of chunks) present locally, verified."""
-        want = [o for o in dict.fromkeys(oids) if not self.store.has(o)]
+        want = self._whole_packs([o for o in dict.fromkeys(oids) if not self.store.has(o)])
         where = f"remote {self.remote.name}"
         for batch in self._batches(want, BATCH_BYTES, SORT_WINDOW):
             chunked: dict[bytes, tuple[tuple[int, int, int, bytes], tuple[bytes, ...]]] = {}
@@ -578,12 +709,15 @@ def fetch(
     history_data: bool = True,
     tips_data: bool = True,
     link_packs: bool = False,
+    whole_packs: bool = False,
     progress: Progress | None = None,
 ) -> TransferResult:
     """Fetch the remote's refs, all commit objects, and the data they name.
 
     ``link_packs`` (a clone): hard-link the packs of a remote in a directory on
     the same file system into the empty store first (``_link_packs``).
+    ``whole_packs`` (a clone): download whole the packs of which most is wanted
+    (``ObjectFetcher._whole_packs``).
 
     Data (trees and files) is fetched for ``data_for`` (ids, or a function
     called once the commits are in, e.g. to resolve a revision), for every new
@@ -606,7 +740,7 @@ def fetch(
     # ones the remote lacks too.  (A checkout then reads and verifies every file
     # of its version; a missing one fails it with the object named.)
     linked_all = bool(result.linked) and result.linked == len(remote.packs())
-    f = ObjectFetcher(repo, remote, progress)
+    f = ObjectFetcher(repo, remote, progress, whole=whole_packs)
     progress.start("fetching")
     try:
         tips = [oid for oid, _ in remote_refs.values()]
@@ -647,7 +781,7 @@ def fetch(
         raise
     finally:
         progress.finish()
-    result.objects, result.bytes = f.objects, f.bytes
+    result.objects, result.bytes, result.whole = f.objects, f.bytes, f.whole_packs
     # refs: remote-tracking branches, and tags we do not have
     with repo.lock("fetch"):
         for ref, (oid, _) in remote_refs.items():
