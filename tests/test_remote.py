@@ -72,6 +72,7 @@ def test_push_clone_pull_round_trip(tmp_path: Path, remote_url: tuple[str, dict[
     assert r2.bytes < 500_000  # the edit and the append, not the whole file again
     pulled = rapi.pull(b)
     assert pulled.fast_forward and pulled.new == a.head_commit()
+    assert pulled.fetch.whole == 1  # v2's pack: all of it new here
     assert snapshot(b.root) == snapshot(a.root)
     assert api.fsck(Repository(b.root)).ok
 

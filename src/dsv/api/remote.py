@@ -116,7 +116,12 @@ def fetch(
     r = open_remote(repo, remote, jobs)
     try:
         return transfer.fetch(
-            repo, r, paths=repo.sparse_paths(), history_data=not repo.partial, progress=progress
+            repo,
+            r,
+            paths=repo.sparse_paths(),
+            history_data=not repo.partial,
+            whole_packs=True,
+            progress=progress,
         )
     finally:
         r.close()

@@ -9,10 +9,11 @@ in dependency order, then moves the refs with compare-and-swap.
 Fetch walks the remote's history the same way, reading only the records it
 lacks with ranged reads that are grouped by pack and coalesced.  Every record
 read so is verified before it is stored: a literal against its id, an object
-made of chunks against its id once all its chunks are in.  A clone takes the
-packs of which it wants most whole instead (downloaded, or hard-linked from a
-directory on the same file system): each is checked against its checksum,
-and its records are verified as every read verifies them.
+made of chunks against its id once all its chunks are in.  A clone or a fetch takes
+the packs of which it wants most whole instead (downloaded, or for a clone
+hard-linked from a directory on the same file system): each is checked
+against its checksum, and its records are verified as every read verifies
+them.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ MAX_RANGE = 8 << 20
 BATCH_BYTES = 16 << 20
 # Objects looked up at a time and fetched in the order of the remote's packs.
 SORT_WINDOW = 1 << 16
-# A clone downloads a pack whole (one request, its records kept as they are)
-# when it wants at least this share of the pack's bytes.
+# A clone or fetch downloads a pack whole (one request, its records kept as
+# they are) when it wants at least this share of the pack's bytes.
 WHOLE_PACK_SHARE = 0.75
 # Where a remote has an object (Remote.locate): pack, offset, stored and raw length, kind, codec.
 Location = tuple[str, int, int, int, int, int]
@@ -100,7 +101,7 @@ class TransferResult(Record):
         self.bytes_received = bytes_received
         self.retries = retries
         self.linked = linked  # packs hard-linked from a local remote (a clone)
-        self.whole = whole  # packs downloaded whole (a clone: ObjectFetcher._whole_packs)
+        self.whole = whole  # packs downloaded whole (ObjectFetcher._whole_packs)
 
 
 def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:
@@ -463,7 +464,7 @@ class ObjectFetcher:
 
     def _whole_packs(self, want: list[bytes]) -> list[bytes]:
         """Download whole the remote's packs that hold at least WHOLE_PACK_SHARE of their
-        bytes in ``want`` (a clone's), in parallel; what is left to fetch record by record.
+        bytes in ``want``, in parallel; what is left to fetch record by record.
 
         A pack is one request instead of one per range, and its records go into the
         store as they are, not decoded and written again: the download is checked
@@ -716,7 +717,7 @@ def fetch(
 
     ``link_packs`` (a clone): hard-link the packs of a remote in a directory on
     the same file system into the empty store first (``_link_packs``).
-    ``whole_packs`` (a clone): download whole the packs of which most is wanted
+    ``whole_packs`` (a clone, fetch or pull): download whole the packs of which most is wanted
     (``ObjectFetcher._whole_packs``).
 
     Data (trees and files) is fetched for ``data_for`` (ids, or a function
