@@ -483,11 +483,11 @@ class ObjectFetcher:
                 wanted[loc[0]] = wanted.get(loc[0], 0) + loc[2]
         sizes = self.remote.listing()
         local = {p.path.stem for p in self.store.packs}
-        picks = [
-            name
-            for name, n in wanted.items()
-            if name not in local and n >= WHOLE_PACK_SHARE * sizes.get(f"{PACKS}{name}.pack", 0)
-        ]
+        picks = []
+        for name, n in wanted.items():
+            size = sizes.get(f"{PACKS}{name}.pack")  # unlisted: left to the ranged reads
+            if name not in local and size and n >= WHOLE_PACK_SHARE * size:
+                picks.append(name)
         if not picks:
             return want
         with ThreadPoolExecutor(min(self.remote.jobs, len(picks))) as ex:
