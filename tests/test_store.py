@@ -1136,16 +1136,22 @@ def test_pack_check_of_a_stream_agrees_with_the_file_check(
     path, data, want = _CHECKED_PACK
     check = PackCheck(path, XXH3_128)
 
-    def feed(raw: bytes) -> None:
+    def feed(raw: bytes, reused: bytearray | None = None) -> None:
         check.restart()
         at = 0
-        for c in sorted(min(c, len(raw)) for c in cuts):
-            check.update(raw[at:c])
+        for c in [*sorted(min(c, len(raw)) for c in cuts), len(raw)]:
+            piece = raw[at:c]
+            if reused is not None:  # a view of a buffer overwritten by the next block
+                reused[: len(piece)] = piece
+                check.update(memoryview(reused)[: len(piece)])
+            else:
+                check.update(piece)
             at = c
-        check.update(raw[at:])
 
     feed(b"garbage from an attempt before" * 3)
     feed(data)
+    assert check.finish() == want
+    feed(data, bytearray(len(data)))
     assert check.finish() == want
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0x04

@@ -746,41 +746,28 @@ def scan_pack(path: Path) -> tuple[HashAlgo, list[tuple[bytes, int, int, int, in
 def check_pack_file(path: Path, algo: HashAlgo) -> bytes:
     """A whole pack's checksum, verified against its trailer (and its header read).
 
-    Reads the file in blocks (memory stays flat); raises FormatError or
-    CorruptObjectError naming the pack.
+    Reads the file in blocks through ``PackCheck`` (memory stays flat); raises
+    FormatError or CorruptObjectError naming the pack.
     """
-    block = bytearray(8 << 20)
-    view = memoryview(block)
-    h = checksum_hasher()
+    view = memoryview(bytearray(8 << 20))
+    check = PackCheck(path, algo)
     try:
         with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < _FILE_HEADER.size + _PACK_TRAILER.size:
-                raise FormatError(f"pack {path.name}: truncated")
-            got = _check_header(f.read(_FILE_HEADER.size), PACK_MAGIC, PACK_VERSION, "pack", path)
-            if got.name != algo.name:
-                raise FormatError(f"pack {path.name}: hash {got.name} is not the repository's")
-            f.seek(0)
-            left = size - 16
-            while left:
-                n = f.readinto(view[: min(left, len(block))])
-                if not n:
-                    raise FormatError(f"pack {path.name}: truncated")
-                h.update(view[:n])
-                left -= n
-            f.seek(size - _PACK_TRAILER.size)
-            trailer = f.read(_PACK_TRAILER.size)
+            while n := f.readinto(view):
+                check.update(view[:n])
     except OSError as exc:
         raise io_error("read pack", path, exc) from exc
-    return _check_trailer(path, trailer, h.digest())[1]
+    return check.finish()
 
 
 class PackCheck:
-    """A pack's checks as its bytes stream by (a download), as ``check_pack_file`` makes
-    them on a file: its header, its trailer, and its checksum, which ``finish`` returns.
+    """A pack's checks as its bytes stream by (a download, or ``check_pack_file``
+    reading a file): its header, its trailer, and its checksum, which ``finish``
+    returns.
 
     ``path`` names the pack in messages.  Memory stays flat: the checksum is
-    taken block by block, holding back the trailer's bytes until the end.
+    taken block by block, holding back the trailer's bytes until the end; a
+    block may be a view of a buffer that is reused once ``update`` returns.
     """
 
     def __init__(self, path: Path, algo: HashAlgo) -> None:
@@ -794,7 +781,7 @@ class PackCheck:
         self._tail = b""  # the last bytes seen, not hashed yet (the trailer at the end)
         self.size = 0
 
-    def update(self, block: bytes) -> None:
+    def update(self, block: bytes | memoryview) -> None:
         if len(self._head) < _FILE_HEADER.size:
             self._head += block[: _FILE_HEADER.size - len(self._head)]
         self.size += len(block)
@@ -802,7 +789,7 @@ class PackCheck:
         if len(block) >= keep:
             self._h.update(self._tail)
             self._h.update(memoryview(block)[:-keep])
-            self._tail = block[-keep:]
+            self._tail = bytes(block[-keep:])
         else:
             data = self._tail + block
             self._h.update(data[:-keep])
