@@ -202,6 +202,9 @@ class Line:
     values: dict[str, Value] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)  # peak RSS of the timed commands
     note: str = ""
+    # scenarios timed in several rounds: each round's seconds, and its system (kernel) seconds
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    sys_s: dict[str, list[float]] = field(default_factory=dict)
 
     def num(self, tool: str) -> float | None:
         v = self.values.get(tool)
@@ -576,6 +579,9 @@ class Suite(bf.Bench, br.RemoteBench):
                     runs = self.log[start:]
                     secs.setdefault(t, []).append(sum(r.seconds for r in runs))
                     user, kernel = sum(r.user_s for r in runs), sum(r.sys_s for r in runs)
+                    if repeat > 1:
+                        line.rounds.setdefault(t, []).append(round(secs[t][-1], 4))
+                        line.sys_s.setdefault(t, []).append(round(kernel, 4))
                     cpu.setdefault(t, []).append(
                         f"{secs[t][-1]:.2f} s: user {user:.2f} + sys {kernel:.2f}"
                     )
@@ -1153,6 +1159,26 @@ def rss_table(res: Results, lines: list[Line]) -> str:
     return md_table(headers, rows, numeric=range(2, len(headers)))
 
 
+def rounds_table(res: Results, lines: list[Line]) -> str:
+    """Each round of the scenarios timed in rounds: seconds, and system seconds."""
+    rows = [
+        [
+            title_of(line.dataset),
+            line.scenario,
+            LABEL[t],
+            " / ".join(fmt(x, "s") for x in line.rounds[t]),
+            " / ".join(fmt(x, "s") for x in line.sys_s.get(t, [])),
+        ]
+        for line in lines
+        for t in res.tools
+        if t in line.rounds
+    ]
+    if not rows:
+        return ""
+    headers = ["data", "scenario", "tool", "seconds, round by round", "system seconds"]
+    return md_table(headers, rows)
+
+
 def plots(res: Results, out_dir: Path) -> dict[str, str]:
     """PNG plots (matplotlib, imported here only); {name: file name}. Empty without matplotlib."""
     try:
@@ -1377,6 +1403,20 @@ def write_report(
             "## Remote requests (S3)\n",
             "HTTP requests counted at the moto S3 server (git-lfs has no S3 remote).\n",
             metric_table(res, per_kind, "req"),
+            "",
+        ]
+    rounds = rounds_table(res, res.lines)
+    if rounds:
+        parts += [
+            "## Rounds\n",
+            "The scenarios timed in rounds, round by round (in the order run; the tools took "
+            "turns), with the system (kernel) seconds of each. On this virtual machine the host "
+            "takes back memory the guest freed, and the first touch of such a page, for the page "
+            "cache or a process's heap, costs a fault in the host: a round that writes many "
+            "files pays it in system time, more as the run goes on and less of the freed memory "
+            "is still backed. Every tool's rounds grow with it, and the tool with the shorter "
+            'round loses more of its ratio (docs/design.md, "Fresh memory").\n',
+            rounds,
             "",
         ]
     parts += [
