@@ -1570,8 +1570,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--status-repeat",
         type=int,
-        default=3,
-        help="rounds of the no-op status, the median reported (default 3; at least --repeat)",
+        default=5,
+        help="rounds of the no-op status, the median reported (default 5; at least --repeat)",
     )
     ap.add_argument("--timeout", type=float, default=None, help="seconds per command (default 600)")
     ap.add_argument("--out", type=Path, default=bf.REPO_ROOT / "docs" / "benchmarks.md")
