@@ -477,8 +477,10 @@ class ObjectFetcher:
         if not self.whole or not want:
             return want
         wanted: dict[str, int] = {}
+        where: list[str | None] = []  # the remote pack of each id in want
         for oid in want:
             loc = self.remote.locate(oid)
+            where.append(None if loc is None else loc[0])
             if loc is not None:
                 wanted[loc[0]] = wanted.get(loc[0], 0) + loc[2]
         sizes = self.remote.listing()
@@ -499,7 +501,9 @@ class ObjectFetcher:
         fsync_dir(self.store.pack_dir)
         self.store.add_packs(got)
         self.whole_packs += len(got)
-        return [o for o in want if not self.store.has(o)]
+        # an id is in the store now if its pack came whole (its index says so)
+        done = {p.stem for p in got}
+        return [o for o, name in zip(want, where) if name not in done]
 
     def _download_pack(self, name: str) -> Path | None:
         """One pack of the remote and its index into the store's pack directory, checked
