@@ -179,6 +179,23 @@ def export_dsv(rev: str, into: Path) -> str:
     return shlex.join(["env", f"PYTHONPATH={into / 'src'}", sys.executable, "-m", "dsv"])
 
 
+def python_start(rounds: int = 7) -> tuple[float, float]:
+    """How long this interpreter takes to start and exit doing nothing (median of rounds), with
+    its site-packages' start-up hooks (``.pth`` files) and without them (``-S``). Every tool
+    here is a Python program and pays the first figure on each command: it is the floor under
+    a no-op status, whatever the tool does. Milliseconds."""
+
+    def median_ms(*flags: str) -> float:
+        secs = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, *flags, "-c", "pass"], check=False)
+            secs.append(time.perf_counter() - t0)
+        return 1000 * statistics.median(secs)
+
+    return median_ms(), median_ms("-S")
+
+
 def disk_bytes(root: Path) -> int:
     """Disk space allocated under root, directories included (what `du` counts); 0 if absent."""
     return sum(e.stat(follow_symlinks=False).st_blocks * 512 for e in bf.tree_entries(root))
@@ -496,6 +513,9 @@ class Suite(bf.Bench, br.RemoteBench):
                     break
         except OSError:
             pass
+        start, bare = python_start()
+        info["python start"] = f"{start:.0f} ms ({bare:.0f} ms without site-packages' hooks)"
+        info["python_start_ms"] = f"{start:.1f}"
         return info
 
     @staticmethod
@@ -1339,6 +1359,7 @@ def write_report(
                 ["OS", meta["os"]],
                 ["file system", meta.get("fs", "?")],
                 ["Python", meta["python"]],
+                *([["Python start", meta["python start"]]] if "python start" in meta else []),
                 *(
                     [LABEL.get(k, k), meta[k]]
                     for k in ("dsv", "dvc", "git", "git-lfs")
@@ -1371,6 +1392,7 @@ def write_report(
         ),
         "",
         store_limit_note(res, targets),
+        status_floor_note(res, targets, meta),
         "## Data\n",
         md_table(
             ["data", "files", "size", "what"],
@@ -1658,6 +1680,30 @@ def store_limit_note(res: Results, targets: list[Target]) -> str:
         f"{human_bytes(dsv_growth(res))} instead of a second copy. No chunked store can be "
         f"smaller than a plain copy of data that neither repeats nor compresses.\n"
     )
+
+
+def status_floor_note(res: Results, targets: list[Target], meta: dict[str, Any]) -> str:
+    """How much of dsv's no-op status is the interpreter's start, when a status target failed."""
+    failed = [
+        t for t in targets if "status" in t.goal and "faster" in t.goal and t.result == "FAIL"
+    ]
+    try:
+        start_s = float(meta["python_start_ms"]) / 1000
+    except (KeyError, ValueError):
+        return ""
+    out = []
+    for t in failed:
+        line = res.find(t.dataset, "status")
+        dsv, dvc = (line.num("dsv"), line.num("dvc")) if line is not None else (None, None)
+        if dsv is None or dvc is None or dsv <= start_s:
+            continue
+        out.append(
+            f"{title_of(t.dataset)}: dsv's no-op status took {dsv:.3f} s, of which "
+            f"{start_s:.3f} s is Python starting and exiting with nothing to do (machine, "
+            f"above), which DVC pays too; past that start, dsv took {dsv - start_s:.3f} s and "
+            f"DVC {dvc - start_s:.3f} s ({(dvc - start_s) / (dsv - start_s):.1f}x).\n"
+        )
+    return "".join(out)
 
 
 def dsv_growth(res: Results) -> float:
