@@ -237,6 +237,7 @@ class Target:
     dataset: str
     figure: str
     result: str  # PASS | FAIL | not run
+    scenario: str = ""  # the scenario judged, where it is one ("status", "commit v1", ...)
 
 
 @dataclass
@@ -332,10 +333,12 @@ class Results:
                     continue
                 r, shown = self.vs_dvc(line)
                 goal = f"small files, {scenario}: dsv >= {SMALL_FILES_VS_DVC:g}x faster than DVC"
-                out.append(Target(goal, ds, shown, self.judge(r, SMALL_FILES_VS_DVC, shown)))
+                result = self.judge(r, SMALL_FILES_VS_DVC, shown)
+                out.append(Target(goal, ds, shown, result, scenario))
         r, shown = self.vs_dvc(self.find("big", "commit v1"))
         goal = f"big file, commit v1: dsv >= {BIG_COMMIT_VS_DVC:g}x faster than DVC"
-        out.append(Target(goal, "big", shown, self.judge(r, BIG_COMMIT_VS_DVC, shown)))
+        result = self.judge(r, BIG_COMMIT_VS_DVC, shown)
+        out.append(Target(goal, "big", shown, result, "commit v1"))
         for d in self.datasets:
             lines = [
                 line
@@ -358,7 +361,8 @@ class Results:
             )
         r, shown = self.vs_dvc(self.find("big", "store growth v2", "B"))
         goal = f"big file, store growth after a small edit: dsv <= 1/{BIG_GROWTH_VS_DVC:g} of DVC's"
-        out.append(Target(goal, "big", shown, self.judge(r, BIG_GROWTH_VS_DVC, shown)))
+        result = self.judge(r, BIG_GROWTH_VS_DVC, shown)
+        out.append(Target(goal, "big", shown, result, "store growth v2"))
         big_n = [n for n in self.sizes if n >= MILLION]
         line = self.find(series_name(big_n[0]), "status") if big_n else None
         s = line.num("dsv") if line is not None else None
@@ -496,8 +500,8 @@ class Suite(bf.Bench, br.RemoteBench):
         return info
 
     @staticmethod
-    def machine() -> dict[str, str]:
-        info = {
+    def machine() -> dict[str, Any]:
+        info: dict[str, Any] = {
             "cpus": str(os.cpu_count()),
             "os": platform.platform(),
             "python": platform.python_version(),
@@ -514,8 +518,8 @@ class Suite(bf.Bench, br.RemoteBench):
         except OSError:
             pass
         start, bare = python_start()
-        info["python start"] = f"{start:.0f} ms ({bare:.0f} ms without site-packages' hooks)"
-        info["python_start_ms"] = f"{start:.1f}"
+        info["python_start_ms"] = round(start, 1)
+        info["python_start_bare_ms"] = round(bare, 1)
         return info
 
     @staticmethod
@@ -1359,7 +1363,17 @@ def write_report(
                 ["OS", meta["os"]],
                 ["file system", meta.get("fs", "?")],
                 ["Python", meta["python"]],
-                *([["Python start", meta["python start"]]] if "python start" in meta else []),
+                *(
+                    [
+                        [
+                            "Python start",
+                            f"{start:.0f} ms ({bare:.0f} ms without site-packages' hooks)",
+                        ]
+                    ]
+                    if (start := meta.get("python_start_ms")) is not None
+                    and (bare := meta.get("python_start_bare_ms")) is not None
+                    else []
+                ),
                 *(
                     [LABEL.get(k, k), meta[k]]
                     for k in ("dsv", "dvc", "git", "git-lfs")
@@ -1684,13 +1698,10 @@ def store_limit_note(res: Results, targets: list[Target]) -> str:
 
 def status_floor_note(res: Results, targets: list[Target], meta: dict[str, Any]) -> str:
     """How much of dsv's no-op status is the interpreter's start, when a status target failed."""
-    failed = [
-        t for t in targets if "status" in t.goal and "faster" in t.goal and t.result == "FAIL"
-    ]
-    try:
-        start_s = float(meta["python_start_ms"]) / 1000
-    except (KeyError, ValueError):
+    failed = [t for t in targets if t.scenario == "status" and t.result == "FAIL"]
+    if meta.get("python_start_ms") is None:
         return ""
+    start_s = float(meta["python_start_ms"]) / 1000
     out = []
     for t in failed:
         line = res.find(t.dataset, "status")
@@ -1724,14 +1735,15 @@ def interrupt_on_signals() -> None:
 
 
 def report(res: Results, meta: dict[str, Any], out: Path, json_out: Path | None) -> None:
-    """Print the summary, write the report and its plots (and the figures as JSON)."""
+    """Print the summary, write the report and its plots (and the figures as JSON, first: a
+    report that could not be written can be made again from them with --from-json)."""
+    if json_out is not None:
+        json_out.write_text(json.dumps({"meta": meta, "results": asdict(res)}, indent=1) + "\n")
     targets = res.targets()
     print_summary(res, targets)
     figures = plots(res, out.with_suffix(""))
     write_report(res, out, meta, targets, figures)
     print(f"\nreport written to {out}; plots: {', '.join(figures.values()) or 'none'}")
-    if json_out is not None:
-        json_out.write_text(json.dumps({"meta": meta, "results": asdict(res)}, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
