@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from dsv import objects
 from dsv.errors import (
     CorruptObjectError,
     DsvError,
@@ -27,6 +28,8 @@ from dsv.objects import (
     Kind,
     Tag,
     TreeEntry,
+    TreeTable,
+    _tree_offsets_checked,
     decode_chunklist,
     decode_commit,
     decode_object,
@@ -369,6 +372,98 @@ def test_decode_tree_rejects_bad_kind_mode_and_trailing_bytes() -> None:
 def test_decode_tree_refuses_unknown_version(version: int) -> None:
     with pytest.raises(UnsupportedFormatError):
         decode_tree(raw_tree([b"a"], 16, version=version), 16)
+
+
+def _decoded_or_refused(data: bytes, ds: int) -> tuple[str, object]:
+    """What decoding gives: the entries' offsets, or the error's type and message."""
+    try:
+        return "ok", list(TreeTable(data, ds)._offs)
+    except (FormatError, UnsafePathError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _walked_or_refused(data: bytes, ds: int) -> tuple[str, object]:
+    """The same from the walk that checks one entry at a time."""
+    count = struct.unpack_from("<I", data, 8)[0]
+    try:
+        return "ok", list(_tree_offsets_checked(data, count, 11 + ds))
+    except (FormatError, UnsafePathError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+_tree_names = st.lists(
+    st.one_of(
+        st.binary(min_size=1, max_size=3),
+        st.sampled_from([b".", b"..", b".dsv", b".a", b"a/b", b"a\0b"]),
+        st.integers(0, 99).map(lambda i: b"f%02d" % i),
+    ),
+    max_size=14,
+    unique=True,
+).map(sorted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=_tree_names,
+    ds=st.sampled_from(DIGEST_SIZES),
+    batch=st.integers(1, 5),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=3),
+    swap=st.booleans(),
+)
+def test_tree_checks_in_batches_judge_as_the_walk_entry_by_entry(
+    names: list[bytes], ds: int, batch: int, flips: list[tuple[int, int]], swap: bool
+) -> None:
+    """Decoding checks a batch of entries at a time and walks entry by entry only to name the
+    fault: for any bytes (valid trees, bytes changed, two entries swapped, batches of a few
+    entries so that faults fall on their edges) it accepts what the walk accepts, at the same
+    offsets, and refuses the rest with the walk's error."""
+    if swap and len(names) > 1:
+        i = len(names) // 2
+        names[i - 1], names[i] = names[i], names[i - 1]
+    data = bytearray(TREE_MAGIC + struct.pack("<B3xI", TREE_VERSION, len(names)))
+    for i, raw in enumerate(names):
+        data += struct.pack("<BHQ", int(Kind.FILE), 0o644, i) + bytes([i % 251 + 1]) * ds
+        data += struct.pack("<H", len(raw)) + raw
+    for at, byte in flips:
+        if len(data) > 12:
+            data[12 + at % (len(data) - 12)] = byte
+    old = objects._CHECK_BATCH
+    objects._CHECK_BATCH = batch
+    try:
+        got = _decoded_or_refused(bytes(data), ds)
+    finally:
+        objects._CHECK_BATCH = old
+    assert got == _walked_or_refused(bytes(data), ds)
+
+
+@pytest.mark.parametrize("width", ["fixed", "mixed"])
+def test_tree_bigger_than_a_batch(width: str) -> None:
+    """A directory bigger than a batch, names of one length (the stride path) or not: decoded
+    whole, and a fault in its last entries (past the first batches) is still found."""
+    n = 3 * objects._CHECK_BATCH + 7
+    names = [(f"f{i:07d}" if width == "fixed" else f"f{i}").encode() for i in range(n)]
+    names.sort()
+    rows = [(raw, 1, 0o644, i, i.to_bytes(16, "little")) for i, raw in enumerate(names)]
+    data = encode_tree_rows(rows)
+    table = TreeTable(data, 16)
+    assert len(table) == n
+    assert table.find(names[-1].decode()) == n - 1 and table.find("zz") == -1
+    assert [table.name(i) for i in (0, n // 2, n - 1)] == [
+        names[i].decode() for i in (0, n // 2, n - 1)
+    ]
+    assert _encode_unchecked(rows) == data
+    # the last two entries swapped: lengths that line up, names out of order
+    swapped = [*rows[:-2], rows[-1], rows[-2]]
+    with pytest.raises(FormatError, match="not sorted"):
+        TreeTable(_encode_unchecked(swapped), 16)
+
+
+def _encode_unchecked(rows: list[tuple[bytes, int, int, int, bytes]]) -> bytes:
+    """A tree in the documented layout with rows as given (in any order)."""
+    out = bytearray(TREE_MAGIC + struct.pack("<B3xI", TREE_VERSION, len(rows)))
+    for raw, kind, mode, size, oid in rows:
+        out += struct.pack("<BHQ", kind, mode, size) + oid + struct.pack("<H", len(raw)) + raw
+    return bytes(out)
 
 
 @pytest.mark.parametrize("name", ["a\\b", ".", "..", ".dsv", "a/b", "a\0b"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,7 @@ from dsv.records import Record
 # typing is imported for the type checker only: `dsv status` never loads it
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from array import array
     from typing import Any
 
 # --------------------------------------------------------------------------- chunk lists
@@ -261,8 +263,6 @@ class TreeTable:
     __slots__ = ("_data", "_ds", "_offs")
 
     def __init__(self, data: bytes | memoryview, digest_size: int) -> None:
-        from array import array
-
         buf = data if isinstance(data, bytes) else bytes(data)
         if len(buf) < _TREE_HEADER.size:
             raise FormatError("tree: truncated header")
@@ -274,34 +274,11 @@ class TreeTable:
         fixed = _ENTRY_FIXED.size + digest_size
         if count * (fixed + _NAME_LEN.size + 1) > len(buf) - _TREE_HEADER.size:
             raise FormatError("tree: entry count larger than the data")
-        offs = array("I")
-        add = offs.append
-        n = len(buf)
-        pos = _TREE_HEADER.size
-        prev = b""
-        for _ in range(count):
-            start = pos + fixed + 2
-            if start > n:
-                raise FormatError("tree: truncated entry")
-            nlen = buf[start - 2] | (buf[start - 1] << 8)
-            end = start + nlen
-            if nlen == 0 or nlen > MAX_NAME or end > n:
-                raise FormatError("tree: bad name length")
-            raw = buf[start:end]
-            if raw <= prev:
-                raise FormatError("tree: names not sorted or duplicated")
-            # kind 1..3; mode at most 0o7777 (its high byte at most 0x0f)
-            if not 0 < buf[pos] < 4:
-                raise FormatError(f"tree: unknown entry kind {buf[pos]}")
-            if buf[pos + 2] > 0x0F:
-                raise FormatError(f"tree: bad mode {buf[pos + 1] | buf[pos + 2] << 8:o}")
-            if raw[0] == 46 or b"/" in raw or b"\0" in raw:  # '.', '..', '.dsv' or worse
-                check_name(raw.decode("utf-8", "surrogateescape"))
-            prev = raw
-            add(pos)
-            pos = end
-        if pos != n:
-            raise FormatError("tree: trailing bytes after the last entry")
+        # Offsets first, then every check over a batch of entries at a time in C (map, join,
+        # comparisons); the walk entry by entry runs only to say what is wrong.
+        offs = _tree_offsets(buf, count, fixed)
+        if offs is None or not _tree_entries_valid(buf, offs, fixed):
+            offs = _tree_offsets_checked(buf, count, fixed)
         self._data = buf
         self._ds = digest_size
         self._offs = offs
@@ -376,6 +353,127 @@ class TreeTable:
             else:
                 hi = mid
         return lo if lo < len(self._offs) and self.raw_name(lo) == key else -1
+
+
+# Entries checked together by _tree_entries_valid (bounds the names held at a time).
+_CHECK_BATCH = 1 << 16
+
+
+def _tree_offsets(buf: bytes, count: int, fixed: int) -> array[int] | None:
+    """Where each of a tree's ``count`` entries starts, following the name lengths only;
+    None if they do not end exactly at the end of the data."""
+    from array import array
+
+    n = len(buf)
+    head = _TREE_HEADER.size
+    if count == 0:
+        return array("I") if n == head else None
+    # names of one length throughout (numbered files): every entry the same size
+    first = buf[head + fixed] | buf[head + fixed + 1] << 8
+    stride = fixed + 2 + first
+    if stride * count == n - head:
+        lo, hi = first & 0xFF, first >> 8
+        if (
+            buf[head + fixed :: stride] == bytes((lo,)) * count
+            and buf[head + fixed + 1 :: stride] == bytes((hi,)) * count
+        ):
+            return array("I", range(head, n, stride))
+    offs = array("I")
+    add = offs.append
+    pos = head
+    step = fixed + 2
+    try:
+        for _ in range(count):
+            add(pos)
+            pos += step + (buf[pos + fixed] | buf[pos + fixed + 1] << 8)
+    except IndexError:
+        return None
+    return offs if pos == n else None
+
+
+def _tree_entries_valid(buf: bytes, offs: array[int], fixed: int) -> bool:
+    """Whether the entries at ``offs`` pass every check of _tree_offsets_checked, judged a batch
+    at a time: one struct unpacks the kind, the mode's high byte and the name of each entry of a
+    batch. An unsafe name starting with a dot raises UnsafePathError as that would."""
+    from array import array
+
+    n = len(buf)
+    entry = f"BxB{fixed - 1}x{{}}s".format  # kind, mode (high byte), name
+    name_len = (-fixed - 2).__add__
+    prev = b""
+    for k in range(0, len(offs), _CHECK_BATCH):
+        part = offs[k : k + _CHECK_BATCH]
+        ends = offs[k + 1 : k + _CHECK_BATCH + 1]  # each entry ends where the next starts
+        if len(ends) < len(part):
+            ends.append(n)
+        first, end = part[0], ends[-1]
+        stride = ends[0] - first
+        if end - first == stride * len(part) and part == array("I", range(first, end, stride)):
+            short = long = name_len(stride)  # names of one length (numbered files)
+            sizes = None
+        else:
+            sizes = list(map(operator.sub, ends, part))
+            short, long = name_len(min(sizes)), name_len(max(sizes))
+        if not 0 < short <= long <= MAX_NAME:
+            return False
+        if sizes is None:
+            fmt = "<" + entry(short) * len(part)
+        else:
+            piece = {size: entry(name_len(size)) for size in set(sizes)}
+            fmt = "<" + "".join(map(piece.__getitem__, sizes))
+        row = struct.unpack_from(fmt, buf, first)
+        # kind 1..3; mode at most 0o7777 (its high byte at most 0x0f)
+        if bytes(row[0::3]).translate(None, b"\x01\x02\x03") or max(row[1::3]) > 0x0F:
+            return False
+        names = row[2::3]
+        if not prev < names[0] or not all(
+            map(operator.lt, names, itertools.islice(names, 1, None))
+        ):
+            return False
+        joined = b"\0".join(names)
+        if b"/" in joined or joined.count(b"\0") != len(names) - 1:
+            return False
+        if joined.startswith(b".") or b"\0." in joined:  # '.', '..', '.dsv' or a fine dot-name
+            for raw in names:
+                if raw[0] == 46:
+                    check_name(raw.decode("utf-8", "surrogateescape"))
+        prev = names[-1]
+    return True
+
+
+def _tree_offsets_checked(buf: bytes, count: int, fixed: int) -> array[int]:
+    """The entries' offsets, each entry checked in turn: the first fault raises."""
+    from array import array
+
+    offs = array("I")
+    add = offs.append
+    n = len(buf)
+    pos = _TREE_HEADER.size
+    prev = b""
+    for _ in range(count):
+        start = pos + fixed + 2
+        if start > n:
+            raise FormatError("tree: truncated entry")
+        nlen = buf[start - 2] | (buf[start - 1] << 8)
+        end = start + nlen
+        if nlen == 0 or nlen > MAX_NAME or end > n:
+            raise FormatError("tree: bad name length")
+        raw = buf[start:end]
+        if raw <= prev:
+            raise FormatError("tree: names not sorted or duplicated")
+        # kind 1..3; mode at most 0o7777 (its high byte at most 0x0f)
+        if not 0 < buf[pos] < 4:
+            raise FormatError(f"tree: unknown entry kind {buf[pos]}")
+        if buf[pos + 2] > 0x0F:
+            raise FormatError(f"tree: bad mode {buf[pos + 1] | buf[pos + 2] << 8:o}")
+        if raw[0] == 46 or b"/" in raw or b"\0" in raw:  # '.', '..', '.dsv' or worse
+            check_name(raw.decode("utf-8", "surrogateescape"))
+        prev = raw
+        add(pos)
+        pos = end
+    if pos != n:
+        raise FormatError("tree: trailing bytes after the last entry")
+    return offs
 
 
 def decode_tree(data: bytes | memoryview, digest_size: int) -> list[TreeEntry]:
