@@ -10,12 +10,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dsv import api
 from dsv.errors import DsvIOError
 from dsv.repo import Repository
 from dsv.worktree import helper as helper_mod
+from dsv.worktree import scan as scan_mod
 from dsv.worktree.helper import Helper
 from dsv.worktree.scan import STAT, scan_dir
 from dsv.worktree.snapshot import HELPER_MIN, read_small_files
@@ -252,3 +255,83 @@ def test_a_helper_closed_without_waiting_is_reaped_later(
         time.sleep(0.01)
     with pytest.raises(ChildProcessError):  # no such child left: not a zombie
         os.waitpid(first.pid, os.WNOHANG)
+
+
+def _as_found(scanned: Any) -> tuple[dict[str, bytes], list[str], list[str], int, bool]:
+    """What scan_dir found, whatever the order it listed in: name -> record, subdirectories,
+    special files, newest mtime, whether an ignore file is there."""
+    names, dirs, special, recs, newest, has_ignore = scanned
+    assert len(names) == len(recs)
+    return dict(zip(names, recs, strict=True)), sorted(dirs), sorted(special), newest, has_ignore
+
+
+def _big_dir(root: Path, n: int) -> Path:
+    d = root / "big"
+    d.mkdir()
+    for i in range(n):
+        (d / f"f{i:03}").write_bytes(b"x" * i)
+    (d / "sub").mkdir()
+    os.mkfifo(d / "fifo")
+    (d / "link").symlink_to("f001")
+    (d / ".dsvignore").write_text("f05*\n")
+    return d
+
+
+@pytest.mark.parametrize("copy", ["works", "dies", "none"])
+def test_a_big_directory_stat_by_two_processes_scans_as_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    """Past SPLIT_MIN files, a forked copy stats the last half of a directory's files: what
+    the scan finds is the same; a copy that dies leaves its half to the scan (no fork where
+    a helper is not wanted)."""
+    d = _big_dir(tmp_path, 80)
+    expected = _as_found(scan_dir(str(d)))
+    assert len(expected[0]) == 82 and expected[2] == ["fifo"]
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN", 7)
+    monkeypatch.setattr(helper_mod, "wanted", lambda: copy != "none")
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    if copy == "dies":
+        parent = os.getpid()
+        real = scan_mod._stat_names
+
+        def dying(*args: Any) -> int:
+            if os.getpid() != parent:
+                os._exit(9)
+            return real(*args)
+
+        monkeypatch.setattr(scan_mod, "_stat_names", dying)
+    assert _as_found(scan_dir(str(d), split=True)) == expected
+    assert len(forks) == (0 if copy == "none" else 1)
+    assert _as_found(scan_dir(str(d))) == expected and len(forks) == (copy != "none")
+
+
+def test_status_of_a_directory_stat_by_two_processes(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status with a directory of more than SPLIT_MIN files: changes in both halves found."""
+    _tree(repo.root, 1, 400)
+    api.commit(repo, "v1")
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN", 50)
+    monkeypatch.setattr(helper_mod, "wanted", lambda: True)
+    d = repo.root / "d00"
+    (d / "f0001.bin").write_bytes(b"changed")
+    (d / "f0399.bin").write_bytes(b"changed too")
+    (d / "f0200.bin").unlink()
+    (d / "new.bin").write_bytes(b"added")
+    st = api.status(repo)
+    assert (st.added, st.modified, st.deleted) == (
+        ["d00/new.bin"],
+        ["d00/f0001.bin", "d00/f0399.bin"],
+        ["d00/f0200.bin"],
+    )
+    api.commit(repo, "v2")
+    assert api.status(repo).clean

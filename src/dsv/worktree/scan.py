@@ -13,7 +13,10 @@ listings of an unchanged directory compare equal with one ``memcmp``.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import signal
 import stat as stat_mod
 import struct
 from collections.abc import Iterable, Iterator
@@ -148,17 +151,24 @@ class Listing:
 Scanned = tuple[list[str], list[str], list[str], list[bytes], int, bool]
 
 
-def scan_dir(full: str, raw: list[os.stat_result] | None = None) -> Scanned | None:
+def scan_dir(
+    full: str, raw: list[os.stat_result] | None = None, *, split: bool = False
+) -> Scanned | None:
     """The entries of the directory ``full``, unsorted and unfiltered (None: not a
-    directory).  ``raw``: gets the ``os.stat_result`` of each tracked name."""
+    directory).  ``raw``: gets the ``os.stat_result`` of each tracked name.  ``split``
+    (without ``raw``): the files of a directory of many are stat'ed by this process and a
+    forked copy of it, half each (see _stat_shared)."""
     names: list[str] = []
     dirs: list[str] = []
     special: list[str] = []
     recs: list[bytes] = []
+    rest: list[str] = []  # files listed but not stat'ed yet (split)
     pack = STAT.pack
     tracked = _TRACKED_MODES.__contains__
     newest = 0
     has_ignore = False
+    # stat'ed here until this many are done, then listed only (-1: never)
+    budget = SPLIT_MIN if split and raw is None else -1
     # The hot loop of status and commit: one lstat per file, little else,
     # and nothing kept per entry but its name and 36 bytes (a directory of
     # a million files must not become a million DirEntry and stat objects).
@@ -180,6 +190,10 @@ def scan_dir(full: str, raw: list[os.stat_result] | None = None) -> Scanned | No
                     if entry.is_dir(follow_symlinks=False):
                         dirs.append(name)
                         continue
+                    if budget == 0:
+                        rest.append(name)
+                        continue
+                    budget -= 1
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # vanished while we looked: not there
@@ -196,6 +210,8 @@ def scan_dir(full: str, raw: list[os.stat_result] | None = None) -> Scanned | No
                 recs.append(pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode))
                 if raw is not None:
                     raw.append(st)
+        if rest:
+            newest = max(newest, _stat_shared(where, full, rest, names, special, recs))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -204,6 +220,117 @@ def scan_dir(full: str, raw: list[os.stat_result] | None = None) -> Scanned | No
         if isinstance(where, int):
             os.close(where)
     return names, dirs, special, recs, newest, has_ignore
+
+
+# A directory of more files than this has the rest stat'ed by two processes (scan_dir):
+# an lstat is a few microseconds in the kernel, which threads cannot overlap with the
+# Python around it (the GIL), and a directory of a million files takes seconds of them.
+SPLIT_MIN = 20_000
+# What _stat_names found of a name: tracked (a STAT record follows), special, vanished.
+_TRACKED, _SPECIAL, _GONE = 1, 2, 3
+
+
+def _stat_names(
+    where: int | str, full: str, todo: list[str], codes: bytearray, recs: list[bytes]
+) -> int:
+    """lstat each name of ``todo`` (a code for each in ``codes``, the STAT record of each
+    tracked one in ``recs``); the newest mtime of those."""
+    pack = STAT.pack
+    tracked = _TRACKED_MODES.__contains__
+    fd = where if isinstance(where, int) else None
+    base = "" if fd is not None else full
+    lstat = os.lstat
+    newest = 0
+    for name in todo:
+        try:
+            st = lstat(name, dir_fd=fd) if fd is not None else lstat(os.path.join(base, name))
+        except FileNotFoundError:
+            codes.append(_GONE)  # vanished while we looked: not there
+            continue
+        except OSError as exc:
+            raise io_error("stat", os.path.join(full, name), exc) from exc
+        mode = st.st_mode
+        if not tracked(mode & 0o170000):
+            codes.append(_SPECIAL)
+            continue
+        mtime = st.st_mtime_ns
+        if mtime > newest:
+            newest = mtime
+        codes.append(_TRACKED)
+        recs.append(pack(st.st_size, mtime, st.st_ctime_ns, st.st_ino, mode))
+    return newest
+
+
+def _stat_shared(
+    where: int | str,
+    full: str,
+    todo: list[str],
+    names: list[str],
+    special: list[str],
+    recs: list[bytes],
+) -> int:
+    """Stat ``todo`` into ``names``/``special``/``recs`` (as scan_dir's loop does), the last
+    half of them in a forked copy of this process where one may be made: it writes what it
+    found into memory shared with this one and exits.  A copy that fails or dies leaves its
+    half to this process, so the outcome (and any error) is the same as without it.  The
+    newest mtime of those stat'ed."""
+    import mmap
+
+    from dsv.worktree.helper import wanted
+
+    # the copy takes half of all the directory's files, if that is worth a fork
+    half = min((len(todo) + len(names)) // 2, len(todo))
+    if half < SPLIT_MIN // 4 or not wanted():
+        half = 0
+    mine, theirs = todo[: len(todo) - half], todo[len(todo) - half :]
+    shared = pid = None
+    if theirs:
+        # the copy's answer: a done flag, its newest mtime, a code per name, the records
+        shared = mmap.mmap(-1, 9 + len(theirs) * (1 + _REC))
+        pid = os.fork()
+        if pid == 0:  # the copy
+            status = 1
+            try:
+                their_codes = bytearray()
+                their_recs: list[bytes] = []
+                latest = _stat_names(where, full, theirs, their_codes, their_recs)
+                body = b"".join(their_recs)
+                at = 9 + len(their_codes)
+                shared[9:at] = their_codes
+                shared[at : at + len(body)] = body
+                shared[1:9] = latest.to_bytes(8, "little")
+                shared[0] = 1
+                status = 0
+            finally:
+                os._exit(status)
+    try:
+        codes = bytearray()
+        found: list[bytes] = []
+        newest = _stat_names(where, full, mine, codes, found)
+        if pid is not None:
+            assert shared is not None
+            _, status = os.waitpid(pid, 0)
+            pid = None
+            if status == 0 and shared[0] == 1:
+                codes += shared[9 : 9 + len(theirs)]
+                at = 9 + len(theirs)
+                count = codes.count(_TRACKED) - len(found)
+                body = shared[at : at + count * _REC]
+                found.extend(body[i : i + _REC] for i in range(0, len(body), _REC))
+                newest = max(newest, int.from_bytes(shared[1:9], "little"))
+            else:  # the copy failed or died: its half here
+                newest = max(newest, _stat_names(where, full, theirs, codes, found))
+    finally:
+        if pid is not None:  # interrupted: the copy is not needed any more
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        if shared is not None:
+            shared.close()
+    names.extend(itertools.compress(todo, (c == _TRACKED for c in codes)))
+    special.extend(itertools.compress(todo, (c == _SPECIAL for c in codes)))
+    recs.extend(found)
+    return newest
 
 
 def _read_ignore(path: str) -> str | None:
@@ -223,12 +350,20 @@ class Scanner:
     directory must be listed after its parent (as a walk from the root does).
     """
 
-    def __init__(self, root: Path, limit: Limit | None = None, *, keep_stat: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        limit: Limit | None = None,
+        *,
+        keep_stat: bool = False,
+        split: bool = True,
+    ) -> None:
         self.root = str(root)
         self.limit = limit or Limit(None)
         self.rules = IgnoreRules()
         self.skipped: list[str] = []  # special files
         self.keep_stat = keep_stat
+        self.split = split  # a directory of many files is stat'ed by two processes (scan_dir)
         text = _read_ignore(os.path.join(self.root, IGNORE_FILE))
         if text is not None:
             self.rules.add_file("", text)
@@ -249,7 +384,7 @@ class Scanner:
         if scope == PARTIAL:
             return self._partial(d, full)
         raw: list[os.stat_result] | None = [] if self.keep_stat else None
-        return self._listing(d, full, scan_dir(full, raw), raw)
+        return self._listing(d, full, scan_dir(full, raw, split=self.split), raw)
 
     def listing_scanned(self, d: str, scanned: Scanned | None) -> Listing | None:
         """``listing(d)`` from the ``scan_dir`` of it made elsewhere (where ``prefetchable``)."""
@@ -280,9 +415,9 @@ class Scanner:
         out = Listing()
         out.dirs = tree_order(dirs)
         out.max_mtime = newest
-        out.names = [names[i] for i in order]
-        out.stats = b"".join([recs[i] for i in order])
-        out.raw = [raw[i] for i in order] if raw is not None else None
+        out.names = list(map(names.__getitem__, order))
+        out.stats = b"".join(map(recs.__getitem__, order))
+        out.raw = list(map(raw.__getitem__, order)) if raw is not None else None
         return out
 
     def _partial(self, d: str, full: str) -> Listing | None:
