@@ -15,6 +15,7 @@ from typing import Any
 from dsv.diff import DiffOptions, DiskSource, Side, StoreSource, TreeDiff, diff_sides
 from dsv.diff import max_text_bytes as _max_text_bytes
 from dsv.diff import settings_from_config as _settings
+from dsv.diff.cache import repo_cache
 from dsv.errors import BadNameError, NotFoundError
 from dsv.history import resolve, walk
 from dsv.labels import NONE, PathSettings, Settings, folder_layouts, section_name
@@ -165,6 +166,7 @@ def diff(
         _settings(repo.config),
         opts,
         progress,
+        cache=repo_cache(repo.dsv_dir),
     )
     return DiffResult(a, a_id, b, b_id, d)
 

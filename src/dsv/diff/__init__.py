@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dsv.config import Config
+from dsv.diff.cache import TableCache
 from dsv.diff.files import FileDiff, diff_files
 from dsv.diff.formats import (
     DEFAULT_MAX_TEXT_BYTES,
@@ -46,6 +47,7 @@ __all__ = [
     "Side",
     "Source",
     "StoreSource",
+    "TableCache",
     "TableDiff",
     "TreeDiff",
     "diff_sides",
@@ -150,13 +152,18 @@ def diff_sides(
     opts: DiffOptions,
     progress: Progress | None = None,
     files: FileDiff | None = None,
+    cache: TableCache | None = None,
 ) -> TreeDiff:
-    """Diff two sides: files (unless given), then tables and labels as ``opts`` asks."""
+    """Diff two sides: files (unless given), then tables and labels as ``opts`` asks.
+
+    With ``cache``, a table diff of two versions read from the store is looked
+    up there first and kept there when computed (:mod:`dsv.diff.cache`).
+    """
     if files is None:
         files = diff_files(old.entries, new.entries)
     out = TreeDiff(files)
     if opts.tables or opts.labels:
-        _tables(out, old, new, settings, opts, progress or Progress())
+        _tables(out, old, new, settings, opts, progress or Progress(), cache)
     if opts.labels:
         _folders(out, old, new, settings, opts)
     return out
@@ -169,6 +176,7 @@ def _tables(
     settings: Settings,
     opts: DiffOptions,
     progress: Progress,
+    cache: TableCache | None,
 ) -> None:
     from dsv.diff.formats import arrow_errors, reason
     from dsv.diff.tables import safe_diff_table
@@ -203,6 +211,20 @@ def _tables(
                 labels_only=opts.labels_only or not opts.tables,
                 labels=opts.labels,
             )
+            key = None
+            if cache is not None and all(
+                e is None or side.source.verified for side, e in ((old, o), (new, n))
+            ):
+                formats = (
+                    None if o is None else table_format(path, o),
+                    None if n is None else table_format(path, n),
+                )
+                key = cache.key(path, o, n, formats, topts, opts.max_text_bytes)
+                td = cache.get(key)
+                if td is not None:
+                    _add(out, td, opts)
+                    progress.advance(1)
+                    continue
             sides: list[TableFile | None] = []
             try:
                 for side, e in ((old, o), (new, n)):
@@ -240,12 +262,18 @@ def _tables(
             progress.advance(1)
             if td is None:
                 continue
-            out.warnings.extend(td.warnings)
-            out.tables.append(td)
-            if opts.labels and td.labels is not None:
-                out.labels.append(td.labels)
+            if key is not None and cache is not None:
+                cache.put(key, td)
+            _add(out, td, opts)
     finally:
         progress.finish()
+
+
+def _add(out: TreeDiff, td: TableDiff, opts: DiffOptions) -> None:
+    out.warnings.extend(td.warnings)
+    out.tables.append(td)
+    if opts.labels and td.labels is not None:
+        out.labels.append(td.labels)
 
 
 def _close(sides: list[TableFile | None]) -> None:

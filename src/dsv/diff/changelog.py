@@ -21,6 +21,7 @@ from dsv.diff import (
     max_text_bytes,
     settings_from_config,
 )
+from dsv.diff.cache import repo_cache
 from dsv.diff.files import FileDiff
 from dsv.diff.labeldiff import ClassStats, LabelDiff
 from dsv.diff.tables import TableDiff
@@ -128,11 +129,15 @@ def commit_summary(
     mode = (repo.config.get("diff", "changelog") or "full").strip().lower()
     full = mode != "files"
     src = StoreSource(repo.store)
-    opts = DiffOptions(
-        tables=full, labels=full, samples=0, examples=0, max_text_bytes=max_text_bytes(repo.config)
-    )
+    # the options of a plain `dsv diff`, so that its diff of this commit is the one kept here
+    opts = DiffOptions(tables=full, labels=full, max_text_bytes=max_text_bytes(repo.config))
     d = diff_sides(
-        Side(old, src), Side(new, src), settings_from_config(repo.config), opts, files=files
+        Side(old, src),
+        Side(new, src),
+        settings_from_config(repo.config),
+        opts,
+        files=files,
+        cache=repo_cache(repo.dsv_dir),
     )
     out = summary_of(d)
     if d.warnings:

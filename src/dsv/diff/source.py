@@ -19,7 +19,13 @@ __all__ = ["DiskSource", "Source", "StoreFile", "StoreSource"]
 
 
 class Source(Protocol):
-    """Where the bytes of one side come from."""
+    """Where the bytes of one side come from.
+
+    ``verified``: every byte read is checked against the entry's id (so what
+    is computed from them belongs to that id, and can be kept by it).
+    """
+
+    verified: bool
 
     def open(self, path: str, entry: TreeEntry) -> BinaryIO:
         """A seekable binary file with the content of ``entry`` (at ``path``)."""
@@ -36,6 +42,8 @@ StoreFile = ObjectFile  # a stored object as a seekable file
 class StoreSource:
     """Content of a committed version, read from the store."""
 
+    verified = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -47,7 +55,9 @@ class StoreSource:
 
 
 class DiskSource:
-    """Content of the working tree, read from disk."""
+    """Content of the working tree, read from disk (it may change while it is read)."""
+
+    verified = False
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
