@@ -918,6 +918,7 @@ def _row_group_diff(
     m = len(match.ib)
     mask = np.zeros(m, bool)
     parts: list[tuple[int, Any, Any]] = []
+    read: dict[int, Any] = {}  # new row groups decoded here, whole
     start = 0
     try:
         for g, rows in enumerate(lo):
@@ -927,6 +928,7 @@ def _row_group_diff(
                 same = ca is not None and ca == cb
             if not same:
                 a, b = pair.read_group(g, col)
+                read[g] = b
                 a, b = _plain(a), _plain(b).slice(0, rows)
                 mask[start : start + rows] = changed_mask(a, b)
                 parts.append((start, a, b))
@@ -945,7 +947,7 @@ def _row_group_diff(
     if len(want):
         starts = np.cumsum([0, *ln])
         for g in sorted({int(np.searchsorted(starts, r, side="right")) - 1 for r in want.tolist()}):
-            part = new.read_row_group(g, [col])[col]
+            part = read[g] if g in read else new.read_row_group(g, [col])[col]
             rows_here = [
                 r - int(starts[g]) for r in want.tolist() if starts[g] <= r < starts[g + 1]
             ]
