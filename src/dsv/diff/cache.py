@@ -123,62 +123,36 @@ def _unstats(d: dict[str, Any]) -> ClassStats:
     )
 
 
+# TableDiff fields kept as tuples (JSON gives arrays back), by their width
+_TUPLES = {"schema_added": 2, "schema_removed": 2, "schema_retyped": 3}
+
+
+def _fields(rec: Any) -> dict[str, Any]:
+    """A diff's or label diff's fields by name (``__init__`` takes the same names)."""
+    return {n: getattr(rec, n) for n in rec.__slots__}
+
+
 def _labels(ld: LabelDiff) -> dict[str, Any]:
-    return {
-        "kind": ld.kind,
-        "path": ld.path,
-        "column": ld.column,
-        "split_by": ld.split_by,
-        "items": ld.items,
-        "keyed": ld.keyed,
+    return _fields(ld) | {
         "total": _stats(ld.total),
         "splits": [[_scalar(s), _stats(st)] for s, st in ld.splits.items()],
-        "resplit": ld.resplit,
-        "examples": ld.examples,
-        "key": ld.key,
     }
 
 
 def _unlabels(d: dict[str, Any]) -> LabelDiff:
     return LabelDiff(
-        kind=d["kind"],
-        path=d["path"],
-        column=d["column"],
-        split_by=d["split_by"],
-        items=d["items"],
-        keyed=d["keyed"],
-        total=_unstats(d["total"]),
-        splits={s: _unstats(st) for s, st in d["splits"]},
-        resplit=d["resplit"],
-        examples=d["examples"],
-        key=d["key"],
+        **{n: d[n] for n in LabelDiff.__slots__}
+        | {
+            "total": _unstats(d["total"]),
+            "splits": {s: _unstats(st) for s, st in d["splits"]},
+        }
     )
 
 
 def encode(td: TableDiff) -> bytes:
     """``td`` as the bytes of a cache file; raises :class:`Uncacheable`."""
-    body = {
-        "path": td.path,
-        "status": td.status,
-        "format": td.format,
-        "key": td.key,
-        "key_source": td.key_source,
-        "rows_old": td.rows_old,
-        "rows_new": td.rows_new,
-        "added": td.added,
-        "removed": td.removed,
-        "modified": td.modified,
-        "columns": td.columns,
-        "compared": td.compared,
-        "schema_added": [list(t) for t in td.schema_added],
-        "schema_removed": [list(t) for t in td.schema_removed],
-        "schema_retyped": [list(t) for t in td.schema_retyped],
-        "samples_added": td.samples_added,
-        "samples_removed": td.samples_removed,
-        "samples_modified": td.samples_modified,
-        "labels": None if td.labels is None else _labels(td.labels),
-        "warnings": td.warnings,
-    }
+    body = _fields(td) | {n: [list(t) for t in getattr(td, n)] for n in _TUPLES}
+    body["labels"] = None if td.labels is None else _labels(td.labels)
     try:
         data = json.dumps(body, allow_nan=False, ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
@@ -188,7 +162,7 @@ def encode(td: TableDiff) -> bytes:
     return b"%s %d %s\n%s" % (MAGIC, VERSION, checksum(data).hex().encode(), data)
 
 
-def _pairs(rows: list[list[str]], n: int) -> list[Any]:
+def _tuples(rows: list[list[str]], n: int) -> list[Any]:
     if any(len(r) != n for r in rows):
         raise ValueError("bad schema row")
     return [tuple(r) for r in rows]
@@ -203,28 +177,10 @@ def decode(raw: bytes) -> TableDiff:
     if checksum(data).hex().encode() != parts[2]:
         raise ValueError("checksum mismatch")
     b = json.loads(data)
-    return TableDiff(
-        path=b["path"],
-        status=b["status"],
-        format=b["format"],
-        key=b["key"],
-        key_source=b["key_source"],
-        rows_old=b["rows_old"],
-        rows_new=b["rows_new"],
-        added=b["added"],
-        removed=b["removed"],
-        modified=b["modified"],
-        columns=dict(b["columns"]),
-        compared=list(b["compared"]),
-        schema_added=_pairs(b["schema_added"], 2),
-        schema_removed=_pairs(b["schema_removed"], 2),
-        schema_retyped=_pairs(b["schema_retyped"], 3),
-        samples_added=b["samples_added"],
-        samples_removed=b["samples_removed"],
-        samples_modified=b["samples_modified"],
-        labels=None if b["labels"] is None else _unlabels(b["labels"]),
-        warnings=list(b["warnings"]),
-    )
+    fields = {n: b[n] for n in TableDiff.__slots__}
+    fields |= {n: _tuples(b[n], w) for n, w in _TUPLES.items()}
+    fields["labels"] = None if b["labels"] is None else _unlabels(b["labels"])
+    return TableDiff(**fields)
 
 
 # ---------------------------------------------------------------------- the cache
