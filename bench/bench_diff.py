@@ -184,11 +184,33 @@ def bench_table(md: Any, scale: float, repeat: int, tmp: Path) -> dict[str, Any]
         check_table(json.loads(out), tr, "dsv")
         res["dsv-commits"].append((dt, rss))
         print(f"[table] dsv HEAD~1 HEAD {dt:6.2f} s {rss:7.0f} MB", flush=True)
-    summary = {
+    summary: dict[str, Any] = {
         k: {"s": med([x[0] for x in v]), "rss_mb": med([x[1] for x in v])} for k, v in res.items()
     }
     summary["commit-v2"] = {"s": commit_v2[0], "rss_mb": commit_v2[1]}
+    summary["estimate_mb"] = memory_estimate(repo, "labels.parquet") / 1e6
+    print(f"[table] diff.max-table-memory estimate {summary['estimate_mb']:.0f} MB", flush=True)
     return summary
+
+
+def memory_estimate(repo: Path, path: str) -> int:
+    """What dsv estimates a row diff of ``path`` between HEAD~1 and HEAD needs (the
+    figure diff.max-table-memory is judged against), to set beside the measured peak."""
+    from dsv import api
+    from dsv.diff.formats import open_table
+    from dsv.diff.source import StoreSource
+
+    r = api.open_repo(repo)
+    try:
+        src, need = StoreSource(r.store), 0
+        for rev in ("HEAD~1", "HEAD"):
+            e = api.lookup(r, r.read_commit(api.resolve_commit(r, rev)).tree, path)
+            assert e is not None
+            with open_table(path, e, src) as t:
+                need += t.diff_memory()
+        return need
+    finally:
+        r.close()
 
 
 def bench_images(md: Any, scale: float, repeat: int, tmp: Path) -> dict[str, Any]:
@@ -271,6 +293,10 @@ def main() -> None:
         )
         print(
             f"  commit v2 with changelog:    {t['commit-v2']['s']:.2f} s {t['commit-v2']['rss_mb']:.0f} MB"
+        )
+        print(
+            f"  memory estimate (diff.max-table-memory) {t['estimate_mb']:.0f} MB against a measured"
+            f" peak of {c['rss_mb']:.0f} MB (x{t['estimate_mb'] / c['rss_mb']:.2f})"
         )
         for name, row in (("worktree", d), ("commits", c)):
             ok = row["s"] < TABLE_MAX_S and row["rss_mb"] < TABLE_MAX_GB * 1000

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dsv.diff.formats import text_memory
 from dsv.errors import ExitCode
 
 from .conftest import Invoke, write
@@ -308,3 +309,37 @@ def test_colour_only_on_a_terminal(dsv: Invoke, work: Path, monkeypatch: Any) ->
     assert cdiff._use_color()
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cdiff._use_color()
+
+
+def test_commit_says_why_a_table_has_no_row_diff(work: Path) -> None:
+    """A real dsv process: the commit stores the file-level change and says on stderr
+    why the table's rows were not diffed, through both of its command-line paths."""
+    from .conftest import run_dsv
+
+    def commit(*args: str) -> subprocess.CompletedProcess[bytes]:
+        r = run_dsv("commit", "-m", "m", *args, cwd=work)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    write(work / "t.csv", "id,label\n1,cat\n2,dog\n")
+    assert commit().stderr == b""
+    write(work / "t.csv", "id,label\n1,cat\n2,dog,extra\n")
+    err = commit().stderr.decode()  # `dsv commit -m M` without click
+    assert err.startswith("dsv: warning: t.csv: ") and "showing a file-level change" in err
+    assert "Expected 2 columns, got 3" in err
+    with open(work / ".dsv" / "config", "a") as f:
+        f.write("[diff]\nmax-table-memory = 10\n")
+    old, new = "id,label\n1,cat\n2,cat\n", "id,label\n1,cat\n2,dog\n"
+    write(work / "t.csv", old)
+    r = commit("--json")  # through click
+    summary = json.loads(r.stdout)["summary"]
+    assert summary["warnings"] == 1 and "tables" not in summary
+    assert "config diff.max-table-memory" in r.stderr.decode()
+    write(work / "t.csv", new)
+    r = commit()
+    need = text_memory(len(old)) + text_memory(len(new))
+    assert r.stderr.decode() == (
+        f"dsv: warning: t.csv: a row-level diff would need about {need} bytes of memory, more"
+        " than the 10 bytes allowed (config diff.max-table-memory); showing a file-level change\n"
+    )
+    assert b"t.csv: rows" not in r.stdout and b"files +0 -0 ~1" in r.stdout

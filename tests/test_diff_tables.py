@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ from hypothesis import strategies as st
 
 from dsv import api
 from dsv.api import diff as dapi
-from dsv.diff import TreeDiff
+from dsv.diff import TreeDiff, diff_limits
+from dsv.diff import source as dsource
+from dsv.diff.formats import PARQUET_ROW_MEMORY, open_table, text_memory
 from dsv.diff.source import StoreFile
 from dsv.diff.tables import TableDiff, key_candidates
+from dsv.errors import FormatError
 from dsv.repo import Repository
 
 from .conftest import write
@@ -336,6 +340,64 @@ def test_text_table_size_limit(repo: Repository, work: Path) -> None:
     repo.config.set("diff", "max-text-table", "5")
     d = diff(repo)
     assert d.tables == [] and any("text-table limit" in w for w in d.warnings)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "arrow"])
+def test_table_memory_limit(repo: Repository, work: Path, fmt: str) -> None:
+    """A table whose row diff would need more than diff.max-table-memory gets a file-level diff.
+
+    The estimate comes from the Parquet footer (rows, column sizes) or, for
+    tables read whole, from the stored sizes: the limit is judged at the
+    estimate's own value, one byte either side.
+    """
+    n = 2_000
+    save(work / f"t.{fmt}", table(id=list(range(n)), label=["cat"] * n), fmt)
+    commit(repo)
+    save(work / f"t.{fmt}", table(id=list(range(n)), label=["cat"] * (n - 1) + ["dog"]), fmt)
+    commit(repo)
+    a, b = (
+        api.lookup(repo, repo.read_commit(api.resolve_commit(repo, r)).tree, f"t.{fmt}")
+        for r in ("HEAD~1", "HEAD")
+    )
+    assert a is not None and b is not None
+    if fmt == "parquet":
+        src = dsource.StoreSource(repo.store)
+        with open_table(f"t.{fmt}", a, src) as ta, open_table(f"t.{fmt}", b, src) as tb:
+            need = ta.diff_memory() + tb.diff_memory()
+            widest = max(
+                sum(
+                    ta._parquet.metadata.row_group(g).column(j).total_uncompressed_size
+                    for g in range(ta._parquet.metadata.num_row_groups)
+                )
+                for j in range(2)
+            )
+        assert need >= PARQUET_ROW_MEMORY * 2 * n + widest
+    else:
+        need = text_memory(a.size) + text_memory(b.size)
+    repo.config.set("diff", "max-table-memory", str(need - 1))
+    # the diff the second commit kept needs no memory: it is read back
+    assert one(diff(repo, "HEAD~1", "HEAD"), f"t.{fmt}").columns == {"label": 1}
+    shutil.rmtree(repo.dsv_dir / "cache" / "tables")
+    d = diff(repo, "HEAD~1", "HEAD")
+    assert d.tables == [] and d.labels == []
+    assert [p for p, _, _ in d.files.modified] == [f"t.{fmt}"]
+    assert len(d.warnings) == 1 and "config diff.max-table-memory" in d.warnings[0]
+    assert d.warnings[0].startswith(f"t.{fmt}: a row-level diff would need about ")
+    repo.config.set("diff", "max-table-memory", str(need))
+    t = one(diff(repo, "HEAD~1", "HEAD"), f"t.{fmt}")
+    assert t.modified == 1 and t.columns == {"label": 1}
+
+
+def test_table_memory_limit_config(repo: Repository) -> None:
+    half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    assert diff_limits(repo.config)["max_table_memory"] == half
+    for raw, want in [("100", 100), ("8G", 8 << 30), ("512 MiB", 512 << 20), ("2kb", 2048)]:
+        repo.config.set("diff", "max-table-memory", raw)
+        assert diff_limits(repo.config)["max_table_memory"] == want, raw
+    for raw in ("8 gigs", "-1", "1.5G", "G"):
+        repo.config.set("diff", "max-table-memory", raw)
+        with pytest.raises(FormatError, match=r"diff\.max-table-memory = .* is not a size"):
+            diff_limits(repo.config)
 
 
 def test_labels_only_skips_other_columns(repo: Repository, work: Path) -> None:

@@ -6,7 +6,7 @@ The CLI is a thin layer over these; scripts and notebooks can call them too.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dsv.chunking import ChunkParams
@@ -95,8 +95,18 @@ def commit(
     allow_empty: bool = False,
     progress: Progress | None = None,
     summarizer: snapshot.Summarizer | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> snapshot.CommitResult:
-    """Snapshot the working tree (or ``paths``) as a new commit; see ``dsv commit``."""
+    """Snapshot the working tree (or ``paths``) as a new commit; see ``dsv commit``.
+
+    ``warn`` is told why a changed table got a file-level changelog entry only
+    (unreadable, too large); with a ``summarizer`` of the caller's, it is unused.
+    """
+    if summarizer is None:
+
+        def summarizer(repo: Repository, changes: snapshot.Changes) -> dict[str, Any]:
+            return _changelog_summary(repo, changes, warn)
+
     with repo.lock("commit"):
         snapshot.clean_staging(repo)
         return snapshot.commit(
@@ -106,15 +116,17 @@ def commit(
             meta=meta,
             allow_empty=allow_empty,
             progress=progress,
-            summarizer=summarizer if summarizer is not None else _changelog_summary,
+            summarizer=summarizer,
         )
 
 
-def _changelog_summary(repo: Repository, changes: snapshot.Changes) -> dict[str, Any]:
+def _changelog_summary(
+    repo: Repository, changes: snapshot.Changes, warn: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """What a commit stores by default: file counts plus the data changelog (tables, labels)."""
     from dsv.api.diff import commit_summarizer  # pyarrow and the diff code load only here
 
-    return commit_summarizer(repo, changes)
+    return commit_summarizer(repo, changes, warn)
 
 
 class CheckoutOutcome(Record):

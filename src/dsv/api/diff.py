@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dsv.diff import DiffOptions, DiskSource, Side, StoreSource, TreeDiff, diff_sides
+from dsv.diff import DiffOptions, DiskSource, Side, StoreSource, TreeDiff, diff_limits, diff_sides
 from dsv.diff import max_text_bytes as _max_text_bytes
 from dsv.diff import settings_from_config as _settings
 from dsv.diff.cache import repo_cache
@@ -158,7 +158,7 @@ def diff(
         labels_only=labels_only,
         key=key,
         samples=samples,
-        max_text_bytes=_max_text_bytes(repo.config),
+        **diff_limits(repo.config),
     )
     d = diff_sides(
         Side(old, StoreSource(repo.store)),
@@ -171,14 +171,19 @@ def diff(
     return DiffResult(a, a_id, b, b_id, d)
 
 
-def commit_summarizer(repo: Repository, changes: snapshot.Changes) -> dict[str, Any]:
-    """The summary ``dsv commit`` stores: file counts plus the data changelog."""
+def commit_summarizer(
+    repo: Repository, changes: snapshot.Changes, warn: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """The summary ``dsv commit`` stores: file counts plus the data changelog.
+
+    ``warn``: told why a table's rows were not diffed (see ``commit_summary``).
+    """
     from dsv.diff.changelog import commit_summary
     from dsv.diff.files import diff_changes
 
     files = diff_changes(changes.added, changes.removed, changes.modified)
     old, new = TreeFiles(repo, changes.old_tree), TreeFiles(repo, changes.new_tree)
-    return {**snapshot.summarize(changes), **commit_summary(repo, old, new, files)}
+    return {**snapshot.summarize(changes), **commit_summary(repo, old, new, files, warn)}
 
 
 # ---------------------------------------------------------------------- changelog

@@ -19,6 +19,7 @@ from dsv.cli.quick import (
     commit_lines,
     failure,
     print_error,
+    print_warning,
     progress,
     quiet_stdout,
     show_status,
@@ -197,6 +198,7 @@ def commit(
         meta=_parse_meta(meta),
         allow_empty=allow_empty,
         progress=_progress(quiet or as_json),
+        warn=print_warning,
     )
     branch = res.branch[len("refs/heads/") :] if res.branch else None
     if as_json:

@@ -131,7 +131,7 @@ def show_commit(cwd: str | None, message: str, quiet: bool) -> None:
     from dsv import api
 
     repo = api.open_repo(cwd or ".")
-    res = api.commit(repo, message, progress=progress(quiet))
+    res = api.commit(repo, message, progress=progress(quiet), warn=print_warning)
     sys.stdout.write("".join(line + "\n" for line in commit_lines(res, message)))
     sys.stdout.flush()
 
@@ -156,6 +156,12 @@ def run(command: Any, *args: Any) -> int:
         print_error(message, hint)
         return code
     return 0
+
+
+def print_warning(message: str) -> None:
+    """``dsv: warning: MESSAGE`` on stderr."""
+    sys.stderr.write(f"dsv: warning: {message}\n")
+    sys.stderr.flush()
 
 
 def print_error(message: str, hint: str | None = None) -> None:

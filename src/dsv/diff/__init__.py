@@ -17,8 +17,9 @@ Everything heavy (pyarrow, numpy) is imported only when a table is diffed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from dsv.config import Config
 from dsv.diff.cache import TableCache
@@ -26,14 +27,16 @@ from dsv.diff.files import FileDiff, diff_files
 from dsv.diff.formats import (
     DEFAULT_MAX_TEXT_BYTES,
     TABLE_NAMES,
+    WHOLE_FORMATS,
     TableError,
     TableFile,
     table_format,
+    text_memory,
 )
 from dsv.diff.labeldiff import LabelDiff, changed_counts, folder_label_diff
 from dsv.diff.source import DiskSource, Source, StoreSource
 from dsv.diff.tables import TableDiff, TableOptions
-from dsv.errors import NotFoundError
+from dsv.errors import FormatError, NotFoundError
 from dsv.labels import DirCounts, Settings, folder_layouts
 from dsv.objects import TreeEntry
 from dsv.progress import Progress
@@ -76,6 +79,7 @@ class DiffOptions(Record):
         "key",
         "labels",
         "labels_only",
+        "max_table_memory",
         "max_text_bytes",
         "samples",
         "tables",
@@ -90,6 +94,7 @@ class DiffOptions(Record):
         samples: int = 3,
         examples: int = 5,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        max_table_memory: int | None = None,
     ) -> None:
         self.tables = tables
         self.labels = labels
@@ -98,6 +103,10 @@ class DiffOptions(Record):
         self.samples = samples
         self.examples = examples
         self.max_text_bytes = max_text_bytes
+        # a table whose row diff would need more memory gets a file-level diff
+        self.max_table_memory = (
+            default_table_memory() if max_table_memory is None else max_table_memory
+        )
 
 
 class TreeDiff(Record):
@@ -139,6 +148,62 @@ def max_text_bytes(config: Config) -> int:
         return int(raw) if raw else DEFAULT_MAX_TEXT_BYTES
     except ValueError:
         return DEFAULT_MAX_TEXT_BYTES
+
+
+def default_table_memory() -> int:
+    """Half of this machine's physical memory (8 GiB where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def max_table_memory(config: Config) -> int:
+    """``diff.max-table-memory``: bytes, or with a K, M, G or T suffix (default: half the RAM).
+
+    A value that is not one of those is refused where a diff starts, not ignored.
+    """
+    raw = "".join((config.get("diff", "max-table-memory") or "").lower().split())
+    raw = raw.removesuffix("b").removesuffix("i")  # 8G, 8GB, 8GiB
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    if not raw:
+        return default_table_memory()
+    digits = raw[: len(raw) - len(unit)]
+    if not digits.isdigit():
+        raise FormatError(
+            f"{config.path}: diff.max-table-memory ="
+            f" {config.get('diff', 'max-table-memory')!r} is not a size"
+            " (bytes, or a number with K, M, G or T: 8G)"
+        )
+    return int(digits) * _UNITS[unit]
+
+
+class Limits(TypedDict):
+    max_text_bytes: int
+    max_table_memory: int
+
+
+def diff_limits(config: Config) -> Limits:
+    """The ``DiffOptions`` limits a repository's config sets (as keyword arguments)."""
+    return {"max_text_bytes": max_text_bytes(config), "max_table_memory": max_table_memory(config)}
+
+
+def _memory_problem(path: str, need: int, limit: int) -> str | None:
+    if need <= limit:
+        return None
+    return (
+        f"{path}: a row-level diff would need about {_gib(need)} of memory, more than the"
+        f" {_gib(limit)} allowed (config diff.max-table-memory); showing a file-level change"
+    )
+
+
+def _gib(n: int) -> str:
+    if n >= 1 << 29:
+        return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def _open(path: str, entry: TreeEntry, source: Source, fmt: str, limit: int) -> TableFile:
@@ -226,6 +291,14 @@ def _tables(
                     progress.advance(1)
                     continue
             sides: list[TableFile | None] = []
+            parsed = [
+                e.size for e in (o, n) if e is not None and table_format(path, e) in WHOLE_FORMATS
+            ]
+            problem = _memory_problem(path, sum(map(text_memory, parsed)), opts.max_table_memory)
+            if problem is not None:
+                warn(problem)
+                progress.advance(1)
+                continue
             try:
                 for side, e in ((old, o), (new, n)):
                     if e is None:
@@ -249,6 +322,13 @@ def _tables(
                 warn(
                     f"{path}: cannot be read as a table ({reason(exc)}); showing a file-level change"
                 )
+                _close(sides)
+                progress.advance(1)
+                continue
+            need = sum(t.diff_memory() for t in sides if t is not None)
+            problem = _memory_problem(path, need, opts.max_table_memory)
+            if problem is not None:
+                warn(problem)
                 _close(sides)
                 progress.advance(1)
                 continue

@@ -9,7 +9,7 @@ next to the file counts (schema in docs/format.md, "Summary").  ``dsv log
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from dsv.diff import (
@@ -17,8 +17,8 @@ from dsv.diff import (
     Side,
     StoreSource,
     TreeDiff,
+    diff_limits,
     diff_sides,
-    max_text_bytes,
     settings_from_config,
 )
 from dsv.diff.cache import repo_cache
@@ -118,6 +118,7 @@ def commit_summary(
     old: Mapping[str, TreeEntry],
     new: Mapping[str, TreeEntry],
     files: FileDiff | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The changelog keys of a commit from ``old`` to ``new`` (both in the store).
 
@@ -125,12 +126,14 @@ def commit_summary(
     does: it saw what changed), so that the two versions are only walked if
     labels need every path.  ``[diff] changelog = files`` in the config keeps
     only the file-level keys (no table or label diffs at commit time).
+    ``warn`` is told why a table got only a file-level change (the summary
+    keeps only how many did).
     """
     mode = (repo.config.get("diff", "changelog") or "full").strip().lower()
     full = mode != "files"
     src = StoreSource(repo.store)
     # the options of a plain `dsv diff`, so that its diff of this commit is the one kept here
-    opts = DiffOptions(tables=full, labels=full, max_text_bytes=max_text_bytes(repo.config))
+    opts = DiffOptions(tables=full, labels=full, **diff_limits(repo.config))
     d = diff_sides(
         Side(old, src),
         Side(new, src),
@@ -142,6 +145,9 @@ def commit_summary(
     out = summary_of(d)
     if d.warnings:
         out["warnings"] = len(d.warnings)
+        if warn is not None:
+            for w in d.warnings:
+                warn(w)
     return out
 
 

@@ -37,8 +37,17 @@ FORMATS = {
     ".ipc": "arrow",
 }
 TEXT_FORMATS = frozenset({"csv", "tsv", "jsonl"})
+# read whole into memory by a diff (Arrow files from the store; on disk they are mapped)
+WHOLE_FORMATS = TEXT_FORMATS | {"arrow"}
 # Text tables are parsed whole; larger ones get a file-level diff (config diff.max-text-table).
 DEFAULT_MAX_TEXT_BYTES = 1 << 30
+# Peak memory of a row diff, as measured (docs/diff.md, "Speed and memory"): a
+# text table parsed whole takes about this many times its size (the bytes read,
+# then the columns); a Parquet table about this many bytes per row (key column,
+# its numpy copy, the row match, label and split codes and their counts) plus
+# one column pair read whole.
+TEXT_MEMORY_FACTOR = 3
+PARQUET_ROW_MEMORY = 56
 _SNIFF = 64 << 10
 
 
@@ -318,10 +327,35 @@ class TableFile:
                 return int(c.total_compressed_size)
         return None
 
+    def diff_memory(self) -> int:
+        """Bytes a row diff is expected to hold for this version (see ``PARQUET_ROW_MEMORY``).
+
+        From the Parquet footer alone (rows, uncompressed column sizes): nothing
+        is read.  Text and Arrow tables are already in memory: their estimate is
+        :func:`text_memory`, judged before they are parsed.
+        """
+        if self._parquet is None:
+            return 0
+        md = self._parquet.metadata
+        widest: dict[str, int] = {}
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            for j in range(rg.num_columns):
+                c = rg.column(j)
+                widest[c.path_in_schema] = widest.get(c.path_in_schema, 0) + int(
+                    c.total_uncompressed_size
+                )
+        return PARQUET_ROW_MEMORY * int(md.num_rows) + max(widest.values(), default=0)
+
     @property
     def in_memory(self) -> bool:
         """Whether the whole table is already parsed (text formats and Arrow)."""
         return self._parquet is None
+
+
+def text_memory(size: int) -> int:
+    """Bytes a text table of ``size`` bytes is expected to take once read and parsed."""
+    return TEXT_MEMORY_FACTOR * size
 
 
 def reason(exc: BaseException) -> str:
