@@ -12,9 +12,10 @@ import pytest
 
 from dsv import api
 from dsv.errors import ConflictError, CorruptObjectError, DsvIOError, NothingToCommitError
+from dsv.objects import Kind
 from dsv.repo import Repository
 from dsv.worktree import snapshot as snap
-from dsv.worktree.scan import Listing, Scanner, pack_stat
+from dsv.worktree.scan import Listing, Scanner, pack_stat, scan_dir
 from dsv.worktree.snapshot import STAGING
 from dsv.worktree.statcache import FINE_GRANULARITY_NS, StatCache
 
@@ -92,6 +93,53 @@ def test_status_reports_each_kind_of_change(repo: Repository) -> None:
     assert st.deleted == ["empty.txt"]
     assert st.modified == ["ro.txt", "train/dog/2.png"]
     assert not st.clean
+
+
+@pytest.mark.parametrize("same", [True, False])
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_directory_replaced_by_a_symlink_is_not_walked_through(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same: bool, helper: str
+) -> None:
+    """A tracked directory that became a symlink to a directory (outside the working tree)
+    holding files of the same names: the symlink is added and the files are deleted; no
+    command reads what is behind the link, and the commit records exactly that."""
+    monkeypatch.setenv("DSV_HELPER_PROCESS", helper)
+    root = repo.root
+    for i in range(3):
+        write(root / f"d/sub{i}/f", f"v1 {i}\n")
+    write(root / "d/f", "v1\n")
+    write(root / "keep.txt", "keep\n")
+    api.commit(repo, "v1")
+    out = tmp_path / "outside"
+    for rel in ("f", "sub0/f", "sub1/f", "sub2/f"):
+        write(out / rel, (root / "d" / rel).read_bytes() if same else b"other\n")
+    shutil.rmtree(root / "d")
+    os.symlink(out, root / "d")
+    st = api.status(repo)
+    assert st.added == ["d"]
+    assert st.deleted == ["d/f", "d/sub0/f", "d/sub1/f", "d/sub2/f"]
+    assert st.modified == []
+    res = api.commit(repo, "v2")
+    assert res.commit.summary["files"] == {"added": 1, "removed": 4, "modified": 0, "total": 2}
+    entries = dict(api.ls_tree(repo, "HEAD", recursive=True))
+    assert sorted(entries) == ["d", "keep.txt"] and entries["d"].kind == Kind.SYMLINK
+    assert api.status(repo).clean
+    # and back: the directory is restored in place of the link, nothing written behind it
+    before = snapshot(out)
+    api.checkout(repo, "HEAD~1")
+    assert not (root / "d").is_symlink() and (root / "d/sub1/f").read_text() == "v1 1\n"
+    assert snapshot(out) == before
+
+
+def test_scan_does_not_follow_a_symlink_in_place_of_a_directory(tmp_path: Path) -> None:
+    """Made between the parent's listing and the directory's own (a race): not a directory."""
+    write(tmp_path / "real/f", "x")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    assert scan_dir(str(tmp_path / "link")) is None
+    assert scan_dir(str(tmp_path / "real")) is not None
+    # the root of a working tree may itself be reached through a symlink
+    found = scan_dir(str(tmp_path / "link"), root=True)
+    assert found is not None and found[0] == ["f"]
 
 
 def test_noop_status_uses_only_stat(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
