@@ -15,7 +15,7 @@ import pytest
 from dsv import api
 from dsv.api import remote as rapi
 from dsv.errors import ConflictError, DsvError, ExitCode, UnsafePathError
-from dsv.objects import Commit, Kind
+from dsv.objects import Commit, Kind, encode_tree_rows
 from dsv.repo import Repository
 
 from .conftest import run_dsv, write
@@ -219,3 +219,39 @@ def test_fsck_remote_finds_damage_without_downloading_data(tmp_path: Path) -> No
     pack.unlink()
     gone = rapi.fsck_remote(a, "origin")
     assert any(p.kind == "bad-pack" for p in gone.problems)
+
+
+@pytest.mark.parametrize("special", [0o4000, 0o2000, 0o1000])
+def test_setuid_setgid_and_sticky_bits_are_neither_recorded_nor_restored(
+    repo: Repository, tmp_path: Path, special: int
+) -> None:
+    """A version from anywhere must not make a program that runs as its owner: a commit
+    records a file's rwx bits only, and a tree that holds more (crafted, or from another
+    tool) is checked out, got and materialized without them."""
+    root = repo.root
+    write(root / "tool", "#!/bin/sh\necho hi\n", mode=0o755 | special)
+    if not os.stat(root / "tool").st_mode & special:
+        pytest.skip("this file system drops the bit")
+    api.commit(repo, "v1")
+    [(_, e)] = api.ls_tree(repo, "HEAD", "tool")
+    assert e.mode == 0o755
+    assert api.status(repo).clean  # the bit on disk is not a change either
+    # a crafted version that holds the bit
+    blob = repo.store.put_bytes(b"#!/bin/sh\necho pwned\n")
+    tree = encode_tree_rows([(b"tool", int(Kind.FILE), 0o755 | special, 21, blob)])
+    _branch_with_tree(repo, tree, "crafted")
+    os.unlink(root / "tool")
+    api.checkout(repo, "crafted")
+    st = os.stat(root / "tool")
+    assert (root / "tool").read_bytes() == b"#!/bin/sh\necho pwned\n"
+    assert st.st_mode & 0o7777 == 0o755
+    # through a remote: dsv get writes the same mode
+    remote = tmp_path / "remote"
+    rapi.remote_add(repo, "origin", str(remote))
+    rapi.push(repo, "origin", ["refs/heads/crafted"])
+    out = tmp_path / "got"
+    r = run_dsv("get", str(remote), "tool", "--rev", "crafted", "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = out / "tool" if out.is_dir() else out
+    assert got.read_bytes() == b"#!/bin/sh\necho pwned\n"
+    assert os.stat(got).st_mode & 0o7777 == 0o755

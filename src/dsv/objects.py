@@ -102,6 +102,11 @@ class Kind(IntEnum):
 KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
 # Kind by its code, without the cost of an enum call (a microsecond) per entry.
 KINDS = {int(k): k for k in Kind}
+# The permission bits a commit records of a file and a checkout gives one: read,
+# write and execute for owner, group and others.  Setuid, setgid and sticky bits
+# are neither recorded nor restored (a version from anywhere must not make a
+# program run as its owner); a tree may still hold them (format up to 0o7777).
+MODE_BITS = 0o777
 
 
 class TreeEntry(Record):
@@ -109,7 +114,8 @@ class TreeEntry(Record):
 
     ``size`` is the content length for files and symlinks (the link target's
     length) and the total size of all files below for directories.  ``mode``
-    holds the permission bits (``0o7777`` mask).  Treat as immutable.
+    holds the permission bits (``0o7777`` mask; dsv records ``MODE_BITS``).  Treat as
+    immutable.
     """
 
     __slots__ = ("id", "kind", "mode", "name", "size")

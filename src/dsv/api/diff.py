@@ -19,7 +19,7 @@ from dsv.diff.cache import repo_cache
 from dsv.errors import BadNameError, NotFoundError
 from dsv.history import resolve, walk
 from dsv.labels import NONE, PathSettings, Settings, folder_layouts, section_name
-from dsv.objects import Commit, TreeEntry
+from dsv.objects import MODE_BITS, Commit, TreeEntry
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.repo import Repository, TreeFiles
@@ -108,7 +108,7 @@ def worktree_entries(repo: Repository, paths: list[str] | None = None) -> dict[s
             oid = snapshot.hash_path(repo, rel, st)
             learnt[rel] = (st, oid)
         out[rel] = TreeEntry(
-            rel.rpartition("/")[2], snapshot.kind_of(st), st.st_mode & 0o7777, st.st_size, oid
+            rel.rpartition("/")[2], snapshot.kind_of(st), st.st_mode & MODE_BITS, st.st_size, oid
         )
     if learnt:
         cache.record(learnt)

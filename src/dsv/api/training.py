@@ -39,7 +39,7 @@ from dsv.errors import (
     io_error,
 )
 from dsv.history import resolve
-from dsv.objects import KIND_NAMES, Commit, Kind, TreeEntry
+from dsv.objects import KIND_NAMES, MODE_BITS, Commit, Kind, TreeEntry
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.refs import HEADS, TAGS
@@ -578,7 +578,7 @@ def _get_batch(
                         view = memoryview(data)
                         while view:
                             view = view[os.write(fd, view) :]
-                    os.fchmod(fd, e.mode)
+                    os.fchmod(fd, e.mode & MODE_BITS)  # no setuid, setgid, sticky
                 finally:
                     os.close(fd)
             if target.is_dir() and not target.is_symlink():

@@ -33,7 +33,7 @@ from dsv.errors import (
     UnsafePathError,
     io_error,
 )
-from dsv.objects import Kind, TreeTable
+from dsv.objects import MODE_BITS, Kind, TreeTable
 from dsv.progress import Progress
 from dsv.records import Record
 from dsv.repo import Repository
@@ -647,6 +647,7 @@ def _staged(base: str, n: int) -> str:
 def _stage_one(repo: Repository, tmp: str, p: str, f: _File, umask: int) -> bytes | None:
     """Write one file (or symlink) at ``tmp``; the file's stat record (None for a symlink)."""
     _name, kind, mode, size, oid = f
+    mode &= MODE_BITS  # never a setuid, setgid or sticky file (see MODE_BITS)
     try:
         if kind == Kind.SYMLINK:
             target = repo.store.get_bytes(oid, 1 << 20)

@@ -22,6 +22,7 @@ from pathlib import Path
 from dsv.errors import DsvIOError, NothingToCommitError, io_error
 from dsv.objects import (
     KINDS,
+    MODE_BITS,
     Commit,
     Kind,
     TreeEntry,
@@ -199,13 +200,13 @@ def hash_path(repo: Repository, rel: str, st: os.stat_result) -> bytes:
 
 def _entry(name: str, rec: bytes, oid: bytes) -> TreeEntry:
     size, _m, _c, _i, mode = STAT.unpack(rec)
-    return TreeEntry(name, KINDS[kind_of_mode(mode)], mode & 0o7777, size, oid)
+    return TreeEntry(name, KINDS[kind_of_mode(mode)], mode & MODE_BITS, size, oid)
 
 
 def row_of(rec: bytes, oid: bytes | bytearray) -> Row:
     """The tree row (kind, mode, size, id) of a file with this stat record and id."""
     size, _m, _c, _i, mode = STAT.unpack(rec)
-    return kind_of_mode(mode), mode & 0o7777, size, bytes(oid)
+    return kind_of_mode(mode), mode & MODE_BITS, size, bytes(oid)
 
 
 def _same(a: Row, b: Row) -> bool:
@@ -1073,7 +1074,7 @@ def _file_rows(
         yield (
             name.encode("utf-8", "surrogateescape"),
             kind_of_mode(mode),
-            mode & 0o7777,
+            mode & MODE_BITS,
             size,
             bytes(ids[i * ds : (i + 1) * ds]),
         )
@@ -1087,7 +1088,7 @@ def _encode_files(
     file or a name the rows must check)."""
     if set(map(stat_mod.S_IFMT, modes)) != {stat_mod.S_IFREG}:
         return None
-    perms = map(stat_mod.S_IMODE, modes)
+    perms = [m & MODE_BITS for m in modes]
     return encode_tree_files(plan.names, perms, sizes, bytes(plan.ids), ds)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 
-from dsv.objects import Kind, TreeTable
+from dsv.objects import MODE_BITS, Kind, TreeTable
 from dsv.repo import Repository
 from dsv.worktree.scan import (
     FULL,
@@ -184,7 +184,7 @@ def _align(a: list[Any], b: list[Any]) -> tuple[list[int], list[int]]:
 
 def block_row(b: Block, i: int, ds: int) -> Row:
     size, _m, _c, _i, mode = STAT.unpack_from(b.stats, i * _REC)
-    return kind_of_mode(mode), mode & 0o7777, size, b.ids[i * ds : (i + 1) * ds]
+    return kind_of_mode(mode), mode & MODE_BITS, size, b.ids[i * ds : (i + 1) * ds]
 
 
 class Walk:
