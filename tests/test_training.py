@@ -344,6 +344,36 @@ def test_verify_mode_change_and_full(work: Path, dataset: dict[str, str], dsv: I
     assert r.exit_code == 4
 
 
+def test_verify_compares_files_of_the_version_that_dsvignore_matches(work: Path) -> None:
+    """A version can hold a file .dsvignore matches (committed before the rule, or kept by
+    a commit of other PATHS): verify compares it like any other, in a real dsv process;
+    only files the version does not have are judged by the ignore rules."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return run_dsv(*args, cwd=work)
+
+    write(work / "logs/run.log", "kept\n")
+    write(work / "data.log", "d\n")
+    write(work / "keep.txt", "k\n")
+    assert run("commit", "-q", "-m", "v1").returncode == 0
+    write(work / ".dsvignore", "*.log\nlogs/\n")
+    assert run("commit", "-q", "-m", "v2", ".dsvignore").returncode == 0
+    assert run("checkout", "-q", "-f", "HEAD").returncode == 0
+    write(work / "untracked.log", "ignored and not in the version: not extra\n")
+    r = run("verify", "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0, out
+    assert out["checked"] == 4 and out["missing"] == [] and out["extra"] == []
+    write(work / "data.log", "changed\n")
+    (work / "logs/run.log").unlink()
+    r = run("verify", "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 1
+    assert out["modified"] == ["data.log"] and out["missing"] == ["logs/run.log"]
+    r = run("verify", "--json", "--", "data.log")  # a limited verify lists it the same way
+    assert r.returncode == 1 and json.loads(r.stdout)["modified"] == ["data.log"]
+
+
 # ---------------------------------------------------------------------- get
 
 

@@ -370,6 +370,7 @@ class Scanner:
         *,
         keep_stat: bool = False,
         split: bool = True,
+        keep_ignored: bool = False,
     ) -> None:
         self.root = str(root)
         self.limit = limit or Limit(None)
@@ -381,6 +382,11 @@ class Scanner:
         # one): only those are listed, so that a tracked directory replaced by a symlink
         # is never walked through, to files outside the working tree.
         self._real: set[str] = {""}
+        # keep_ignored: ignored files stay in the listings (a verify must find the files
+        # of its version whatever .dsvignore says), named here; ignored directories are
+        # still not entered unless a tree has them
+        self.keep_ignored = keep_ignored
+        self.ignored: set[str] = set()
         text = _read_ignore(os.path.join(self.root, IGNORE_FILE))
         if text is not None:
             self.rules.add_file("", text)
@@ -427,7 +433,10 @@ class Scanner:
         keep: list[int] | range = range(len(names))
         if self.rules:
             ignored = self.rules.is_ignored
-            keep = [i for i, n in enumerate(names) if not ignored(prefix + n, False)]
+            if self.keep_ignored:
+                self.ignored.update(prefix + n for n in names if ignored(prefix + n, False))
+            else:
+                keep = [i for i, n in enumerate(names) if not ignored(prefix + n, False)]
             dirs = [n for n in dirs if not ignored(prefix + n, True)]
             special = [n for n in special if not ignored(prefix + n, False)]
         self.skipped.extend(prefix + n for n in special)
@@ -474,7 +483,9 @@ class Scanner:
             if is_dir:
                 self._real.add(rel)
             if self.rules and self.rules.is_ignored(rel, is_dir):
-                continue
+                if is_dir or not self.keep_ignored:
+                    continue
+                self.ignored.add(rel)
             if is_dir:
                 out.dirs.append(name)
             elif (st.st_mode & 0o170000) in _TRACKED_MODES:

@@ -57,13 +57,15 @@ def verify(
     (it is a cache of ids, valid whatever version is compared against).
     """
     ref_ns = time.time_ns()
-    scanner = Scanner(repo.root, Limit(paths))
+    # files of the version are compared even where .dsvignore matches them; only
+    # "extra" files are judged by the ignore rules
+    scanner = Scanner(repo.root, Limit(paths), keep_ignored=True)
     walk = Walk(repo, scanner, load_cache(repo), tree)
     cmp = Compare(repo, walk, progress or Progress(), full=full).run()
     res = Verification(tree)
     res.modified = cmp.modified
     res.missing = cmp.deleted
-    res.extra = sorted(cmp.added + scanner.skipped)
+    res.extra = sorted([p for p in cmp.added if p not in scanner.ignored] + scanner.skipped)
     res.checked = cmp.checked
     res.hashed = cmp.hashed
     res.bytes_hashed = cmp.bytes_hashed
