@@ -141,9 +141,19 @@ def test_error_exit_codes_and_messages(dsv: Invoke, work: Path, tmp_path: Path) 
 
     r = dsv("commit", "-m", "nothing")
     assert r.exit_code == ExitCode.CONFLICT and "nothing to commit" in r.output
+    # an unborn current branch: listed first, without a commit (as documented)
+    r = dsv("branch", "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.output) == [{"name": "main", "commit": None, "current": True}]
 
     write(work / "f.txt", "one")
     _commit(dsv, "v1")
+    write(work / "g.txt", "a change elsewhere")
+    r = dsv("commit", "-m", "only f", "f.txt")
+    assert r.exit_code == ExitCode.CONFLICT
+    assert "dsv: error: nothing to commit in the given paths" in r.output
+    assert "working tree clean" not in r.output
+    os.unlink(work / "g.txt")
     r = dsv("checkout", "no-such-rev")
     assert r.exit_code == ExitCode.NOT_FOUND and "unknown revision" in r.output
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dsv.chunking import ChunkParams
-from dsv.errors import ConflictError, DsvError, NotFoundError
+from dsv.errors import ConflictError, DsvError, NotFoundError, NothingToCommitError
 from dsv.history import resolve, resolve_object, short_id, walk
 
 # checkout and maintenance are imported where used: `dsv status` and `dsv log`
@@ -109,15 +109,24 @@ def commit(
 
     with repo.lock("commit"):
         snapshot.clean_staging(repo)
-        return snapshot.commit(
-            repo,
-            message,
-            paths=paths if paths is not None else repo.sparse_paths(),
-            meta=meta,
-            allow_empty=allow_empty,
-            progress=progress,
-            summarizer=summarizer,
-        )
+        try:
+            return snapshot.commit(
+                repo,
+                message,
+                paths=paths if paths is not None else repo.sparse_paths(),
+                meta=meta,
+                allow_empty=allow_empty,
+                progress=progress,
+                summarizer=summarizer,
+            )
+        except NothingToCommitError:
+            if not paths:
+                raise
+            raise NothingToCommitError(
+                "nothing to commit in the given paths",
+                hint="nothing under them differs from HEAD (files .dsvignore matches are"
+                " left out; dsv status lists what changed)",
+            ) from None
 
 
 def _changelog_summary(
