@@ -127,6 +127,13 @@ def test_branches_tags_and_checkout(dsv: Invoke, work: Path) -> None:
     assert dsv("branch", "-d", "dev").exit_code == 0
     assert dsv("branch", "dev", "HEAD~1").exit_code == 0
     assert dsv("branch", "dev").exit_code == ExitCode.CONFLICT  # exists
+    # the checked-out branch moves only with the working tree (dsv checkout)
+    r = dsv("branch", "-f", "main", "HEAD~1")
+    assert r.exit_code == ExitCode.CONFLICT and "it is checked out here" in r.output
+    assert dsv("rev-parse", "main").output.strip() == c2
+    assert dsv("branch", "-f", "main", "HEAD").exit_code == 0  # where it is: nothing moves
+    assert dsv("branch", "-f", "dev", "HEAD").exit_code == 0
+    assert dsv("rev-parse", "dev").output.strip() == c2
     assert dsv("branch", "bad..name").exit_code == ExitCode.USAGE
     assert dsv("tag", "-d", "light").exit_code == 0
     assert dsv("rev-parse", "light").exit_code == ExitCode.NOT_FOUND

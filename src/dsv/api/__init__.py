@@ -334,6 +334,14 @@ def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = 
         old = repo.refs.read(ref)
         if old is not None and not force:
             raise ConflictError(f"branch {name!r} already exists")
+        if old is not None and old != target and repo.refs.head().branch == ref:
+            # the working tree holds this branch: moving it alone would make every
+            # difference between the two versions look like a local change
+            raise ConflictError(
+                f"cannot move branch {name!r}: it is checked out here",
+                hint=f"check out {rev} first (dsv checkout {rev}), then"
+                f" dsv branch -f {name} {rev} and dsv checkout {name}",
+            )
         repo.refs.update(
             ref, target, expect=old, message=f"branch: created from {rev}", who=repo.identity()
         )
