@@ -301,3 +301,32 @@ def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
         err = proc.stderr.read()
         assert proc.wait(timeout=120) == 0, err
         assert err == b"", err
+
+
+def test_json_output_is_utf8_whatever_the_file_names(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 comes out of every --json as an escaped lone
+    surrogate: the output decodes as strict UTF-8 and the name maps back to its bytes."""
+    work = tmp_path / "w"
+    work.mkdir()
+    _ok("init", cwd=work)
+    name = b"caf\xe9 \xff.bin"  # Latin-1, not UTF-8
+    with open(os.path.join(os.fsencode(work), name), "wb") as f:
+        f.write(b"data")
+    write(work / "plain.txt", "x")
+
+    def js(*args: str) -> object:
+        r = run_dsv(*args, "--json", cwd=work)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.decode("utf-8"))  # strict: raises on a raw byte
+
+    status = js("status")
+    assert isinstance(status, dict)
+    assert sorted(os.fsencode(p) for p in status["added"]) == [name, b"plain.txt"]
+    js("commit", "-m", "v1")
+    listed = js("ls-tree", "HEAD")
+    assert isinstance(listed, list)
+    assert sorted(os.fsencode(e["path"]) for e in listed) == [name, b"plain.txt"]
+    os.unlink(os.path.join(os.fsencode(work), name))
+    d = js("diff", "--name-status")
+    assert isinstance(d, dict)
+    assert [os.fsencode(e["path"]) for e in d["files"]["paths"]["removed"]] == [name], d

@@ -24,9 +24,22 @@ _COLORS = {"green": 32, "yellow": 33, "red": 31}
 
 
 def write_json(obj: object) -> None:
+    """``obj`` as JSON on stdout, valid UTF-8 whatever the file names hold.
+
+    A name that is not UTF-8 holds lone surrogates (``surrogateescape``): each is
+    written as its JSON escape (``\\udcff``), which decodes back to the same string,
+    instead of the raw byte that would make the output invalid UTF-8.
+    """
     import json  # here: a plain status or commit never needs it
 
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        import re
+
+        text = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
