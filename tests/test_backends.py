@@ -252,3 +252,33 @@ def test_permanent_errors_are_not_retried(tmp_path: Path) -> None:
     with pytest.raises(BackendError):
         b.get("k")
     assert b.retries == 0 and len(faulty.log) == 1
+
+
+def test_a_missing_bucket_is_not_a_missing_key(s3_server: object, tmp_path: Path) -> None:
+    """A key of a bucket that does not exist: not KeyNotFoundError (which push reads as
+    "a new remote" and goes on), but its own error naming the bucket, exit 4 in dsv."""
+    from dsv.backends import BucketNotFoundError
+
+    from .conftest import run_dsv
+
+    endpoint = s3_server.endpoint  # type: ignore[attr-defined]
+    name = f"missing{uuid.uuid4().hex[:12]}"
+    b = open_backend(f"s3://{name}/prefix", {"endpoint-url": endpoint})
+    with pytest.raises(BucketNotFoundError, match=f"the bucket '{name}' does not exist"):
+        b.get("dsv-remote.json")
+    work = tmp_path / "w"
+    run_dsv("init", str(work), cwd=tmp_path)
+    (work / "f").write_text("x")
+    assert run_dsv("commit", "-m", "v1", cwd=work).returncode == 0
+    url = f"s3://{name}/prefix"
+    r = run_dsv("remote", "add", "origin", url, "--endpoint-url", endpoint, cwd=work)
+    assert r.returncode == 0, r.stderr
+    for args in (
+        ["push"],
+        ["ls-remote", "origin"],
+        ["clone", url, str(tmp_path / "c"), "--endpoint-url", endpoint],
+    ):
+        r = run_dsv(*args, cwd=work)
+        assert r.returncode == 4, (args, r.stderr)
+        assert f"the bucket '{name}' does not exist" in r.stderr.decode(), (args, r.stderr)
+    assert not (tmp_path / "c").exists()

@@ -34,6 +34,12 @@ class KeyNotFoundError(NotFoundError):
     """The key does not exist on the remote."""
 
 
+class BucketNotFoundError(BackendError):
+    """The S3 bucket of a remote does not exist (dsv does not create buckets)."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
 class PreconditionFailedError(RejectedError):
     """A conditional write lost: the key exists (if-absent) or changed (if-match)."""
 

@@ -20,6 +20,7 @@ from dsv.backends import (
     DOWNLOAD_BLOCK,
     Backend,
     BackendError,
+    BucketNotFoundError,
     KeyNotFoundError,
     PreconditionFailedError,
     Sink,
@@ -110,6 +111,13 @@ class S3Backend(Backend):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "NoSuchBucket":
+                # not a missing key: a push must not go on to create the remote in it
+                at = f" at {self._endpoint_url}" if self._endpoint_url else ""
+                return BucketNotFoundError(
+                    f"cannot {action} {where}: the bucket {self.bucket!r} does not exist{at}",
+                    hint="create it first (dsv does not create buckets), or check the URL",
+                )
             if code in ("NoSuchKey", "404", "NotFound") or status == 404:
                 return KeyNotFoundError(f"{where} not found")
             if code in ("PreconditionFailed", "412") or status == 412:
