@@ -253,3 +253,18 @@ def test_blake3_repository_round_trip(tmp_path: Path) -> None:
     assert (d / "big.bin").read_bytes() == payload
     assert json.loads(run("fsck", "--json"))["ok"] is True
     assert run("rev-parse", c1[:12]).strip() == c1
+
+
+def test_remote_add_refuses_what_would_misfire(dsv: Invoke, work: Path, tmp_path: Path) -> None:
+    """An empty URL (it became the repository itself), a name that cannot be part of a
+    ref, S3 options on a directory remote: refused (exit 2), nothing configured."""
+    for args, says in [
+        (("e", ""), "empty remote URL"),
+        (("bad..name", str(tmp_path / "r")), "invalid remote name"),
+        (("loc", str(tmp_path / "r"), "--endpoint-url", "http://h"), "only for s3:// remotes"),
+    ]:
+        r = dsv("remote", "add", *args)
+        assert r.exit_code == ExitCode.USAGE and says in r.output, (args, r.output)
+    assert json.loads(dsv("remote", "list", "--json").output) == []
+    assert "[remote" not in (work / ".dsv" / "config").read_text()
+    assert dsv("remote", "add", "ok.name-1", str(tmp_path / "r")).exit_code == 0

@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from dsv.errors import ConflictError, DsvError, NotFoundError, RejectedError
+from dsv.errors import BadNameError, ConflictError, DsvError, NotFoundError, RejectedError
 from dsv.progress import Progress
 from dsv.records import Record
-from dsv.refs import HEADS, REMOTES, TAGS
+from dsv.refs import HEADS, REMOTES, TAGS, check_ref_name
 from dsv.repo import Repository
 from dsv.sync import (
     Remote,
@@ -52,9 +52,16 @@ def remote_add(
     profile: str | None = None,
 ) -> RemoteConfig:
     """Record a remote.  Local paths are stored absolute."""
+    # the name becomes part of refs/remotes/NAME/...: ref name rules apply
+    check_ref_name(name, "remote name")
+    if not url.strip():
+        raise BadNameError("empty remote URL (a directory, or s3://BUCKET/PREFIX)")
+    opts = {"endpoint-url": endpoint_url or "", "region": region or "", "profile": profile or ""}
+    if any(opts.values()) and not url.startswith("s3://"):
+        given = ", ".join(f"--{k}" for k, v in opts.items() if v)
+        raise BadNameError(f"{given}: only for s3:// remotes, not {url!r}")
     if "://" not in url:
         url = os.path.abspath(os.path.expanduser(url))
-    opts = {"endpoint-url": endpoint_url or "", "region": region or "", "profile": profile or ""}
     with repo.lock("remote add"):
         return add_remote(repo, name, url, opts)
 

@@ -23,8 +23,8 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress out
 
 def _local_url(ctx: click.Context, url: str) -> str:
     """A relative directory URL is relative to -C DIR when given, like every other path."""
-    if "://" in url or os.path.isabs(url):
-        return url
+    if not url.strip() or "://" in url or os.path.isabs(url):
+        return url  # an empty one is refused by remote_add
     return os.path.normpath(os.path.join(ctx.obj.get("cwd") or ".", url))
 
 
