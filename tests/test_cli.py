@@ -268,3 +268,20 @@ def test_remote_add_refuses_what_would_misfire(dsv: Invoke, work: Path, tmp_path
     assert json.loads(dsv("remote", "list", "--json").output) == []
     assert "[remote" not in (work / ".dsv" / "config").read_text()
     assert dsv("remote", "add", "ok.name-1", str(tmp_path / "r")).exit_code == 0
+
+
+def test_ls_remote_says_what_it_could_not_find(work: Path, tmp_path: Path) -> None:
+    """An unknown name is not looked up as a file (real dsv processes)."""
+    from .conftest import run_dsv
+
+    r = run_dsv("ls-remote", "nosuch", cwd=work)
+    assert r.returncode == ExitCode.NOT_FOUND
+    assert b"no remote named 'nosuch', and no directory 'nosuch'" in r.stderr
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    r = run_dsv("ls-remote", cwd=outside)  # origin, outside any repository
+    assert r.returncode == ExitCode.NOT_FOUND and b"'origin' is not a directory" in r.stderr
+    (outside / "empty").mkdir()
+    r = run_dsv("ls-remote", str(outside / "empty"), cwd=outside)
+    assert r.returncode == ExitCode.NOT_FOUND
+    assert b"is not a dsv remote (no dsv-remote.json)" in r.stderr

@@ -241,17 +241,30 @@ def ls_remote(repo: Repository | None, remote: str) -> dict[str, bytes]:
 def _remote_for(repo: Repository | None, remote: str) -> Remote:
     if repo is not None and any(c.name == remote for c in list_remotes(repo)):
         return open_remote(repo, remote)
-    from dsv.backends import open_backend
+    from dsv.backends import KeyNotFoundError, open_backend
     from dsv.backends.retry import RetryingBackend
     from dsv.sync import FORMAT_KEY
 
+    if "://" not in remote and not os.path.exists(remote):
+        if repo is None:
+            raise NotFoundError(
+                f"{remote!r} is not a directory",
+                hint="outside a repository, name the remote's URL (a directory or s3://...)",
+            )
+        names = sorted(c.name for c in list_remotes(repo))
+        raise NotFoundError(
+            f"no remote named {remote!r}, and no directory {remote!r}",
+            hint=f"remotes: {', '.join(names)}" if names else "add one: dsv remote add NAME URL",
+        )
     backend = RetryingBackend(open_backend(remote))
     try:
         algo = json.loads(backend.get(FORMAT_KEY))["hash"]
+    except KeyNotFoundError:
+        raise NotFoundError(f"{remote} is not a dsv remote (no {FORMAT_KEY})") from None
     except DsvError:
         raise
     except (ValueError, KeyError, TypeError):
-        raise NotFoundError(f"{remote} is not a dsv remote") from None
+        raise NotFoundError(f"{remote} is not a dsv remote ({FORMAT_KEY} is malformed)") from None
     probe = _ProbeRepo(algo)
     return Remote(probe, RemoteConfig("probe", remote), backend=backend)  # type: ignore[arg-type]
 
