@@ -285,3 +285,30 @@ def test_ls_remote_says_what_it_could_not_find(work: Path, tmp_path: Path) -> No
     r = run_dsv("ls-remote", str(outside / "empty"), cwd=outside)
     assert r.returncode == ExitCode.NOT_FOUND
     assert b"is not a dsv remote (no dsv-remote.json)" in r.stderr
+
+
+def test_clone_rev_with_ancestry_and_a_file_in_the_way(tmp_path: Path) -> None:
+    """clone --rev takes the remote's branch or tag with ~N/^ after it; a regular file
+    where the clone should go is refused as such (real dsv processes)."""
+    from .conftest import run_dsv
+
+    work = tmp_path / "w"
+    assert run_dsv("init", str(work), cwd=tmp_path).returncode == 0
+    ids = []
+    for v in ("a", "b", "c"):
+        (work / "f").write_text(v)
+        assert run_dsv("commit", "-q", "-m", v, cwd=work).returncode == 0
+        ids.append(run_dsv("rev-parse", "HEAD", cwd=work).stdout.decode().strip())
+    assert run_dsv("tag", "v2", "HEAD~1", cwd=work).returncode == 0
+    assert run_dsv("remote", "add", "origin", str(tmp_path / "rem"), cwd=work).returncode == 0
+    assert run_dsv("push", "-q", "origin", "main", "v2", cwd=work).returncode == 0
+    for rev, want in (("main~2", ids[0]), ("v2^", ids[0]), ("main^1", ids[1])):
+        dest = tmp_path / f"c-{rev}"
+        r = run_dsv("clone", "-q", str(tmp_path / "rem"), str(dest), "--rev", rev, cwd=tmp_path)
+        assert r.returncode == 0, (rev, r.stderr)
+        assert run_dsv("rev-parse", "HEAD", cwd=dest).stdout.decode().strip() == want
+        assert (dest / "f").read_text() == "abc"[ids.index(want)]
+    (tmp_path / "afile").write_text("mine")
+    r = run_dsv("clone", str(tmp_path / "rem"), str(tmp_path / "afile"), cwd=tmp_path)
+    assert r.returncode == ExitCode.CONFLICT and b"exists and is not a directory" in r.stderr
+    assert (tmp_path / "afile").read_text() == "mine"

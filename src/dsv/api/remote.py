@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from dsv.errors import BadNameError, ConflictError, DsvError, NotFoundError, RejectedError
@@ -280,6 +281,13 @@ class _ProbeRepo:
         self.dsv_dir = Path("/nonexistent/dsv-probe")
 
 
+def _split_suffix(rev: str) -> tuple[str, str]:
+    """``main~2^`` -> (``main``, ``~2^``): a name and its ancestry suffix."""
+    m = re.fullmatch(r"(.*?)((?:[~^][0-9]*)*)", rev)
+    assert m is not None  # the pattern matches any string
+    return m.group(1), m.group(2)
+
+
 def clone(
     url: str,
     directory: str | os.PathLike[str] | None = None,
@@ -323,6 +331,8 @@ def clone(
         directory = Path(url.rstrip("/")).name or "dataset"
     target_dir = Path(directory)
     existed = target_dir.exists()
+    if existed and not target_dir.is_dir():
+        raise ConflictError(f"{target_dir} exists and is not a directory")
     if existed and any(target_dir.iterdir()):
         raise ConflictError(f"{target_dir} exists and is not empty")
     repo = Repository.init(target_dir, algo)
@@ -345,6 +355,13 @@ def clone(
             target = refs[TAGS + rev][0]
         else:
             target = b""
+            # the remote's branch or tag with ~N / ^N after it: resolved from its id
+            # once the history is in (there is no local branch of that name yet)
+            base, suffix = _split_suffix(rev)
+            for full in (HEADS + base, TAGS + base):
+                if suffix and full in refs:
+                    rev = refs[full][0].hex() + suffix
+                    break
         repo.config.set("core", "partial", "true")
         if paths:
             repo.config.set("core", "sparse", json.dumps(sorted(set(paths))))
