@@ -159,13 +159,18 @@ def checkout(
 ) -> CheckoutOutcome:
     from dsv.worktree import checkout as _co
 
-    if paths is None:
-        _track_remote_branch(repo, rev)
+    # `checkout NAME` with only a remote's NAME: the branch is created once the
+    # working tree holds its version, not before.  HEAD may already name NAME
+    # (an unborn branch: `init`, `remote add`, `fetch`, `checkout main`); made
+    # first, it would make the empty working tree look like a local deletion
+    # of every file, each one then "kept".  A refused checkout creates nothing.
+    track = _remote_branch(repo, rev) if paths is None else None
     if repo.partial:
-        _ensure_data(repo, rev, paths, progress)
+        _ensure_data(repo, track[1].hex() if track else rev, paths, progress)
     with repo.lock("checkout"):
         snapshot.clean_staging(repo)
         branch = None
+        create = None  # (remote-tracking ref, id): the new branch starts there
         if paths is None:
             if rev in ("HEAD", "@"):
                 branch = repo.refs.head().branch  # stay on the current branch
@@ -173,7 +178,9 @@ def checkout(
                 branch = rev
             elif repo.refs.read(HEADS + rev) is not None:
                 branch = HEADS + rev  # a branch wins over a tag of the same name
-        target = resolve(repo, branch or rev)
+            elif track is not None:
+                branch, create = HEADS + rev, track
+        target = create[1] if create is not None else resolve(repo, branch or rev)
         tree = repo.read_commit(target).tree
         res = _co.checkout(
             repo, tree, paths=paths, sparse=repo.sparse_paths(), force=force, progress=progress
@@ -187,36 +194,37 @@ def checkout(
                 else (head.commit.hex()[:10] if head.commit else "nothing")
             )
             msg = f"checkout: moving from {frm} to {rev}"
-            if branch is not None:
+            if create is not None and branch is not None:
+                repo.refs.update(
+                    branch, target, expect=None, message=f"branch: from {create[0]}", who=who
+                )
+            if create is not None and head.branch == branch:
+                # HEAD named the unborn branch already: it moved from nothing
+                repo.refs.append_reflog("HEAD", None, target, msg, who)
+            elif branch is not None:
                 repo.refs.set_head(branch=branch, message=msg, who=who)
             else:
                 repo.refs.set_head(commit=target, message=msg, who=who)
         return CheckoutOutcome(target, branch, res)
 
 
-def _track_remote_branch(repo: Repository, name: str) -> None:
-    """``checkout NAME`` with no branch NAME but one remote's NAME: create the branch from it."""
+def _remote_branch(repo: Repository, name: str) -> tuple[str, bytes] | None:
+    """For ``checkout NAME`` with no branch or tag NAME: the one remote-tracking ref
+    ``refs/remotes/REMOTE/NAME`` and its id, to create branch NAME from (None: none,
+    or several remotes have one)."""
     from dsv.refs import REMOTES
 
     if repo.refs.read(HEADS + name) is not None or repo.refs.read(TAGS + name) is not None:
-        return
+        return None
     try:
         check_ref_name(name)
     except DsvError:
-        return
+        return None
     hits = [ref for ref in repo.refs.list_refs(REMOTES) if ref.split("/", 3)[-1] == name]
     if len(hits) != 1:
-        return
+        return None
     oid = repo.refs.read(hits[0])
-    with repo.lock("branch"):
-        if repo.refs.read(HEADS + name) is None and oid is not None:
-            repo.refs.update(
-                HEADS + name,
-                oid,
-                expect=None,
-                message=f"branch: from {hits[0]}",
-                who=repo.identity(),
-            )
+    return None if oid is None else (hits[0], oid)
 
 
 def _ensure_data(

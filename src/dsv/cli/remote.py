@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+from pathlib import Path
 from typing import Any
 
 import click
 
 from dsv.cli.app import _emit_json, _progress, _repo, cli, json_option
 from dsv.cli.summary import n_of
+from dsv.errors import ConflictError, DsvError
 
 jobs_option = click.option(
     "-j",
@@ -34,6 +38,7 @@ def _transfer_json(r: Any) -> dict[str, Any]:
         "bytes": r.bytes,
         "packs": r.packs,
         "refs": r.refs,
+        "pruned": r.pruned,
         "up_to_date": r.up_to_date,
         "requests": r.requests,
         "bytes_sent": r.bytes_sent,
@@ -176,6 +181,8 @@ def fetch(
     if as_json:
         _emit_json(_transfer_json(r))
         return
+    for ref, old in r.pruned.items():
+        click.echo(f"{ref}: pruned, the remote has no such branch now (was {old[:10]})")
     for ref, new in r.refs.items():
         click.echo(f"{ref} -> {new[:10]}")
     click.echo(_transfer_line("received", r))
@@ -262,11 +269,22 @@ def clone(
     """
     from dsv.api import remote as api
 
-    base = ctx.obj.get("cwd") or "."
-    target = os.path.join(base, directory) if directory else None
+    source = _local_url(ctx, url)
+    if "://" not in source:
+        source = os.path.abspath(os.path.expanduser(source))
+    # the default name, as the API makes it; below -C DIR like any other path
+    target = directory or Path(source.rstrip("/")).name or "dataset"
+    if ctx.obj.get("cwd"):
+        target = os.path.join(ctx.obj["cwd"], target)
+    finish = _finish_clone(target, source, rev)
+    if finish is not None:
+        raise ConflictError(
+            f"{Path(target)} exists and is not empty",
+            hint=f"it holds an interrupted clone of {url}; finish it with: {finish}",
+        )
     clean_paths = [p.strip("/") for p in paths] or None
     repo, commit_id, branch, r = api.clone(
-        _local_url(ctx, url),
+        source,
         target,
         rev=rev,
         paths=clean_paths,
@@ -291,6 +309,61 @@ def clone(
     where = f"branch {branch}" if branch else f"{commit_id.hex()[:10]} (detached)"
     click.echo(f"Cloned {url} into {repo.root} at {where}")
     click.echo(_transfer_line("received", r))
+
+
+def _finish_clone(target: str, url: str, rev: str | None) -> str | None:
+    """The commands that finish a clone of ``url`` (as recorded: local paths
+    absolute) into ``target`` that was killed,
+    or None if ``target`` holds anything else (absent, empty, another repository,
+    a clone that finished, or one running now).
+
+    Killed before it checked out (HEAD has no commit yet): fetch, then check the
+    version out, which creates its branch from the remote's.  Killed while
+    checking out (HEAD set, ``.dsv/lock`` still naming the clone and not held):
+    the missing files would look like local deletions, so the checkout is forced.
+    """
+    import fcntl
+
+    from dsv.repo import DSV_DIR, Repository
+    from dsv.sync import list_remotes
+
+    root = Path(target)
+    if not (root / DSV_DIR / "config").is_file():
+        return None
+    try:
+        repo = Repository(root.absolute())
+    except (DsvError, OSError, ValueError):
+        return None
+    try:
+        origin = [r.url for r in list_remotes(repo) if r.name == "origin"]
+        if [u.rstrip("/") for u in origin] != [url.rstrip("/")]:
+            return None
+        where = shlex.quote(target)
+        if repo.refs.head().commit is None:
+            if rev is None:  # as the clone chooses: main, or else the remote's first branch
+                tracking = sorted(repo.refs.list_refs("refs/remotes/origin/"))
+                names = [t[len("refs/remotes/origin/") :] for t in tracking]
+                rev = "main" if "main" in names or not names else names[0]
+            else:
+                base = re.split(r"[~^]", rev, maxsplit=1)[0]
+                if base != rev and repo.refs.read(f"refs/tags/{base}") is None:
+                    rev = f"origin/{rev}"  # main~2: no local main yet, origin/main~2 is there
+            return f"dsv -C {where} fetch && dsv -C {where} checkout {shlex.quote(rev)}"
+        lock = repo.dsv_dir / "lock"
+        if not lock.read_text(errors="replace").strip().endswith(": clone"):
+            return None  # the last command that held the lock finished (it empties it)
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a clone is running there now
+        finally:
+            os.close(fd)  # and the lock taken just now with it
+        return f"dsv -C {where} checkout -f HEAD"
+    except (DsvError, OSError):
+        return None
+    finally:
+        repo.close()
 
 
 @cli.command("ls-remote")

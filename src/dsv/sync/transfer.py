@@ -67,6 +67,7 @@ class TransferResult(Record):
         "linked",
         "objects",
         "packs",
+        "pruned",
         "refs",
         "requests",
         "retries",
@@ -89,6 +90,7 @@ class TransferResult(Record):
         retries: int = 0,
         linked: int = 0,
         whole: int = 0,
+        pruned: dict[str, str] | None = None,
     ) -> None:
         self.objects = objects
         self.bytes = bytes  # stored (compressed) bytes of the records moved
@@ -102,6 +104,8 @@ class TransferResult(Record):
         self.retries = retries
         self.linked = linked  # packs hard-linked from a local remote (a clone)
         self.whole = whole  # packs downloaded whole (ObjectFetcher._whole_packs)
+        # remote-tracking refs deleted, with the id they held: the remote has no such branch
+        self.pruned: dict[str, str] = {} if pruned is None else pruned
 
 
 def _stats(result: TransferResult, remote: Remote, t0: float, before: tuple[int, int, int]) -> None:
@@ -787,8 +791,14 @@ def fetch(
     finally:
         progress.finish()
     result.objects, result.bytes, result.whole = f.objects, f.bytes, f.whole_packs
-    # refs: remote-tracking branches, and tags we do not have
+    # refs: remote-tracking branches, and tags we do not have; a tracking ref
+    # whose branch the remote no longer has is deleted (the result names its id)
     with repo.lock("fetch"):
+        mine = f"{REMOTES}{remote.name}/"
+        for tracking, old in repo.refs.list_refs(mine).items():
+            if HEADS + tracking[len(mine) :] not in remote_refs:
+                repo.refs.update(tracking, None, message=f"fetch from {remote.name}: pruned")
+                result.pruned[tracking] = old.hex()
         for ref, (oid, _) in remote_refs.items():
             if ref.startswith(HEADS):
                 tracking = f"{REMOTES}{remote.name}/{ref[len(HEADS) :]}"
