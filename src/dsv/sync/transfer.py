@@ -721,18 +721,21 @@ def fetch(
     whole_packs: bool = False,
     progress: Progress | None = None,
 ) -> TransferResult:
-    """Fetch the remote's refs, all commit objects, and the data they name.
+    """Fetch the remote's refs, every commit and tree they reach, and the files wanted.
 
     ``link_packs`` (a clone): hard-link the packs of a remote in a directory on
     the same file system into the empty store first (``_link_packs``).
     ``whole_packs`` (a clone, fetch or pull): download whole the packs of which most is wanted
     (``ObjectFetcher._whole_packs``).
 
-    Data (trees and files) is fetched for ``data_for`` (ids, or a function
-    called once the commits are in, e.g. to resolve a revision), for every new
-    commit (``history_data``) and for the remote's ref tips (``tips_data``).
-    ``paths`` limits the data to those paths (a partial clone).
-    Remote-tracking refs and tags this repository lacks are updated.
+    The history is walked from the remote's refs down to what the local refs
+    reach (``_Reached``); every commit and every tree on the way that the
+    store lacks is fetched, below ones it has too.  Files are fetched for
+    ``data_for`` (ids, or a function called once the commits are in, e.g. to
+    resolve a revision), for every commit walked (``history_data``) and for
+    the remote's ref tips (``tips_data``).  ``paths`` limits the files to
+    those paths (a partial clone).  Remote-tracking refs and tags this
+    repository lacks are updated once all that is in.
     """
     progress = progress or Progress()
     t0 = time.perf_counter()
@@ -753,37 +756,43 @@ def fetch(
     progress.start("fetching")
     try:
         tips = [oid for oid, _ in remote_refs.values()]
-        # commits (and tag objects): all of the history, they are small
-        new_commits: list[bytes] = []
-        frontier = [t for t in tips if not repo.store.has(t)]
-        seen: set[bytes] = set()
+        # Commits (and tag objects): all of the history, they are small.  The
+        # walk goes from the remote's refs down to what the local refs reach
+        # (``_Reached``), through every commit on the way whether the store has
+        # it already or not: a clone's store may hold the newest commits in
+        # linked packs while an older one was in a pack that failed its check.
+        reached = _Reached(repo)
+        walked: list[bytes] = []  # commits the remote's refs reach and no local ref did
+        frontier = [t for t in dict.fromkeys(tips) if not reached.has(t)]
+        seen = set(frontier)
         while frontier:
-            f.fetch_objects(frontier)
+            f.fetch_objects(frontier)  # those the store lacks
             nxt: list[bytes] = []
             for oid in frontier:
-                if oid in seen:
-                    continue
-                seen.add(oid)
                 obj = decode_object(
                     repo.store.get_bytes(oid, MAX_COMMIT_BYTES), repo.algo.digest_size
                 )
                 if isinstance(obj, Tag):
                     cand = [obj.object]
                 else:
-                    new_commits.append(oid)
+                    walked.append(oid)
                     cand = list(obj.parents)
-                nxt.extend(c for c in cand if not repo.store.has(c) and c not in seen)
-            frontier = list(dict.fromkeys(nxt))
-        # which commits need their data
+                for c in cand:
+                    if c not in seen and not reached.has(c):
+                        seen.add(c)
+                        nxt.append(c)
+            frontier = nxt
+        # which commits need their data (trees and files); every tree of the
+        # others comes along too (``_fetch_trees_and_files``)
         wanted: list[bytes] = list(data_for() if callable(data_for) else data_for or [])
         if history_data:
-            wanted.extend(new_commits)
+            wanted.extend(walked)
         for oid in tips if tips_data else []:
-            c = _peel(repo, oid)
-            if c is not None:
-                wanted.append(c)
+            peeled = _peel(repo, oid)
+            if peeled is not None:
+                wanted.append(peeled)
         if not linked_all:
-            _fetch_trees_and_files(repo, f, list(dict.fromkeys(wanted)), paths)
+            _fetch_trees_and_files(repo, f, list(dict.fromkeys(wanted)), walked, paths)
         repo.store.flush()
     except BaseException:
         repo.store.abort()
@@ -859,6 +868,51 @@ def _link_packs(repo: Repository, remote: Remote) -> int:
     return linked
 
 
+class _Reached:
+    """The commits the local refs reach, where a fetch's walk of the history stops.
+
+    What a ref reaches is in the store, every commit and every tree of it: a
+    commit is written after its trees and its parent, and a fetch (or a
+    clone) moves a ref only once its walk has made all that the remote's refs
+    reach present.  The refs' own commits answer at once; the commits below
+    them are read only if the walk comes upon a commit the store has but no
+    ref names (a remote branch moved back, a new tag on an old commit, a
+    clone's linked packs), and then once.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.tips: set[bytes] = set(repo.refs.list_refs("refs/").values())
+        try:
+            head = repo.refs.head().commit
+        except DsvError:
+            head = None  # a damaged HEAD only stops the walk nowhere
+        if head is not None:
+            self.tips.add(head)
+        self._all: set[bytes] | None = None
+
+    def has(self, oid: bytes) -> bool:
+        if oid in self.tips:
+            return True
+        if not self.repo.store.has(oid):
+            return False  # what a ref reaches is in the store
+        if self._all is None:
+            self._all = self._walk()
+        return oid in self._all
+
+    def _walk(self) -> set[bytes]:
+        out: set[bytes] = set()
+        stack = list(self.tips)
+        while stack:
+            oid = stack.pop()
+            if oid in out or not self.repo.store.has(oid):
+                continue
+            out.add(oid)
+            obj = self.repo.read_object(oid)
+            stack.extend([obj.object] if isinstance(obj, Tag) else obj.parents)
+        return out
+
+
 def _peel(repo: Repository, oid: bytes) -> bytes | None:
     for _ in range(16):
         try:
@@ -872,33 +926,58 @@ def _peel(repo: Repository, oid: bytes) -> bytes | None:
 
 
 def _fetch_trees_and_files(
-    repo: Repository, f: ObjectFetcher, commits: list[bytes], paths: list[str] | None
+    repo: Repository,
+    f: ObjectFetcher,
+    commits: list[bytes],
+    shapes: list[bytes],
+    paths: list[str] | None,
 ) -> None:
-    """Level by level: the trees of a level in one batch, the files in batches as found.
+    """Every tree of ``commits`` and ``shapes``, and the files of ``commits`` (below ``paths``).
 
-    Files are fetched SORT_WINDOW (65,536) at a time while the walk goes on,
-    so that a clone of a million files never holds a million ids, and each
-    lot is read in the order of the remote's packs (``ObjectFetcher._batches``).
+    Level by level: the trees of a level in one batch, the files in batches as
+    found.  A tree the store holds already is walked all the same (what it
+    names may not be there: a clone's pack that failed its check, a fetch cut
+    short); each tree is walked once for its shape, and once more at most for
+    its files.  Files are fetched SORT_WINDOW (65,536) at a time while the
+    walk goes on, so that a clone of a million files never holds a million
+    ids, and each lot is read in the order of the remote's packs
+    (``ObjectFetcher._batches``).
     """
-    level: list[tuple[bytes, str]] = []
+    # a level: (tree, its path with a trailing "/" when ``paths`` limits the
+    # files, whether its files are wanted); those whose files are wanted first,
+    # so that the walk of a tree's shape alone is the one skipped
+    level: list[tuple[bytes, str, bool]] = []
     for c in commits:
-        level.append((repo.read_commit(c).tree, ""))
-    seen_trees: set[bytes] = set()
+        level.append((repo.read_commit(c).tree, "", True))
+    for c in dict.fromkeys(shapes):
+        level.append((repo.read_commit(c).tree, "", False))
+    shaped: set[bytes] = set()  # trees walked: they and all the trees below them are in
+    filled: set[tuple[bytes, str]] = set()  # (tree, path) walked for its files
     files: list[bytes] = []
     while level:
-        f.fetch_objects([t for t, _ in level if t not in seen_trees])
-        nxt: list[tuple[bytes, str]] = []
-        for tid, prefix in level:
-            if tid in seen_trees:
+        f.fetch_objects([t for t, _, _ in level if t not in shaped])
+        nxt: list[tuple[bytes, str, bool]] = []
+        for tid, prefix, data in level:
+            if data:
+                if (tid, prefix) in filled:
+                    continue
+                filled.add((tid, prefix))
+            elif tid in shaped:
                 continue
-            seen_trees.add(tid)
+            shaped.add(tid)
             table = repo.tree_table(tid)
-            # all trees come along (they are small, and status, diff and commit
-            # need the whole shape); file data only below ``paths``
+            # all trees come along (they are small, and log, ls-tree, diff,
+            # status and commit need the whole shape); file data only for the
+            # versions wanted, below ``paths``
+            if not data:
+                nxt.extend(
+                    (oid, "", False) for kind, oid in table.kinds_and_ids() if kind == Kind.DIR
+                )
+                continue
             if paths is None:
                 for kind, oid in table.kinds_and_ids():
                     if kind == Kind.DIR:
-                        nxt.append((oid, ""))
+                        nxt.append((oid, "", True))
                     elif not repo.store.has(oid):
                         files.append(oid)
                 files = _fetch_some(f, files)
@@ -906,10 +985,11 @@ def _fetch_trees_and_files(
             for name, kind, _mode, _size, oid in table.rows():
                 path = prefix + name
                 if kind == Kind.DIR:
-                    nxt.append((oid, path + "/"))
+                    nxt.append((oid, path + "/", True))
                 elif _under(path, paths) and not repo.store.has(oid):
                     files.append(oid)
             files = _fetch_some(f, files)
+        nxt.sort(key=lambda e: not e[2])
         level = nxt
     f.fetch_objects(files)
 
