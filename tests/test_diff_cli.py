@@ -15,6 +15,7 @@ import pytest
 
 from dsv.diff.formats import text_memory
 from dsv.errors import ExitCode
+from dsv.progress import human_bytes
 
 from .conftest import Invoke, write
 
@@ -339,7 +340,8 @@ def test_commit_says_why_a_table_has_no_row_diff(work: Path) -> None:
     r = commit()
     need = text_memory(len(old)) + text_memory(len(new))
     assert r.stderr.decode() == (
-        f"dsv: warning: t.csv: a row-level diff would need about {need} bytes of memory, more"
-        " than the 10 bytes allowed (config diff.max-table-memory); showing a file-level change\n"
+        f"dsv: warning: t.csv: a row-level diff would need about {human_bytes(need)} of memory,"
+        f" more than the {human_bytes(10)} allowed (config diff.max-table-memory);"
+        " showing a file-level change\n"
     )
     assert b"t.csv: rows" not in r.stdout and b"files +0 -0 ~1" in r.stdout

@@ -188,14 +188,23 @@ def _offline(tmp_path: Path, url: str) -> Path | None:
     return away
 
 
+def _published(
+    tmp_path: Path, remote: tuple[str, list[str]], commits: int
+) -> tuple[Repository, list[bytes]]:
+    """A repository ``a`` with ``commits`` commits, pushed to the remote; its commit ids."""
+    url, opts = remote
+    a = _repo(tmp_path / "a")
+    ids = _history(a, commits)
+    rapi.remote_add(a, "origin", url, endpoint_url=opts[1] if opts[0] != "--no-link" else None)
+    rapi.push(a)
+    return a, ids
+
+
 def test_a_partial_clone_lists_and_compares_every_version(
     tmp_path: Path, remote: tuple[str, list[str]]
 ) -> None:
     url, opts = remote
-    a = _repo(tmp_path / "a")
-    ids = _history(a, 3)
-    rapi.remote_add(a, "origin", url, endpoint_url=opts[1] if opts[0] != "--no-link" else None)
-    rapi.push(a)
+    a, ids = _published(tmp_path, remote, 3)
 
     r = run_dsv("clone", *opts, url, "b", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -227,10 +236,7 @@ def test_a_fetch_into_a_partial_clone_brings_the_trees_of_every_new_commit(
     tmp_path: Path, remote: tuple[str, list[str]]
 ) -> None:
     url, opts = remote
-    a = _repo(tmp_path / "a")
-    ids = _history(a, 1)
-    rapi.remote_add(a, "origin", url, endpoint_url=opts[1] if opts[0] != "--no-link" else None)
-    rapi.push(a)
+    a, ids = _published(tmp_path, remote, 1)
     r = run_dsv("clone", *opts, url, "b", "--", "d0", cwd=tmp_path)  # with paths, too
     assert r.returncode == 0, r.stderr
     b = tmp_path / "b"

@@ -39,7 +39,7 @@ from dsv.diff.tables import TableDiff, TableOptions
 from dsv.errors import FormatError, NotFoundError
 from dsv.labels import DirCounts, Settings, folder_layouts
 from dsv.objects import TreeEntry
-from dsv.progress import Progress
+from dsv.progress import Progress, human_bytes
 from dsv.records import Record
 
 __all__ = [
@@ -195,15 +195,9 @@ def _memory_problem(path: str, need: int, limit: int) -> str | None:
     if need <= limit:
         return None
     return (
-        f"{path}: a row-level diff would need about {_gib(need)} of memory, more than the"
-        f" {_gib(limit)} allowed (config diff.max-table-memory); showing a file-level change"
+        f"{path}: a row-level diff would need about {human_bytes(need)} of memory, more than the"
+        f" {human_bytes(limit)} allowed (config diff.max-table-memory); showing a file-level change"
     )
-
-
-def _gib(n: int) -> str:
-    if n >= 1 << 29:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def _open(path: str, entry: TreeEntry, source: Source, fmt: str, limit: int) -> TableFile:
